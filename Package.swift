@@ -1,0 +1,81 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "foxmq",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "foxmq", targets: ["foxmq"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // The wire: MQTT 3.1.1 and 5.0 packets as values, framing, validation. No I/O.
+        .target(
+            name: "FoxMQTT",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // libargon2 (argon2id PHC strings of the original's users.toml).
+        .systemLibrary(
+            name: "CArgon2",
+            pkgConfig: "libargon2",
+            providers: [.apt(["libargon2-dev"])]
+        ),
+        // Storage: users and their password hashes (and, later, the LMDB log and SQLite admin).
+        .target(
+            name: "FoxStore",
+            dependencies: [
+                "CArgon2",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        // The broker: deterministic state machine, connection state machines, listeners.
+        .target(
+            name: "FoxBroker",
+            dependencies: [
+                "FoxMQTT",
+                "FoxStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        // The command line: argument parsing and wiring only.
+        .executableTarget(
+            name: "foxmq",
+            dependencies: [
+                "FoxBroker",
+                "FoxStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "FoxMQTTTests",
+            dependencies: ["FoxMQTT", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "FoxStoreTests",
+            dependencies: ["FoxStore"]
+        ),
+        .testTarget(
+            name: "FoxBrokerTests",
+            dependencies: [
+                "FoxBroker", "FoxMQTT",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

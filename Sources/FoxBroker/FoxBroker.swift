@@ -1,0 +1,2 @@
+// Placeholder so the package builds while the broker is written.
+enum FoxBrokerPlaceholder {}

@@ -1,0 +1,2 @@
+// Placeholder so the package builds while the store is written.
+enum FoxStorePlaceholder {}
