@@ -1,0 +1,31 @@
+/// The bounds a connection enforces on its client before anything reaches the broker core.
+public struct ConnectionLimits: Sendable, Hashable {
+    /// Largest packet accepted from a client, and announced as Maximum Packet Size (§3.2.2.3.6).
+    public var maximumPacketSizeBytes: Int = 1_048_576
+    /// Inbound QoS 1/2 PUBLISHes a client may have unacknowledged; announced as Receive Maximum.
+    public var receiveMaximum: UInt16 = 1024
+    /// Topic aliases a client may define; announced as Topic Alias Maximum.
+    public var topicAliasMaximum: UInt16 = 1024
+    /// A larger (or zero) client keep alive is replaced by this as Server Keep Alive; nil = any.
+    public var keepAliveMaximumSeconds: UInt16? = nil
+    /// A socket that has not completed CONNECT after this long is closed.
+    public var connectTimeoutSeconds: Int = 10
+    /// Open client connections per node; further ones are closed at once.
+    public var connectionCountMax: Int = 100_000
+    /// Levels of a topic name or filter.
+    public var topicLevelCountMax: Int = 128
+    /// Bytes of a topic name or filter.
+    public var topicLengthMax: Int = 65_535
+    /// Anonymous CONNECT is refused unless this is set.
+    public var allowAnonymousLogin = false
+
+    public init() {}
+
+    public func checkInvariants() {
+        precondition(maximumPacketSizeBytes >= 64, "a packet must at least hold a CONNECT")
+        precondition(receiveMaximum >= 1)
+        precondition(connectTimeoutSeconds >= 1)
+        precondition(connectionCountMax >= 1)
+        precondition(topicLevelCountMax >= 1 && topicLengthMax >= 1)
+    }
+}

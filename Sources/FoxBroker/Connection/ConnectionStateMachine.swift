@@ -1,0 +1,384 @@
+import FoxMQTT
+
+/// The protocol logic of one client connection, with no socket: packets and timer expiries in,
+/// outputs out (packets to send, events to order, a credential check to run, close). The
+/// channel handler only carries the outputs out.
+///
+/// It owns what is per connection and never replicated: the protocol version, authentication,
+/// topic aliases, keep alive, and the count of inbound QoS 1/2 messages not yet acknowledged
+/// (our Receive Maximum). Everything about the session goes to the broker core as events.
+struct ConnectionStateMachine {
+    enum Output: Equatable {
+        case send(Packet)
+        case submit(BrokerEventBox)
+        /// Check these credentials off the event loop, then call `authenticationCompleted`.
+        case authenticate(username: String?, password: [UInt8]?)
+        /// Start the keep-alive watch: the connection ends after this many milliseconds without
+        /// a packet from the client.
+        case watchKeepAlive(timeoutMillis: Int64)
+        /// Close the socket (after the sends before it are written).
+        case close
+    }
+
+    enum State {
+        case awaitingConnect
+        /// CONNECT received; credentials being checked; nothing else is read meanwhile.
+        case authenticating(Connect, assignedIdentifier: String?)
+        /// The session open is submitted; CONNACK comes with the broker's answer.
+        case connected(Connected)
+        /// Closing or closed: nothing more is read, the broker already knows.
+        case closed
+    }
+
+    struct Connected {
+        var version: ProtocolVersion
+        var clientIdentifier: String
+        var assignedIdentifier: String?
+        var keepAliveSeconds: UInt16
+        var serverKeepAliveSeconds: UInt16?
+        var sessionExpiryIntervalSeconds: UInt32
+        var requestProblemInformation: Bool
+        var connAckSent = false
+        var aliases: TopicAliases
+        /// Inbound QoS 1/2 packet identifiers not yet answered by PUBACK or PUBCOMP.
+        var inboundUnacknowledged: Set<UInt16> = []
+    }
+
+    let connection: ConnectionID
+    let limits: ConnectionLimits
+    private(set) var state: State = .awaitingConnect
+
+    init(connection: ConnectionID, limits: ConnectionLimits) {
+        self.connection = connection
+        self.limits = limits
+    }
+
+    /// Whether more bytes may be decoded now (not while credentials are checked).
+    var isReading: Bool {
+        switch state {
+        case .awaitingConnect, .connected: true
+        case .authenticating, .closed: false
+        }
+    }
+
+    var isClosed: Bool { if case .closed = state { true } else { false } }
+
+    /// The version to decode with; 5.0 until CONNECT says otherwise (only CONNECT is read then).
+    var protocolVersion: ProtocolVersion {
+        switch state {
+        case .authenticating(let connect, _): connect.protocolVersion
+        case .connected(let connected): connected.version
+        case .awaitingConnect, .closed: .v5
+        }
+    }
+
+    // MARK: Inbound
+
+    /// A packet the client sent. `makeIdentifier` assigns an identifier to an empty one.
+    mutating func received(_ packet: Packet, makeIdentifier: () -> String, into outputs: inout [Output]) {
+        switch state {
+        case .awaitingConnect:
+            guard case .connect(let connect) = packet else {
+                // The first packet must be CONNECT (§3.1): close without a word.
+                close(into: &outputs)
+                return
+            }
+            receivedConnect(connect, makeIdentifier: makeIdentifier, into: &outputs)
+        case .authenticating:
+            preconditionFailure("packet read while authenticating")
+        case .connected(var connected):
+            receivedWhileConnected(packet, &connected, into: &outputs)
+            if case .connected = state { state = .connected(connected) }
+        case .closed:
+            return
+        }
+    }
+
+    private mutating func receivedConnect(_ connect: Connect, makeIdentifier: () -> String, into outputs: inout [Output]) {
+        let version = connect.protocolVersion
+        if version == .v5, connect.properties.authenticationMethod != nil {
+            // No extended authentication method is supported (§4.12).
+            refuse(.badAuthenticationMethod, version: version, into: &outputs)
+            return
+        }
+        var assigned: String?
+        if connect.clientIdentifier.isEmpty {
+            // 3.1.1 §3.1.3.1: an empty identifier needs Clean Session 1. 5.0: we assign one.
+            if version == .v311 && !connect.cleanStart {
+                refuse(.clientIdentifierNotValid, version: version, into: &outputs)
+                return
+            }
+            assigned = makeIdentifier()
+        }
+        if connect.username == nil && !limits.allowAnonymousLogin {
+            refuse(.notAuthorized, version: version, into: &outputs)
+            return
+        }
+        if let will = connect.will, let error = validateTopicName(will.topicName) {
+            refuse(error, version: version, into: &outputs)
+            return
+        }
+        state = .authenticating(connect, assignedIdentifier: assigned)
+        outputs.append(.authenticate(username: connect.username, password: connect.password))
+    }
+
+    /// The credential check finished.
+    mutating func authenticationCompleted(accepted: Bool, into outputs: inout [Output]) {
+        guard case .authenticating(let connect, let assigned) = state else { return }
+        let version = connect.protocolVersion
+        guard accepted else {
+            refuse(.badUserNameOrPassword, version: version, into: &outputs)
+            return
+        }
+        let properties = connect.properties
+        let sessionExpiry: UInt32 =
+            version == .v5
+            ? properties.sessionExpiryIntervalSeconds ?? 0
+            : (connect.cleanStart ? 0 : UInt32.max)
+        var serverKeepAlive: UInt16?
+        if let maximum = limits.keepAliveMaximumSeconds,
+            connect.keepAliveSeconds == 0 || connect.keepAliveSeconds > maximum
+        {
+            serverKeepAlive = maximum
+        }
+        var aliases = TopicAliases(inboundMaximum: version == .v5 ? limits.topicAliasMaximum : 0)
+        aliases.outboundMaximum = version == .v5 ? properties.topicAliasMaximum ?? 0 : 0
+        let clientIdentifier = assigned ?? connect.clientIdentifier
+        state = .connected(
+            Connected(
+                version: version, clientIdentifier: clientIdentifier, assignedIdentifier: assigned,
+                keepAliveSeconds: connect.keepAliveSeconds, serverKeepAliveSeconds: serverKeepAlive,
+                sessionExpiryIntervalSeconds: sessionExpiry,
+                requestProblemInformation: properties.requestProblemInformation != 0,
+                aliases: aliases))
+        let open = SessionOpen(
+            connection: connection, clientIdentifier: clientIdentifier, protocolVersion: version,
+            cleanStart: connect.cleanStart, sessionExpiryIntervalSeconds: sessionExpiry,
+            will: connect.will, receiveMaximum: version == .v5 ? properties.receiveMaximum ?? UInt16.max : UInt16.max,
+            maximumPacketSize: version == .v5 ? properties.maximumPacketSize : nil)
+        outputs.append(.submit(BrokerEventBox(.sessionOpen(open))))
+    }
+
+    private mutating func receivedWhileConnected(_ packet: Packet, _ connected: inout Connected, into outputs: inout [Output]) {
+        switch packet {
+        case .publish(var publish):
+            do {
+                publish.topicName = try connected.aliases.resolveInbound(
+                    topicName: publish.topicName, alias: publish.properties.topicAlias)
+            } catch .aliasInvalid {
+                fail(.topicAliasInvalid, "topic alias outside 1...\(limits.topicAliasMaximum)", into: &outputs)
+                return
+            } catch {
+                fail(.protocolError, "topic alias used before it was defined", into: &outputs)
+                return
+            }
+            publish.properties.topicAlias = nil
+            if let error = validateTopicName(publish.topicName) {
+                fail(error, "topic name exceeds the broker's limits", into: &outputs)
+                return
+            }
+            if let packetIdentifier = publish.packetIdentifier {
+                connected.inboundUnacknowledged.insert(packetIdentifier)
+                if connected.inboundUnacknowledged.count > Int(limits.receiveMaximum) {
+                    fail(.receiveMaximumExceeded, "more than \(limits.receiveMaximum) unacknowledged QoS 1/2 messages", into: &outputs)
+                    return
+                }
+            }
+            outputs.append(.submit(BrokerEventBox(.publish(connection, publish))))
+        case .pubAck(let pubAck):
+            outputs.append(.submit(BrokerEventBox(.pubAck(connection, packetIdentifier: pubAck.packetIdentifier))))
+        case .pubRec(let pubRec):
+            outputs.append(.submit(BrokerEventBox(.pubRec(connection, packetIdentifier: pubRec.packetIdentifier, reasonCode: pubRec.reasonCode))))
+        case .pubRel(let pubRel):
+            outputs.append(.submit(BrokerEventBox(.pubRel(connection, packetIdentifier: pubRel.packetIdentifier))))
+        case .pubComp(let pubComp):
+            outputs.append(.submit(BrokerEventBox(.pubComp(connection, packetIdentifier: pubComp.packetIdentifier))))
+        case .subscribe(let subscribe):
+            outputs.append(.submit(BrokerEventBox(.subscribe(connection, subscribe))))
+        case .unsubscribe(let unsubscribe):
+            outputs.append(.submit(BrokerEventBox(.unsubscribe(connection, unsubscribe))))
+        case .pingReq:
+            outputs.append(.send(.pingResp))
+        case .disconnect(let disconnect):
+            let newExpiry = disconnect.properties.sessionExpiryIntervalSeconds
+            if let newExpiry, newExpiry != 0, connected.sessionExpiryIntervalSeconds == 0 {
+                // §3.14.2.2.2: a session that was to end at once cannot be extended here.
+                fail(.protocolError, "session expiry set on DISCONNECT after 0 on CONNECT", into: &outputs)
+                return
+            }
+            // Only reason 0x00 discards the will (§3.1.2.5).
+            let cause: SessionClose.Cause =
+                disconnect.reasonCode == .normalDisconnection ? .normalDisconnect : .disconnectWithWill
+            outputs.append(.submit(BrokerEventBox(.sessionClose(connection, SessionClose(cause: cause, sessionExpiryIntervalSeconds: newExpiry)))))
+            state = .closed
+            outputs.append(.close)
+        case .connect:
+            fail(.protocolError, "second CONNECT", into: &outputs)
+        case .auth:
+            fail(.protocolError, "AUTH without an authentication method", into: &outputs)
+        case .connAck, .subAck, .unsubAck, .pingResp:
+            fail(.protocolError, "\(packet.packetType) is sent by servers only", into: &outputs)
+        }
+    }
+
+    private func validateTopicName(_ topicName: String) -> ReasonCode? {
+        if topicName.utf8.count > limits.topicLengthMax { return .topicNameInvalid }
+        var levels = 1
+        for byte in topicName.utf8 where byte == UInt8(ascii: "/") {
+            levels += 1
+            if levels > limits.topicLevelCountMax { return .topicNameInvalid }
+        }
+        return nil
+    }
+
+    /// The decoder refused the client's bytes.
+    mutating func decodeFailed(_ error: MQTTDecodeError, into outputs: inout [Output]) {
+        switch state {
+        case .awaitingConnect:
+            // A CONNECT we cannot read: 5.0 §3.1.4 answers a bad version with CONNACK 0x84.
+            if error.reasonCode == .unsupportedProtocolVersion {
+                outputs.append(.send(.connAck(ConnAck(sessionPresent: false, reasonCode: .unsupportedProtocolVersion))))
+            }
+            state = .closed
+            outputs.append(.close)
+        case .authenticating(let connect, _):
+            refuse(error.reasonCode, version: connect.protocolVersion, into: &outputs)
+        case .connected:
+            fail(error.reasonCode, "\(error)", into: &outputs)
+        case .closed:
+            return
+        }
+    }
+
+    // MARK: Outbound
+
+    /// An action of the broker core for this connection.
+    mutating func brokerAction(_ action: BrokerAction, into outputs: inout [Output]) {
+        guard case .connected(var connected) = state else { return }
+        switch action {
+        case .connAck(_, let sessionPresent, let reasonCode):
+            var connAck = ConnAck(sessionPresent: sessionPresent, reasonCode: reasonCode)
+            if connected.version == .v5 { connAck.properties = capabilities(connected) }
+            outputs.append(.send(.connAck(connAck)))
+            guard !reasonCode.isFailure else {
+                state = .closed
+                outputs.append(.close)
+                return
+            }
+            connected.connAckSent = true
+            let keepAlive = connected.serverKeepAliveSeconds ?? connected.keepAliveSeconds
+            if keepAlive > 0 {
+                // §3.1.2.10: one and a half times the keep alive without a packet ends it.
+                outputs.append(.watchKeepAlive(timeoutMillis: Int64(keepAlive) * 1500))
+            }
+        case .send(_, var packet):
+            switch packet {
+            case .publish(var publish):
+                let (topicName, alias) = connected.aliases.applyOutbound(topicName: publish.topicName)
+                publish.topicName = topicName
+                publish.properties.topicAlias = alias
+                packet = .publish(publish)
+            case .pubAck(let pubAck):
+                connected.inboundUnacknowledged.remove(pubAck.packetIdentifier)
+            case .pubRec(let pubRec) where pubRec.reasonCode.isFailure:
+                connected.inboundUnacknowledged.remove(pubRec.packetIdentifier)
+            case .pubComp(let pubComp):
+                connected.inboundUnacknowledged.remove(pubComp.packetIdentifier)
+            default:
+                break
+            }
+            outputs.append(.send(packet))
+        case .disconnect(_, let reasonCode):
+            if connected.version == .v5 { outputs.append(.send(.disconnect(Disconnect(reasonCode: reasonCode)))) }
+            state = .closed
+            outputs.append(.close)
+            return
+        }
+        state = .connected(connected)
+    }
+
+    /// CONNACK properties of 5.0: what this broker supports and what it decided (§3.2.2.3).
+    private func capabilities(_ connected: Connected) -> Properties {
+        var properties = Properties()
+        properties.receiveMaximum = limits.receiveMaximum
+        properties.maximumPacketSize = UInt32(clamping: limits.maximumPacketSizeBytes)
+        properties.topicAliasMaximum = limits.topicAliasMaximum
+        properties.retainAvailable = 1
+        properties.wildcardSubscriptionAvailable = 1
+        properties.subscriptionIdentifierAvailable = 1
+        properties.sharedSubscriptionAvailable = 1
+        properties.assignedClientIdentifier = connected.assignedIdentifier
+        properties.serverKeepAliveSeconds = connected.serverKeepAliveSeconds
+        return properties
+    }
+
+    // MARK: Timers and the end
+
+    /// No packet from the client for 1.5 times the keep alive (§3.1.2.10).
+    mutating func keepAliveExpired(into outputs: inout [Output]) {
+        fail(.keepAliveTimeout, "no packet within 1.5 times the keep alive", into: &outputs)
+    }
+
+    /// CONNECT did not complete in time.
+    mutating func connectTimedOut(into outputs: inout [Output]) {
+        switch state {
+        case .awaitingConnect, .authenticating:
+            state = .closed
+            outputs.append(.close)
+        case .connected, .closed:
+            return
+        }
+    }
+
+    /// The broker is stopping: 5.0 clients hear 0x8B (§3.14.2.1).
+    mutating func shutdown(into outputs: inout [Output]) {
+        if case .connected(let connected) = state, connected.version == .v5, connected.connAckSent {
+            outputs.append(.send(.disconnect(Disconnect(reasonCode: .serverShuttingDown))))
+        }
+        state = .closed
+        outputs.append(.close)
+    }
+
+    /// The socket closed, for whatever reason. The broker learns it unless it already did.
+    mutating func channelClosed(into outputs: inout [Output]) {
+        if case .connected = state {
+            outputs.append(.submit(BrokerEventBox(.sessionClose(connection, SessionClose(cause: .abnormal)))))
+        }
+        state = .closed
+    }
+
+    /// Ends the connection for a protocol violation: DISCONNECT with the reason in 5.0 (after
+    /// CONNACK), a plain close in 3.1.1 (§4.13). The broker learns of it as an abnormal close,
+    /// so the will is published.
+    private mutating func fail(_ reasonCode: ReasonCode, _ reason: String, into outputs: inout [Output]) {
+        guard case .connected(let connected) = state else {
+            state = .closed
+            outputs.append(.close)
+            return
+        }
+        if connected.version == .v5 {
+            var disconnect = Disconnect(reasonCode: reasonCode)
+            if connected.requestProblemInformation { disconnect.properties.reasonString = reason }
+            outputs.append(.send(.disconnect(disconnect)))
+        }
+        outputs.append(.submit(BrokerEventBox(.sessionClose(connection, SessionClose(cause: .abnormal)))))
+        state = .closed
+        outputs.append(.close)
+    }
+
+    /// Refuses a CONNECT with a CONNACK failure and closes (§3.2.2.2).
+    private mutating func refuse(_ reasonCode: ReasonCode, version: ProtocolVersion, into outputs: inout [Output]) {
+        outputs.append(.send(.connAck(ConnAck(sessionPresent: false, reasonCode: reasonCode))))
+        state = .closed
+        outputs.append(.close)
+    }
+}
+
+/// Wraps an event so that outputs can be compared in tests without making every event
+/// `Equatable`; equality is by description.
+struct BrokerEventBox: Equatable, CustomStringConvertible {
+    let event: BrokerEvent
+    init(_ event: BrokerEvent) { self.event = event }
+    var description: String { String(describing: event) }
+    static func == (lhs: BrokerEventBox, rhs: BrokerEventBox) -> Bool { lhs.description == rhs.description }
+}

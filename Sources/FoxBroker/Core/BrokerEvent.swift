@@ -1,0 +1,78 @@
+import FoxMQTT
+
+/// An event that changes broker state. Events reach `BrokerState.apply` only after an `Orderer`
+/// has put them in the one order every node agrees on, together with the time of that order:
+/// time-dependent rules (message expiry, will delay, session expiry) read that time and never a
+/// local clock, so every node that applies the same events reaches the same state.
+public enum BrokerEvent: Sendable {
+    /// A client's CONNECT, authenticated and validated by its connection.
+    case sessionOpen(SessionOpen)
+    /// A PUBLISH from a client, topic alias already resolved.
+    case publish(ConnectionID, Publish)
+    /// PUBREL of an inbound QoS 2 exchange.
+    case pubRel(ConnectionID, packetIdentifier: UInt16)
+    /// The client acknowledged an outbound QoS 1 PUBLISH.
+    case pubAck(ConnectionID, packetIdentifier: UInt16)
+    /// The client received an outbound QoS 2 PUBLISH; a failure code ends the exchange.
+    case pubRec(ConnectionID, packetIdentifier: UInt16, reasonCode: ReasonCode)
+    /// The client completed an outbound QoS 2 exchange.
+    case pubComp(ConnectionID, packetIdentifier: UInt16)
+    case subscribe(ConnectionID, Subscribe)
+    case unsubscribe(ConnectionID, Unsubscribe)
+    /// The connection ended: by the client's DISCONNECT, an error, or the network.
+    case sessionClose(ConnectionID, SessionClose)
+    /// Time passed: due wills are published and expired sessions end.
+    case tick
+}
+
+/// What a connection learned from CONNECT that the session state needs.
+public struct SessionOpen: Sendable {
+    public var connection: ConnectionID
+    /// Never empty: the connection assigns one for an empty CONNECT identifier.
+    public var clientIdentifier: String
+    public var protocolVersion: ProtocolVersion
+    public var cleanStart: Bool
+    /// 3.1.1: 0 for Clean Session 1, `UInt32.max` (never) for Clean Session 0.
+    public var sessionExpiryIntervalSeconds: UInt32
+    public var will: Will?
+    /// The client's Receive Maximum: outbound QoS 1/2 messages it accepts unacknowledged.
+    public var receiveMaximum: UInt16
+    /// The client's Maximum Packet Size; nil when it set none.
+    public var maximumPacketSize: UInt32?
+
+    public init(
+        connection: ConnectionID, clientIdentifier: String, protocolVersion: ProtocolVersion,
+        cleanStart: Bool, sessionExpiryIntervalSeconds: UInt32, will: Will?,
+        receiveMaximum: UInt16, maximumPacketSize: UInt32?
+    ) {
+        self.connection = connection
+        self.clientIdentifier = clientIdentifier
+        self.protocolVersion = protocolVersion
+        self.cleanStart = cleanStart
+        self.sessionExpiryIntervalSeconds = sessionExpiryIntervalSeconds
+        self.will = will
+        self.receiveMaximum = receiveMaximum
+        self.maximumPacketSize = maximumPacketSize
+    }
+}
+
+/// How a connection ended (MQTT 5.0 §3.1.2.5: when the will is published).
+public struct SessionClose: Sendable {
+    public enum Cause: Sendable, Hashable {
+        /// DISCONNECT with reason 0x00: the will is discarded.
+        case normalDisconnect
+        /// DISCONNECT with reason 0x04 (Disconnect with Will Message).
+        case disconnectWithWill
+        /// Any other end: network loss, keep alive timeout, protocol error, server shutdown.
+        case abnormal
+    }
+
+    public var cause: Cause
+    /// A new Session Expiry Interval from the client's DISCONNECT (5.0 §3.14.2.2.2).
+    public var sessionExpiryIntervalSeconds: UInt32?
+
+    public init(cause: Cause, sessionExpiryIntervalSeconds: UInt32? = nil) {
+        self.cause = cause
+        self.sessionExpiryIntervalSeconds = sessionExpiryIntervalSeconds
+    }
+}

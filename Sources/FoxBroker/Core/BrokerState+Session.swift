@@ -1,0 +1,130 @@
+import FoxMQTT
+
+/// Session lifecycle: open, take over, resume, close, will, expiry (MQTT 5.0 §3.1.2.4,
+/// §3.1.2.5, §3.1.2.11.2, §4.1).
+extension BrokerState {
+    func openSession(_ open: SessionOpen, into actions: inout [BrokerAction]) {
+        let clientIdentifier = open.clientIdentifier
+        var sessionPresent = false
+        if var existing = sessions[clientIdentifier] {
+            if let old = existing.connection {
+                // Session takeover (§3.1.4): the old connection gets DISCONNECT 0x8E and its will
+                // follows the usual rule, except that the new connection arrives at once.
+                actions.append(.disconnect(old, .sessionTakenOver))
+                connectionOwners[old] = nil
+                if let will = existing.will, open.cleanStart || (will.properties.willDelayIntervalSeconds ?? 0) == 0 {
+                    publishWill(will, of: clientIdentifier, into: &actions)
+                }
+                existing.will = nil
+                existing.connection = nil
+                sessions[clientIdentifier] = existing
+            }
+            if open.cleanStart {
+                endSession(clientIdentifier, into: &actions)
+            } else {
+                sessionPresent = true
+            }
+        }
+        if !sessionPresent && sessions.count >= limits.sessionCountMax {
+            actions.append(.connAck(open.connection, sessionPresent: false, reasonCode: .quotaExceeded))
+            return
+        }
+        var session = sessions[clientIdentifier] ?? Session(open: open, inflightCountMax: limits.inflightCountMax)
+        // Reconnected before the will delay passed: the will is not sent (§3.1.3.2.2).
+        session.pendingWill = nil
+        session.disconnectedAtMillis = nil
+        session.connection = open.connection
+        session.protocolVersion = open.protocolVersion
+        session.expiryIntervalSeconds = open.sessionExpiryIntervalSeconds
+        session.will = open.will
+        session.maximumPacketSize = open.maximumPacketSize
+        session.outbound.setReceiveMaximum(open.receiveMaximum)
+        detachedSessions.remove(clientIdentifier)
+        connectionOwners[open.connection] = clientIdentifier
+        actions.append(.connAck(open.connection, sessionPresent: sessionPresent, reasonCode: .success))
+        if sessionPresent {
+            session.resume(nowMillis: nowMillis, into: &actions)
+        }
+        sessions[clientIdentifier] = session
+    }
+
+    func closeSession(_ connection: ConnectionID, _ close: SessionClose, into actions: inout [BrokerAction]) {
+        guard let clientIdentifier = connectionOwners.removeValue(forKey: connection),
+            var session = sessions[clientIdentifier], session.connection == connection
+        else { return }
+        session.connection = nil
+        session.disconnectedAtMillis = nowMillis
+        if let expiry = close.sessionExpiryIntervalSeconds { session.expiryIntervalSeconds = expiry }
+        let will = session.will
+        session.will = nil
+        sessions[clientIdentifier] = session
+        detachedSessions.insert(clientIdentifier)
+        if close.cause != .normalDisconnect, let will {
+            let delaySeconds = min(will.properties.willDelayIntervalSeconds ?? 0, session.expiryIntervalSeconds)
+            if delaySeconds == 0 {
+                publishWill(will, of: clientIdentifier, into: &actions)
+            } else {
+                sessions[clientIdentifier]?.pendingWill = PendingWill(
+                    will: will, protocolVersion: session.protocolVersion,
+                    deadlineMillis: nowMillis + UInt64(delaySeconds) * 1000)
+            }
+        }
+        if session.expiryIntervalSeconds == 0 {
+            endSession(clientIdentifier, into: &actions)
+        }
+    }
+
+    /// Publishes due delayed wills and ends expired sessions, in deadline order.
+    func tick(into actions: inout [BrokerAction]) {
+        enum Due { case will, end }
+        var due: [(deadline: UInt64, clientIdentifier: String, what: Due)] = []
+        for clientIdentifier in detachedSessions {
+            guard let session = sessions[clientIdentifier] else { continue }
+            if let will = session.pendingWill, will.deadlineMillis <= nowMillis {
+                due.append((will.deadlineMillis, clientIdentifier, .will))
+            }
+            if let deadline = session.expiryDeadlineMillis, deadline <= nowMillis {
+                due.append((deadline, clientIdentifier, .end))
+            }
+        }
+        // Sorted: set order must not decide the order of what is published.
+        due.sort { ($0.deadline, $0.clientIdentifier, $0.what == .will ? 0 : 1) < ($1.deadline, $1.clientIdentifier, $1.what == .will ? 0 : 1) }
+        for item in due {
+            switch item.what {
+            case .will:
+                guard let pending = sessions[item.clientIdentifier]?.pendingWill else { continue }
+                sessions[item.clientIdentifier]?.pendingWill = nil
+                publishWill(pending.will, of: item.clientIdentifier, into: &actions)
+            case .end:
+                endSession(item.clientIdentifier, into: &actions)
+            }
+        }
+    }
+
+    /// Ends a detached session: its delayed will goes out now (§3.1.2.5), its subscriptions go.
+    func endSession(_ clientIdentifier: String, into actions: inout [BrokerAction]) {
+        guard let session = sessions.removeValue(forKey: clientIdentifier) else { return }
+        precondition(session.connection == nil, "ending an attached session")
+        detachedSessions.remove(clientIdentifier)
+        // Sorted so that shared-group cursors move the same way on every node.
+        for filter in session.subscriptions.keys.sorted() {
+            let shared = Topic.parseShared(filter)
+            topicTree.remove(filter: shared?.filter ?? filter, shareName: shared?.shareName, clientIdentifier: clientIdentifier)
+        }
+        if let pending = session.pendingWill {
+            publishWill(pending.will, of: clientIdentifier, into: &actions)
+        }
+    }
+
+    func publishWill(_ will: Will, of clientIdentifier: String, into actions: inout [BrokerAction]) {
+        var properties = will.properties
+        properties.willDelayIntervalSeconds = nil
+        let message = ApplicationMessage(
+            topicName: will.topicName, payload: will.payload, qos: will.qos, retain: will.retain,
+            properties: properties,
+            expiryDeadlineMillis: properties.messageExpiryIntervalSeconds.map { nowMillis + UInt64($0) * 1000 },
+            originClientIdentifier: clientIdentifier)
+        if will.retain { retained.store(message) }
+        distribute(message, into: &actions)
+    }
+}

@@ -1,0 +1,228 @@
+import FoxMQTT
+
+/// The broker as a deterministic state machine: sessions, subscriptions, retained messages and
+/// queues, changed only by `apply` of ordered events. Same events, same times, same state and
+/// same actions on every node; no clock, socket or randomness inside.
+///
+/// Single owner: the `Orderer` that feeds it calls `apply` serially. It is a class because the
+/// topic tree is a graph of nodes mutated in place.
+public final class BrokerState {
+    public let limits: BrokerLimits
+    var sessions: [String: Session] = [:]
+    /// Which session each attached connection drives; events from any other connection (one
+    /// taken over, say) change nothing.
+    var connectionOwners: [ConnectionID: String] = [:]
+    /// Sessions whose client is away: the only ones a tick must look at.
+    var detachedSessions: Set<String> = []
+    let topicTree = TopicTree()
+    var retained = RetainedMessages()
+    /// The ordered clock: the greatest event time applied so far.
+    public private(set) var nowMillis: UInt64 = 0
+
+    public init(limits: BrokerLimits = BrokerLimits()) {
+        limits.checkInvariants()
+        self.limits = limits
+    }
+
+    public var sessionCount: Int { sessions.count }
+    public var connectedSessionCount: Int { connectionOwners.count }
+    public var subscriptionCount: Int { topicTree.subscriptionCount }
+    public var retainedMessageCount: Int { retained.count }
+
+    /// Applies one ordered event at its ordered time and appends what the edge must do.
+    public func apply(_ event: BrokerEvent, atMillis timeMillis: UInt64, into actions: inout [BrokerAction]) {
+        // The ordered clock never runs backwards, whatever the orderer's clock did.
+        nowMillis = max(nowMillis, timeMillis)
+        switch event {
+        case .sessionOpen(let open):
+            openSession(open, into: &actions)
+        case .publish(let connection, let publish):
+            receivePublish(publish, from: connection, into: &actions)
+        case .pubRel(let connection, let packetIdentifier):
+            guard let clientIdentifier = connectionOwners[connection] else { return }
+            let released = sessions[clientIdentifier]?.inboundQoS2Unreleased.remove(packetIdentifier) != nil
+            let pubComp = PubComp(
+                packetIdentifier: packetIdentifier,
+                reasonCode: released ? .success : .packetIdentifierNotFound)
+            actions.append(.send(connection, .pubComp(pubComp)))
+        case .pubAck(let connection, let packetIdentifier):
+            guard let clientIdentifier = connectionOwners[connection] else { return }
+            sessions[clientIdentifier]?.acknowledge(
+                pubAck: packetIdentifier, nowMillis: nowMillis, into: &actions)
+        case .pubRec(let connection, let packetIdentifier, let reasonCode):
+            guard let clientIdentifier = connectionOwners[connection] else { return }
+            sessions[clientIdentifier]?.acknowledge(
+                pubRec: packetIdentifier, reasonCode: reasonCode, nowMillis: nowMillis, into: &actions)
+        case .pubComp(let connection, let packetIdentifier):
+            guard let clientIdentifier = connectionOwners[connection] else { return }
+            sessions[clientIdentifier]?.acknowledge(
+                pubComp: packetIdentifier, nowMillis: nowMillis, into: &actions)
+        case .subscribe(let connection, let subscribe):
+            self.subscribe(subscribe, from: connection, into: &actions)
+        case .unsubscribe(let connection, let unsubscribe):
+            self.unsubscribe(unsubscribe, from: connection, into: &actions)
+        case .sessionClose(let connection, let close):
+            closeSession(connection, close, into: &actions)
+        case .tick:
+            tick(into: &actions)
+        }
+    }
+
+    // MARK: Publish
+
+    private func receivePublish(_ publish: Publish, from connection: ConnectionID, into actions: inout [BrokerAction]) {
+        guard let clientIdentifier = connectionOwners[connection] else { return }
+        if publish.qos == .exactlyOnce, let packetIdentifier = publish.packetIdentifier,
+            sessions[clientIdentifier]?.inboundQoS2Unreleased.contains(packetIdentifier) == true
+        {
+            // A resent QoS 2 PUBLISH not yet released: acknowledge again, deliver nothing (§4.3.3).
+            actions.append(.send(connection, .pubRec(PubRec(packetIdentifier: packetIdentifier))))
+            return
+        }
+        let message = ApplicationMessage(publish: publish, origin: clientIdentifier, nowMillis: nowMillis)
+        if publish.retain { retained.store(message) }
+        let matched = distribute(message, into: &actions)
+        let reasonCode: ReasonCode = matched ? .success : .noMatchingSubscribers
+        switch (publish.qos, publish.packetIdentifier) {
+        case (.atLeastOnce, let packetIdentifier?):
+            actions.append(.send(connection, .pubAck(PubAck(packetIdentifier: packetIdentifier, reasonCode: reasonCode))))
+        case (.exactlyOnce, let packetIdentifier?):
+            sessions[clientIdentifier]?.inboundQoS2Unreleased.insert(packetIdentifier)
+            actions.append(.send(connection, .pubRec(PubRec(packetIdentifier: packetIdentifier, reasonCode: reasonCode))))
+        default:
+            break
+        }
+    }
+
+    /// What one session gets of one message when several of its subscriptions match (§3.3.4:
+    /// one delivery at the greatest granted QoS, with every subscription identifier).
+    private struct Delivery {
+        var qos: QoS = .atMostOnce
+        var retainAsPublished = false
+        var subscriptionIdentifiers: [UInt32] = []
+
+        mutating func merge(_ entry: SubscriptionEntry, messageQoS: QoS) {
+            qos = max(qos, min(messageQoS, entry.options.qos))
+            retainAsPublished = retainAsPublished || entry.options.retainAsPublished
+            if let identifier = entry.subscriptionIdentifier { subscriptionIdentifiers.append(identifier) }
+        }
+    }
+
+    /// Delivers a message to every matching subscription; returns whether any matched.
+    @discardableResult
+    func distribute(_ message: ApplicationMessage, into actions: inout [BrokerAction]) -> Bool {
+        var deliveries: [String: Delivery] = [:]
+        let origin = message.originClientIdentifier
+        topicTree.match(
+            topicName: message.topicName,
+            subscriber: { clientIdentifier, entry in
+                if entry.options.noLocal && clientIdentifier == origin { return }
+                deliveries[clientIdentifier, default: Delivery()].merge(entry, messageQoS: message.qos)
+            },
+            sharedGroup: { group in
+                guard let member = self.chooseMember(of: &group) else { return }
+                guard let entry = group.entries[member] else { preconditionFailure("shared member without entry") }
+                deliveries[member, default: Delivery()].merge(entry, messageQoS: message.qos)
+            })
+        if deliveries.isEmpty { return false }
+        // Sorted so that the actions come out in the same order on every node.
+        for clientIdentifier in deliveries.keys.sorted() {
+            guard let delivery = deliveries[clientIdentifier] else { continue }
+            sessions[clientIdentifier]?.deliver(
+                message, qos: delivery.qos, retain: delivery.retainAsPublished && message.retain,
+                subscriptionIdentifiers: delivery.subscriptionIdentifiers.sorted(),
+                nowMillis: nowMillis, queuedMessageCountMax: limits.queuedMessageCountMax, into: &actions)
+        }
+        return true
+    }
+
+    /// Round robin over a shared group's members, skipping those whose client is away while
+    /// any member is connected (§4.8.2).
+    private func chooseMember(of group: inout TopicTree.SharedGroup) -> String? {
+        let count = group.members.count
+        guard count > 0 else { return nil }
+        let start = group.cursor % count
+        var chosen = start
+        for offset in 0..<count {
+            let index = (start + offset) % count
+            if sessions[group.members[index]]?.isConnected == true {
+                chosen = index
+                break
+            }
+        }
+        group.cursor = (chosen + 1) % count
+        return group.members[chosen]
+    }
+
+    // MARK: Subscriptions
+
+    private func subscribe(_ subscribe: Subscribe, from connection: ConnectionID, into actions: inout [BrokerAction]) {
+        guard let clientIdentifier = connectionOwners[connection], var session = sessions[clientIdentifier] else { return }
+        var reasonCodes: [ReasonCode] = []
+        reasonCodes.reserveCapacity(subscribe.subscriptions.count)
+        var retainedDeliveries: [(ApplicationMessage, QoS, UInt32?)] = []
+        let subscriptionIdentifier = subscribe.properties.subscriptionIdentifiers.first
+        for subscription in subscribe.subscriptions {
+            let requested = subscription.topicFilter
+            let shared = Topic.parseShared(requested)
+            let filter = shared?.filter ?? requested
+            if requested.hasPrefix("$share/") && shared == nil {
+                reasonCodes.append(.topicFilterInvalid)
+                continue
+            }
+            guard Topic.isValidFilter(filter), Topic.levelCount(filter) <= limits.topicLevelCountMax else {
+                reasonCodes.append(.topicFilterInvalid)
+                continue
+            }
+            let existed = session.subscriptions[requested] != nil
+            guard existed || session.subscriptions.count < limits.subscriptionCountMax else {
+                reasonCodes.append(.quotaExceeded)
+                continue
+            }
+            let entry = SubscriptionEntry(options: subscription.options, subscriptionIdentifier: subscriptionIdentifier)
+            session.subscriptions[requested] = entry
+            topicTree.insert(filter: filter, shareName: shared?.shareName, clientIdentifier: clientIdentifier, entry: entry)
+            reasonCodes.append(ReasonCode(rawValue: subscription.options.qos.rawValue))
+            // Retained messages are never sent for a shared subscription (§4.8.2).
+            guard shared == nil else { continue }
+            let sendRetained: Bool
+            switch subscription.options.retainHandling {
+            case .sendOnSubscribe: sendRetained = true
+            case .sendOnNewSubscribe: sendRetained = !existed
+            case .doNotSend: sendRetained = false
+            }
+            if sendRetained {
+                for message in retained.matching(filter: filter, nowMillis: nowMillis) {
+                    retainedDeliveries.append((message, min(message.qos, subscription.options.qos), subscriptionIdentifier))
+                }
+            }
+        }
+        sessions[clientIdentifier] = session
+        actions.append(.send(connection, .subAck(SubAck(packetIdentifier: subscribe.packetIdentifier, reasonCodes: reasonCodes))))
+        // Retained messages follow the SUBACK, with the retain flag set (§3.3.1.3).
+        for (message, qos, identifier) in retainedDeliveries {
+            sessions[clientIdentifier]?.deliver(
+                message, qos: qos, retain: true, subscriptionIdentifiers: identifier.map { [$0] } ?? [],
+                nowMillis: nowMillis, queuedMessageCountMax: limits.queuedMessageCountMax, into: &actions)
+        }
+    }
+
+    private func unsubscribe(_ unsubscribe: Unsubscribe, from connection: ConnectionID, into actions: inout [BrokerAction]) {
+        guard let clientIdentifier = connectionOwners[connection] else { return }
+        var reasonCodes: [ReasonCode] = []
+        for requested in unsubscribe.topicFilters {
+            if sessions[clientIdentifier]?.subscriptions.removeValue(forKey: requested) != nil {
+                removeFromTree(requested, clientIdentifier: clientIdentifier)
+                reasonCodes.append(.success)
+            } else {
+                reasonCodes.append(.noSubscriptionExisted)
+            }
+        }
+        actions.append(.send(connection, .unsubAck(UnsubAck(packetIdentifier: unsubscribe.packetIdentifier, reasonCodes: reasonCodes))))
+    }
+
+    private func removeFromTree(_ requested: String, clientIdentifier: String) {
+        let shared = Topic.parseShared(requested)
+        topicTree.remove(filter: shared?.filter ?? requested, shareName: shared?.shareName, clientIdentifier: clientIdentifier)
+    }
+}

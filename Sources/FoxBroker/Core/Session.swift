@@ -1,0 +1,99 @@
+import DequeModule
+import FoxMQTT
+import OrderedCollections
+
+/// The server side of an MQTT session (MQTT 5.0 §4.1): what outlives a network connection.
+/// Changed only by `BrokerState.apply`, so it is the same on every node.
+struct Session {
+    let clientIdentifier: String
+    /// The connection attached now; nil while the client is away.
+    var connection: ConnectionID?
+    var protocolVersion: ProtocolVersion
+    var expiryIntervalSeconds: UInt32
+    /// The will of the attached connection (§3.1.2.5), cleared by a normal DISCONNECT.
+    var will: Will?
+    /// A will waiting for its delay after the connection ended.
+    var pendingWill: PendingWill?
+    /// When the client went away, on the ordered clock.
+    var disconnectedAtMillis: UInt64?
+    /// Filters as the client sent them (with `$share/...`), for UNSUBSCRIBE and expiry.
+    var subscriptions: [String: SubscriptionEntry] = [:]
+    var outbound: OutboundFlow
+    /// The client's Maximum Packet Size: larger messages are discarded, not sent.
+    var maximumPacketSize: UInt32?
+    /// Packet identifiers of inbound QoS 2 PUBLISHes delivered but not yet released (§4.3.3):
+    /// a resent PUBLISH with one of them is acknowledged again, never delivered twice.
+    var inboundQoS2Unreleased: Set<UInt16> = []
+
+    init(open: SessionOpen, inflightCountMax: Int) {
+        clientIdentifier = open.clientIdentifier
+        protocolVersion = open.protocolVersion
+        expiryIntervalSeconds = open.sessionExpiryIntervalSeconds
+        outbound = OutboundFlow(inflightCountMax: inflightCountMax)
+    }
+
+    var isConnected: Bool { connection != nil }
+
+    /// The deadline at which the session ends while the client is away; nil for never.
+    var expiryDeadlineMillis: UInt64? {
+        guard let since = disconnectedAtMillis, expiryIntervalSeconds != UInt32.max else {
+            return nil
+        }
+        return since + UInt64(expiryIntervalSeconds) * 1000
+    }
+}
+
+struct PendingWill {
+    var will: Will
+    var protocolVersion: ProtocolVersion
+    var deadlineMillis: UInt64
+}
+
+/// Outbound QoS 1/2 delivery state of one session (§4.3.2, §4.3.3, §4.9): the in-flight window
+/// bounded by the client's Receive Maximum, and the queue behind it.
+struct OutboundFlow {
+    enum InflightState {
+        /// QoS 1 waiting for PUBACK, or QoS 2 waiting for PUBREC: resent as PUBLISH with DUP.
+        case awaitingAcknowledgement(Queued)
+        /// QoS 2 after PUBREC, waiting for PUBCOMP: resent as PUBREL.
+        case awaitingComplete
+    }
+
+    struct Queued {
+        var message: ApplicationMessage
+        var qos: QoS
+        var retain: Bool
+        var subscriptionIdentifiers: [UInt32]
+    }
+
+    /// In packet identifier allocation order, which is the order of redelivery (§4.6).
+    var inflight: OrderedDictionary<UInt16, InflightState> = [:]
+    var queue: Deque<Queued> = []
+    var nextPacketIdentifier: UInt16 = 1
+    /// The window: min(client's Receive Maximum, the broker's in-flight maximum).
+    var windowSize: Int
+    let inflightCountMax: Int
+    /// Messages dropped because the queue was full, for metrics and logs.
+    var droppedCount: UInt64 = 0
+
+    init(inflightCountMax: Int) {
+        self.inflightCountMax = inflightCountMax
+        windowSize = inflightCountMax
+    }
+
+    mutating func setReceiveMaximum(_ receiveMaximum: UInt16) {
+        windowSize = min(Int(receiveMaximum), inflightCountMax)
+    }
+
+    var hasWindow: Bool { inflight.count < windowSize }
+
+    /// A packet identifier not in use by an in-flight message (§2.2.1).
+    mutating func allocatePacketIdentifier() -> UInt16 {
+        precondition(inflight.count < Int(UInt16.max), "in-flight window larger than the identifier space")
+        while true {
+            let candidate = nextPacketIdentifier
+            nextPacketIdentifier = candidate == UInt16.max ? 1 : candidate + 1
+            if inflight[candidate] == nil { return candidate }
+        }
+    }
+}

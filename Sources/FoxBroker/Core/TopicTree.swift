@@ -1,0 +1,175 @@
+import FoxMQTT
+
+/// One subscription as the topic tree keeps it.
+public struct SubscriptionEntry: Sendable, Hashable {
+    public var options: SubscriptionOptions
+    public var subscriptionIdentifier: UInt32?
+
+    public init(options: SubscriptionOptions, subscriptionIdentifier: UInt32?) {
+        self.options = options
+        self.subscriptionIdentifier = subscriptionIdentifier
+    }
+}
+
+/// Subscriptions indexed by topic filter level (MQTT 5.0 §4.7), for matching a topic name in
+/// time proportional to its level count, not to the subscription count.
+///
+/// Matching never exposes dictionary order: callers sort what they collect before anything is
+/// sent (the consensus design forbids hash order from reaching ordered output), and a shared
+/// group's members are kept in a sorted array with a round-robin cursor.
+final class TopicTree {
+    final class Node {
+        var children: [Substring: Node] = [:]
+        /// Non-shared subscriptions at this filter, by client identifier.
+        var subscribers: [String: SubscriptionEntry] = [:]
+        /// Shared subscriptions at this filter, by share name.
+        var sharedGroups: [String: SharedGroup] = [:]
+
+        var isEmpty: Bool { children.isEmpty && subscribers.isEmpty && sharedGroups.isEmpty }
+    }
+
+    /// The members of one `$share/NAME/FILTER` (§4.8.2), each message going to one member.
+    struct SharedGroup {
+        /// Sorted client identifiers, so that the choice is the same on every node.
+        var members: [String] = []
+        var entries: [String: SubscriptionEntry] = [:]
+        var cursor: Int = 0
+    }
+
+    private let root = Node()
+    private(set) var subscriptionCount = 0
+
+    /// Adds or replaces a subscription; returns true when it replaced one.
+    @discardableResult
+    func insert(
+        filter: String, shareName: String?, clientIdentifier: String, entry: SubscriptionEntry
+    ) -> Bool {
+        var node = root
+        for level in filter.split(separator: "/", omittingEmptySubsequences: false) {
+            if let child = node.children[level] {
+                node = child
+            } else {
+                let child = Node()
+                // A fresh String so the key does not keep the whole filter's storage alive.
+                node.children[Substring(String(level))] = child
+                node = child
+            }
+        }
+        let replaced: Bool
+        if let shareName {
+            var group = node.sharedGroups[shareName] ?? SharedGroup()
+            replaced = group.entries.updateValue(entry, forKey: clientIdentifier) != nil
+            if !replaced {
+                let index = group.members.partitioningIndex { $0 >= clientIdentifier }
+                group.members.insert(clientIdentifier, at: index)
+            }
+            node.sharedGroups[shareName] = group
+        } else {
+            replaced = node.subscribers.updateValue(entry, forKey: clientIdentifier) != nil
+        }
+        if !replaced { subscriptionCount += 1 }
+        return replaced
+    }
+
+    /// Removes a subscription and prunes empty nodes; returns false when there was none.
+    @discardableResult
+    func remove(filter: String, shareName: String?, clientIdentifier: String) -> Bool {
+        let levels = filter.split(separator: "/", omittingEmptySubsequences: false)
+        let removed = remove(levels[...], from: root, shareName: shareName, clientIdentifier: clientIdentifier)
+        if removed { subscriptionCount -= 1 }
+        return removed
+    }
+
+    private func remove(
+        _ levels: ArraySlice<Substring>, from node: Node, shareName: String?,
+        clientIdentifier: String
+    ) -> Bool {
+        guard let level = levels.first else {
+            if let shareName {
+                guard var group = node.sharedGroups[shareName],
+                    group.entries.removeValue(forKey: clientIdentifier) != nil
+                else { return false }
+                if let index = group.members.firstIndex(of: clientIdentifier) {
+                    group.members.remove(at: index)
+                    if group.cursor > index { group.cursor -= 1 }
+                }
+                node.sharedGroups[shareName] = group.members.isEmpty ? nil : group
+                return true
+            }
+            return node.subscribers.removeValue(forKey: clientIdentifier) != nil
+        }
+        guard let child = node.children[level] else { return false }
+        let removed = remove(
+            levels.dropFirst(), from: child, shareName: shareName, clientIdentifier: clientIdentifier)
+        if child.isEmpty { node.children[level] = nil }
+        return removed
+    }
+
+    /// Calls `subscriber` for every non-shared subscription matching `topicName` and
+    /// `sharedGroup` for every shared group whose filter matches. Topics beginning with `$` are
+    /// not matched by a leading `+` or `#` (§4.7.2).
+    func match(
+        topicName: String,
+        subscriber: (String, SubscriptionEntry) -> Void,
+        sharedGroup: (inout SharedGroup) -> Void
+    ) {
+        let levels = topicName.split(separator: "/", omittingEmptySubsequences: false)
+        let isSystemTopic = topicName.first == "$"
+        match(levels[...], node: root, isFirstLevel: true, isSystemTopic: isSystemTopic,
+              subscriber: subscriber, sharedGroup: sharedGroup)
+    }
+
+    private func match(
+        _ levels: ArraySlice<Substring>, node: Node, isFirstLevel: Bool, isSystemTopic: Bool,
+        subscriber: (String, SubscriptionEntry) -> Void,
+        sharedGroup: (inout SharedGroup) -> Void
+    ) {
+        let wildcardsAllowed = !(isFirstLevel && isSystemTopic)
+        // "a/#" also matches "a" (§4.7.1.2): a '#' child matches whatever is left, even nothing.
+        if wildcardsAllowed, let multi = node.children["#"] {
+            visit(multi, subscriber: subscriber, sharedGroup: sharedGroup)
+        }
+        guard let level = levels.first else {
+            visit(node, subscriber: subscriber, sharedGroup: sharedGroup)
+            return
+        }
+        let rest = levels.dropFirst()
+        if let exact = node.children[level] {
+            match(rest, node: exact, isFirstLevel: false, isSystemTopic: isSystemTopic,
+                  subscriber: subscriber, sharedGroup: sharedGroup)
+        }
+        if wildcardsAllowed, let single = node.children["+"] {
+            match(rest, node: single, isFirstLevel: false, isSystemTopic: isSystemTopic,
+                  subscriber: subscriber, sharedGroup: sharedGroup)
+        }
+    }
+
+    private func visit(
+        _ node: Node, subscriber: (String, SubscriptionEntry) -> Void,
+        sharedGroup: (inout SharedGroup) -> Void
+    ) {
+        for (clientIdentifier, entry) in node.subscribers {
+            subscriber(clientIdentifier, entry)
+        }
+        if node.sharedGroups.isEmpty { return }
+        // Sorted by share name so the cursors advance in the same order on every node.
+        for name in node.sharedGroups.keys.sorted() {
+            guard var group = node.sharedGroups[name] else { continue }
+            sharedGroup(&group)
+            node.sharedGroups[name] = group
+        }
+    }
+}
+
+extension Array {
+    /// The first index whose element satisfies `belongsInSecondPartition`, for a sorted array.
+    func partitioningIndex(where belongsInSecondPartition: (Element) -> Bool) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if belongsInSecondPartition(self[mid]) { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
+}

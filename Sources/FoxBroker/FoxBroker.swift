@@ -1,2 +1,0 @@
-// Placeholder so the package builds while the broker is written.
-enum FoxBrokerPlaceholder {}

@@ -1,0 +1,174 @@
+import FoxMQTT
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+
+/// Configuration of a node's listeners and limits.
+public struct NodeConfiguration: Sendable {
+    public var mqttHost = "0.0.0.0"
+    public var mqttPort = 1883
+    /// The WebSocket listener (path-independent, subprotocol `mqtt`); nil for none.
+    public var webSocketHost: String? = nil
+    public var webSocketPort = 8080
+    public var connectionLimits = ConnectionLimits()
+    public var brokerLimits = BrokerLimits()
+    /// Event loop threads; defaults to one per core.
+    public var eventLoopThreadCount = System.coreCount
+    /// How often time-driven rules (will delay, session expiry) are evaluated.
+    public var tickIntervalMillis: Int64 = 1000
+
+    public init() {}
+}
+
+/// One broker node: its listeners, its orderer and broker state, its timers. Start it, then
+/// `shutdown()` for a graceful stop (5.0 clients get DISCONNECT 0x8B).
+public final class BrokerNode: Sendable {
+    public let configuration: NodeConfiguration
+    private let group: MultiThreadedEventLoopGroup
+    private let threadPool: NIOThreadPool
+    private let services: BrokerServices
+    private let localOrderer: LocalOrderer
+    private let serverChannels = NIOLockedValueBox<[any Channel]>([])
+    private let tickTask = NIOLockedValueBox<RepeatedTask?>(nil)
+    private let connectionCounter = NIOLockedValueBox<UInt64>(0)
+    private let logger: Logger
+
+    public init(configuration: NodeConfiguration, authenticator: any Authenticator, logger: Logger, clock: any BrokerClock = SystemClock()) {
+        configuration.connectionLimits.checkInvariants()
+        self.configuration = configuration
+        self.logger = logger
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreadCount))
+        threadPool = NIOThreadPool(numberOfThreads: 2)
+        threadPool.start()
+        let registry = ConnectionRegistry(node: 0)
+        var brokerLimits = configuration.brokerLimits
+        brokerLimits.topicLevelCountMax = configuration.connectionLimits.topicLevelCountMax
+        localOrderer = LocalOrderer(state: BrokerState(limits: brokerLimits), clock: clock, sink: registry)
+        services = BrokerServices(
+            limits: configuration.connectionLimits, orderer: localOrderer, registry: registry,
+            authenticator: authenticator, threadPool: threadPool, logger: logger)
+    }
+
+    /// The addresses actually bound (port 0 resolves to a free port).
+    public var localAddresses: [SocketAddress] {
+        serverChannels.withLockedValue { $0.compactMap(\.localAddress) }
+    }
+
+    public func start() async throws {
+        let mqtt = try await bootstrap { channel in
+            channel.pipeline.addHandler(MQTTConnectionHandler(connection: self.nextConnectionID(), services: self.services))
+        }.bind(host: configuration.mqttHost, port: configuration.mqttPort).get()
+        serverChannels.withLockedValue { $0.append(mqtt) }
+        logger.info("MQTT listener started", metadata: ["address": "\(mqtt.localAddress.map { "\($0)" } ?? "?")"])
+
+        if let webSocketHost = configuration.webSocketHost {
+            let webSocket = try await bootstrap { channel in
+                self.configureWebSocket(channel)
+            }.bind(host: webSocketHost, port: configuration.webSocketPort).get()
+            serverChannels.withLockedValue { $0.append(webSocket) }
+            logger.info("WebSocket listener started", metadata: ["address": "\(webSocket.localAddress.map { "\($0)" } ?? "?")"])
+        }
+
+        let orderer = localOrderer
+        let task = group.next().scheduleRepeatedTask(
+            initialDelay: .milliseconds(configuration.tickIntervalMillis),
+            delay: .milliseconds(configuration.tickIntervalMillis)
+        ) { _ in orderer.submit(.tick) }
+        tickTask.withLockedValue { $0 = task }
+    }
+
+    private func bootstrap(_ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer(initializer)
+    }
+
+    private func nextConnectionID() -> ConnectionID {
+        connectionCounter.withLockedValue { counter in
+            counter += 1
+            return ConnectionID(node: 0, local: counter)
+        }
+    }
+
+    private func configureWebSocket(_ channel: any Channel) -> EventLoopFuture<Void> {
+        let services = self.services
+        let maxFrameSize = min(Int(UInt32.max), configuration.connectionLimits.maximumPacketSizeBytes + 16)
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: maxFrameSize,
+            shouldUpgrade: { channel, head in
+                // MQTT 5.0 §6: the subprotocol is "mqtt"; older clients say "mqttv3.1".
+                let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map { String($0).lowercased() }
+                var headers = HTTPHeaders()
+                if let chosen = offered.first(where: { $0 == "mqtt" || $0 == "mqttv3.1" }) {
+                    headers.add(name: "Sec-WebSocket-Protocol", value: chosen)
+                } else if !offered.isEmpty {
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                }
+                return channel.eventLoop.makeSucceededFuture(headers)
+            },
+            upgradePipelineHandler: { channel, _ in
+                channel.pipeline.removeHandler(name: PlainHTTPRefusal.name).flatMap {
+                    channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(WebSocketMQTTHandler())
+                    try channel.pipeline.syncOperations.addHandler(
+                            MQTTConnectionHandler(connection: self.nextConnectionID(), services: services))
+                    }
+                }
+            })
+        return channel.pipeline.configureHTTPServerPipeline(
+            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
+        ).flatMap {
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(PlainHTTPRefusal(), name: PlainHTTPRefusal.name)
+            }
+        }
+    }
+
+    /// Stops accepting, tells every client (0x8B for 5.0), waits briefly for the sockets to
+    /// close, then stops the threads.
+    public func shutdown() async {
+        tickTask.withLockedValue { $0?.cancel() }
+        let channels = serverChannels.withLockedValue { $0 }
+        for channel in channels { try? await channel.close() }
+        for handle in services.registry.all {
+            handle.eventLoop.execute { handle.handler.value.shutdown() }
+        }
+        for _ in 0..<40 where services.registry.count > 0 {
+            try? await Task.sleep(nanoseconds: 50_000_000)
+        }
+        try? await threadPool.shutdownGracefully()
+        try? await group.shutdownGracefully()
+        logger.info("stopped")
+    }
+
+    /// Broker state figures (for tests and metrics).
+    public func statistics() -> (sessions: Int, connected: Int, subscriptions: Int, retained: Int) {
+        localOrderer.withState { ($0.sessionCount, $0.connectedSessionCount, $0.subscriptionCount, $0.retainedMessageCount) }
+    }
+}
+
+/// Answers a plain HTTP request on the WebSocket port (no upgrade) with 400.
+private final class PlainHTTPRefusal: ChannelInboundHandler, RemovableChannelHandler {
+    static let name = "foxmq-plain-http-refusal"
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .end = unwrapInboundIn(data) else { return }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Length", value: "0")
+        headers.add(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            loopBoundContext.value.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,41 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+
+/// What every connection of a node shares: the orderer, the registry, the credential check,
+/// the limits, a thread pool for blocking work, and a logger.
+final class BrokerServices: Sendable {
+    let limits: ConnectionLimits
+    let orderer: any Orderer
+    let registry: ConnectionRegistry
+    let authenticator: any Authenticator
+    let threadPool: NIOThreadPool
+    let logger: Logger
+    private let identifierCounter = NIOLockedValueBox<UInt64>(0)
+    private let identifierPrefix: String
+
+    init(
+        limits: ConnectionLimits, orderer: any Orderer, registry: ConnectionRegistry,
+        authenticator: any Authenticator, threadPool: NIOThreadPool, logger: Logger
+    ) {
+        self.limits = limits
+        self.orderer = orderer
+        self.registry = registry
+        self.authenticator = authenticator
+        self.threadPool = threadPool
+        self.logger = logger
+        // Random per process so identifiers assigned after a restart do not collide with
+        // sessions that outlived the previous run.
+        let random = UInt64.random(in: 0...UInt64.max)
+        identifierPrefix = "foxmq-\(registry.node)-" + String(random, radix: 36) + "-"
+    }
+
+    /// A client identifier for a CONNECT that brought an empty one (MQTT 5.0 §3.1.3.1).
+    @Sendable func makeClientIdentifier() -> String {
+        let number = identifierCounter.withLockedValue { value in
+            value += 1
+            return value
+        }
+        return identifierPrefix + String(number)
+    }
+}

@@ -1,0 +1,59 @@
+import NIOConcurrencyHelpers
+
+/// The "order, then apply" seam. Connections submit events; the orderer puts them in the one
+/// order all nodes agree on, applies them to the broker state at the time of that order, and
+/// hands the resulting actions to the connections they concern. A single node orders locally
+/// and at once (`LocalOrderer`); a cluster puts consensus here, and nothing else changes.
+public protocol Orderer: Sendable {
+    func submit(_ event: BrokerEvent)
+}
+
+/// Milliseconds since the Unix epoch, injected so tests and the simulator control time.
+public protocol BrokerClock: Sendable {
+    func nowMillis() -> UInt64
+}
+
+public struct SystemClock: BrokerClock {
+    public init() {}
+    public func nowMillis() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return UInt64(time.tv_sec) * 1000 + UInt64(time.tv_nsec) / 1_000_000
+    }
+}
+
+/// Where applied actions go: the connections of this node.
+public protocol ActionSink: Sendable {
+    /// Called in apply order; must not call back into the orderer.
+    func dispatch(_ actions: [BrokerAction])
+}
+
+/// Orders events of one node by arrival: a lock around apply. Actions are dispatched under the
+/// same lock, so every connection receives its packets in apply order.
+public final class LocalOrderer: Orderer, @unchecked Sendable {
+    // Guarded by `lock`: the state, the reusable action buffer.
+    private let lock = NIOLock()
+    private let state: BrokerState
+    private var actions: [BrokerAction] = []
+    private let clock: any BrokerClock
+    private let sink: any ActionSink
+
+    public init(state: BrokerState, clock: any BrokerClock, sink: any ActionSink) {
+        self.state = state
+        self.clock = clock
+        self.sink = sink
+    }
+
+    public func submit(_ event: BrokerEvent) {
+        lock.withLockVoid {
+            actions.removeAll(keepingCapacity: true)
+            state.apply(event, atMillis: clock.nowMillis(), into: &actions)
+            if !actions.isEmpty { sink.dispatch(actions) }
+        }
+    }
+
+    /// Reads the state under the lock (metrics, tests).
+    public func withState<T>(_ body: (BrokerState) -> T) -> T {
+        lock.withLock { body(state) }
+    }
+}
