@@ -1,2 +1,0 @@
-// Placeholder so the package builds while the store is written.
-enum FoxStorePlaceholder {}
