@@ -28,11 +28,10 @@ public struct Argon2PHC: Sendable, Equatable {
 
     /// Parses `string`; the failure describes the first problem found.
     public static func parse(_ string: String) -> Result<Argon2PHC, Argon2PHCFormatError> {
-        var fields = string.split(separator: "$", omittingEmptySubsequences: false)[...]
-        guard fields.first == "" else {
+        guard string.hasPrefix("$") else {
             return .failure(.init("does not start with '$'"))
         }
-        fields = fields.dropFirst()
+        var fields = string.split(separator: "$", omittingEmptySubsequences: false).dropFirst()
         guard let variantField = fields.popFirst(), let variant = Variant(rawValue: String(variantField)) else {
             return .failure(.init("not an argon2 hash (expected $argon2id$, $argon2i$ or $argon2d$)"))
         }
