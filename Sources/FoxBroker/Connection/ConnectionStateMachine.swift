@@ -80,7 +80,8 @@ struct ConnectionStateMachine {
         case .awaitingConnect:
             guard case .connect(let connect) = packet else {
                 // The first packet must be CONNECT (§3.1): close without a word.
-                close(into: &outputs)
+                state = .closed
+                outputs.append(.close)
                 return
             }
             receivedConnect(connect, makeIdentifier: makeIdentifier, into: &outputs)

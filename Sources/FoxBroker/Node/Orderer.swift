@@ -1,5 +1,11 @@
 import NIOConcurrencyHelpers
 
+#if canImport(Glibc)
+    import Glibc
+#else
+    import Darwin
+#endif
+
 /// The "order, then apply" seam. Connections submit events; the orderer puts them in the one
 /// order all nodes agree on, applies them to the broker state at the time of that order, and
 /// hands the resulting actions to the connections they concern. A single node orders locally

@@ -1,0 +1,229 @@
+import ArgumentParser
+import Dispatch
+import FoxBroker
+import FoxStore
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#else
+    import Darwin
+#endif
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Start a broker node.",
+        discussion: """
+            Reads users.toml from DIR (default foxmq.d, created when missing). Without an \
+            address book the node runs alone. SIGINT or SIGTERM stop it gracefully: MQTT 5.0 \
+            clients receive DISCONNECT 0x8B (Server shutting down).
+            """
+    )
+
+    @Argument(help: "The configuration directory.")
+    var directory: String = "foxmq.d"
+
+    @Option(name: [.customShort("f"), .long], help: "This node's secret key (PEM); default DIR/key_0.pem. Used by clusters.")
+    var secretKeyFile: String?
+
+    @Option(name: [.customShort("L"), .long], help: "Address of the MQTT listener.")
+    var mqttAddr: String = "0.0.0.0:1883"
+
+    @Option(name: [.customShort("C"), .long], help: "Address of the cluster listener (accepted; the cluster is not yet wired).")
+    var clusterAddr: String = "0.0.0.0:19793"
+
+    @Flag(help: "Accept clients that send no user name (refused otherwise).")
+    var allowAnonymousLogin = false
+
+    @Flag(help: "Also listen for MQTT over WebSockets (subprotocol mqtt).")
+    var websockets = false
+
+    @Option(help: "Address of the WebSocket listener.")
+    var websocketsAddr: String = "0.0.0.0:8080"
+
+    @Option(help: "Log format: json (one object per line), full or compact. Level from FOXMQ_LOG or RUST_LOG.")
+    var log: LogFormat = .full
+
+    @Option(help: "Cluster TLS certificate (accepted; the cluster is not yet wired).")
+    var clusterCert: String?
+
+    @Option(help: "Cluster TLS root certificate (accepted; the cluster is not yet wired).")
+    var clusterRootCert: String?
+
+    @Option(help: "Accept a cluster peer with this certificate (accepted; the cluster is not yet wired).")
+    var clusterAcceptPeerWithCert: [String] = []
+
+    @Option(help: "Largest packet accepted from a client, in bytes (announced in CONNACK).")
+    var maxPacketSize: Int = 1_048_576
+
+    @Option(help: "Open client connections at most.")
+    var maxConnections: Int = 100_000
+
+    @Option(help: "Inbound QoS 1/2 messages a client may leave unacknowledged (Receive Maximum).")
+    var receiveMaximum: UInt16 = 1024
+
+    @Option(help: "Outbound QoS 1/2 messages unacknowledged per client, whatever it allows.")
+    var maxInflight: Int = 1024
+
+    @Option(help: "Messages queued per session beyond the in-flight window.")
+    var maxQueuedMessages: Int = 10_000
+
+    @Option(help: "Levels of a topic name or filter at most.")
+    var maxTopicLevels: Int = 128
+
+    @Option(help: "Subscriptions per client at most.")
+    var maxSubscriptionsPerClient: Int = 1000
+
+    @Option(help: "Topic aliases a client may define (Topic Alias Maximum).")
+    var topicAliasMaximum: UInt16 = 1024
+
+    @Option(help: "Keep alive granted at most, in seconds (0 = whatever the client asks).")
+    var maxKeepAlive: UInt16 = 0
+
+    @Option(help: "Seconds a new socket has to complete CONNECT.")
+    var connectTimeout: Int = 10
+
+    func validate() throws {
+        _ = try HostPort(mqttAddr, option: "--mqtt-addr")
+        _ = try HostPort(websocketsAddr, option: "--websockets-addr")
+        _ = try HostPort(clusterAddr, option: "--cluster-addr")
+        guard maxPacketSize >= 64 && maxPacketSize <= 268_435_460 else {
+            throw ValidationError("--max-packet-size must be between 64 and 268435460 bytes.")
+        }
+        guard receiveMaximum >= 1 else { throw ValidationError("--receive-maximum must be at least 1.") }
+        guard (1...65535).contains(maxInflight) else { throw ValidationError("--max-inflight must be 1...65535.") }
+        guard maxQueuedMessages >= 0 else { throw ValidationError("--max-queued-messages must not be negative.") }
+        guard maxTopicLevels >= 1 else { throw ValidationError("--max-topic-levels must be at least 1.") }
+        guard maxSubscriptionsPerClient >= 1 else { throw ValidationError("--max-subscriptions-per-client must be at least 1.") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1.") }
+        guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second.") }
+    }
+
+    func run() async throws {
+        let level = FoxLogHandler.level(from: ProcessEnvironment.all())
+        let format = log
+        LoggingSystem.bootstrap { label in FoxLogHandler(label: label, format: format, logLevel: level) }
+        let logger = Logger(label: "foxmq")
+
+        let users: UserDirectory
+        do {
+            try makeDirectory(directory)
+            users = try UserDirectory.load(fromDirectory: directory)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(2)
+        }
+        if users.isEmpty && !allowAnonymousLogin {
+            logger.warning("no users in \(UsersFile.path(inDirectory: directory)) and anonymous login is off: every client will be refused. Add one with `foxmq user add` or pass --allow-anonymous-login.")
+        }
+
+        var configuration = NodeConfiguration()
+        let mqtt = try HostPort(mqttAddr, option: "--mqtt-addr")
+        configuration.mqttHost = mqtt.host
+        configuration.mqttPort = mqtt.port
+        if websockets {
+            let webSocket = try HostPort(websocketsAddr, option: "--websockets-addr")
+            configuration.webSocketHost = webSocket.host
+            configuration.webSocketPort = webSocket.port
+        }
+        var limits = ConnectionLimits()
+        limits.maximumPacketSizeBytes = maxPacketSize
+        limits.connectionCountMax = maxConnections
+        limits.receiveMaximum = receiveMaximum
+        limits.topicAliasMaximum = topicAliasMaximum
+        limits.keepAliveMaximumSeconds = maxKeepAlive == 0 ? nil : maxKeepAlive
+        limits.connectTimeoutSeconds = connectTimeout
+        limits.topicLevelCountMax = maxTopicLevels
+        limits.allowAnonymousLogin = allowAnonymousLogin
+        configuration.connectionLimits = limits
+        configuration.brokerLimits.inflightCountMax = maxInflight
+        configuration.brokerLimits.queuedMessageCountMax = maxQueuedMessages
+        configuration.brokerLimits.subscriptionCountMax = maxSubscriptionsPerClient
+
+        let node = BrokerNode(configuration: configuration, authenticator: UserDirectoryAuthenticator(directory: users), logger: logger)
+        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
+        do {
+            try await node.start()
+        } catch {
+            logger.critical("cannot start: \(error)")
+            await node.shutdown()
+            throw ExitCode(2)
+        }
+        logger.info("foxmq running", metadata: ["directory": "\(directory)", "users": "\(users.count)", "anonymous": "\(allowAnonymousLogin)"])
+        let signal = await signals.next()
+        logger.info("signal \(signal) received: shutting down")
+        await node.shutdown()
+    }
+}
+
+/// `HOST:PORT` of a listener option, with IPv6 as `[::1]:1883`.
+struct HostPort {
+    var host: String
+    var port: Int
+
+    init(_ text: String, option: String) throws {
+        guard let colon = text.lastIndex(of: ":") else {
+            throw ValidationError("\(option) must be HOST:PORT, got '\(text)'.")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\(option) must be HOST:PORT with a port of 0...65535, got '\(text)'.")
+        }
+        self.host = host
+        self.port = port
+    }
+}
+
+/// Waits for the first of some signals, which it takes over from their default action.
+// Unchecked: the sources are set once in init and only kept alive here.
+final class SignalWaiter: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+    private let stream: AsyncStream<Int32>
+
+    init(signals: [Int32]) {
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        self.stream = stream
+        sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(number) }
+            source.resume()
+            return source
+        }
+    }
+
+    func next() async -> Int32 {
+        for await number in stream { return number }
+        return 0
+    }
+}
+
+enum ProcessEnvironment {
+    static func all() -> [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+}
+
+private func makeDirectory(_ path: String) throws {
+    var info = stat()
+    if stat(path, &info) == 0 {
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw ValidationError("\(path) exists and is not a directory.")
+        }
+        return
+    }
+    guard mkdir(path, 0o700) == 0 else {
+        throw ValidationError("cannot create the configuration directory \(path): \(String(cString: strerror(errno)))")
+    }
+}
