@@ -63,14 +63,9 @@ struct ConnectionStateMachine {
 
     var isClosed: Bool { if case .closed = state { true } else { false } }
 
-    /// The version to decode with; 5.0 until CONNECT says otherwise (only CONNECT is read then).
-    var protocolVersion: ProtocolVersion {
-        switch state {
-        case .authenticating(let connect, _): connect.protocolVersion
-        case .connected(let connected): connected.version
-        case .awaitingConnect, .closed: .v5
-        }
-    }
+    /// The version to decode and encode with: 5.0 until CONNECT says otherwise (only CONNECT
+    /// is read before), then the CONNECT's, also after close (a refusal is written after it).
+    private(set) var protocolVersion: ProtocolVersion = .v5
 
     // MARK: Inbound
 
@@ -97,6 +92,7 @@ struct ConnectionStateMachine {
 
     private mutating func receivedConnect(_ connect: Connect, makeIdentifier: () -> String, into outputs: inout [Output]) {
         let version = connect.protocolVersion
+        protocolVersion = version
         if version == .v5, connect.properties.authenticationMethod != nil {
             // No extended authentication method is supported (§4.12).
             refuse(.badAuthenticationMethod, version: version, into: &outputs)
