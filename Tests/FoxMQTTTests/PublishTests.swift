@@ -124,7 +124,7 @@ import Testing
     }
 
     // Goal: an empty topic name is invalid in 3.1.1, and a protocol error in 5.0 without alias.
-    // MQTT 3.1.1 §4.7.3 [MQTT-4.7.3-1]; MQTT 5.0 §3.3.2.1, §3.3.4 [MQTT-3.3.4-?].
+    // MQTT 3.1.1 §4.7.3 [MQTT-4.7.3-1]; MQTT 5.0 §3.3.2.1, §3.3.2.3.4.
     @Test func emptyTopicName() {
         expectDecodeError([0x30, 0x02, 0x00, 0x00], version: .v311, .topicNameInvalid, field: "PUBLISH.topicName")
         expectDecodeError([0x30, 0x03, 0x00, 0x00, 0x00], version: .v5, .protocolError, field: "PUBLISH.topicName")
