@@ -3,50 +3,53 @@ import NIOCore
 /// The data representations of MQTT (MQTT 5.0 §1.5, 3.1.1 §1.5): two- and four-byte integers,
 /// variable byte integers, UTF-8 strings, binary data and string pairs. Every reader throws a
 /// Malformed Packet error that names the field when the bytes run out or are invalid.
+///
+/// Field names are autoclosures: most are built by interpolation ("PUBACK.packetIdentifier"),
+/// and only a failing read should pay for that string.
 extension ByteBuffer {
     // MARK: Integers
 
-    mutating func readMQTTByte(_ field: String) throws(MQTTDecodeError) -> UInt8 {
+    mutating func readMQTTByte(_ field: @autoclosure () -> String) throws(MQTTDecodeError) -> UInt8 {
         guard let value = readInteger(as: UInt8.self) else {
-            throw .malformed(field, "packet ends before this byte")
+            throw .malformed(field(), "packet ends before this byte")
         }
         return value
     }
 
-    mutating func readMQTTUInt16(_ field: String) throws(MQTTDecodeError) -> UInt16 {
+    mutating func readMQTTUInt16(_ field: @autoclosure () -> String) throws(MQTTDecodeError) -> UInt16 {
         guard let value = readInteger(endianness: .big, as: UInt16.self) else {
-            throw .malformed(field, "packet ends before this two-byte integer")
+            throw .malformed(field(), "packet ends before this two-byte integer")
         }
         return value
     }
 
-    mutating func readMQTTUInt32(_ field: String) throws(MQTTDecodeError) -> UInt32 {
+    mutating func readMQTTUInt32(_ field: @autoclosure () -> String) throws(MQTTDecodeError) -> UInt32 {
         guard let value = readInteger(endianness: .big, as: UInt32.self) else {
-            throw .malformed(field, "packet ends before this four-byte integer")
+            throw .malformed(field(), "packet ends before this four-byte integer")
         }
         return value
     }
 
     /// A variable byte integer (§1.5.5): at most four bytes, least significant group first,
     /// using the minimum number of bytes [MQTT-1.5.5-1].
-    mutating func readMQTTVariableByteInteger(_ field: String) throws(MQTTDecodeError) -> UInt32 {
+    mutating func readMQTTVariableByteInteger(_ field: @autoclosure () -> String) throws(MQTTDecodeError) -> UInt32 {
         var value: UInt32 = 0
         var shift: UInt32 = 0
         var count = 0
         while true {
             guard let byte = readInteger(as: UInt8.self) else {
-                throw .malformed(field, "packet ends inside a variable byte integer")
+                throw .malformed(field(), "packet ends inside a variable byte integer")
             }
             count += 1
             value |= UInt32(byte & 0x7F) << shift
             if byte & 0x80 == 0 {
                 if count > 1 && byte == 0 {
-                    throw .malformed(field, "variable byte integer not in its shortest form")
+                    throw .malformed(field(), "variable byte integer not in its shortest form")
                 }
                 return value
             }
             if count == 4 {
-                throw .malformed(field, "variable byte integer longer than four bytes")
+                throw .malformed(field(), "variable byte integer longer than four bytes")
             }
             shift += 7
         }
@@ -71,23 +74,23 @@ extension ByteBuffer {
 
     /// A UTF-8 encoded string (§1.5.4): two-byte length, then well-formed UTF-8 without U+0000
     /// [MQTT-1.5.4-1, MQTT-1.5.4-2]. Swift's validator rejects overlong forms and surrogates.
-    mutating func readMQTTString(_ field: String) throws(MQTTDecodeError) -> String {
-        let length = Int(try readMQTTUInt16(field))
+    mutating func readMQTTString(_ field: @autoclosure () -> String) throws(MQTTDecodeError) -> String {
+        let length = Int(try readMQTTUInt16(field()))
         return try readMQTTStringBytes(length: length, field: field).string
     }
 
     /// A topic name: a UTF-8 string, also reporting in the same pass over the bytes whether it
     /// holds a wildcard character ('+' or '#'), since this is on the PUBLISH hot path.
-    mutating func readMQTTTopicString(_ field: String) throws(MQTTDecodeError) -> (string: String, hasWildcard: Bool) {
-        let length = Int(try readMQTTUInt16(field))
+    mutating func readMQTTTopicString(_ field: @autoclosure () -> String) throws(MQTTDecodeError) -> (string: String, hasWildcard: Bool) {
+        let length = Int(try readMQTTUInt16(field()))
         return try readMQTTStringBytes(length: length, field: field)
     }
 
     private mutating func readMQTTStringBytes(
-        length: Int, field: String
+        length: Int, field: () -> String
     ) throws(MQTTDecodeError) -> (string: String, hasWildcard: Bool) {
         guard readableBytes >= length else {
-            throw .malformed(field, "string of \(length) bytes runs past the end of the packet")
+            throw .malformed(field(), "string of \(length) bytes runs past the end of the packet")
         }
         if length == 0 { return ("", false) }
         let result: (String?, Bool, Bool) = withUnsafeReadableBytes { raw in
@@ -105,26 +108,26 @@ extension ByteBuffer {
         }
         moveReaderIndex(forwardBy: length)
         guard let string = result.0 else {
-            if result.1 { throw .malformed(field, "string contains U+0000") }
-            throw .malformed(field, "string is not well-formed UTF-8")
+            if result.1 { throw .malformed(field(), "string contains U+0000") }
+            throw .malformed(field(), "string is not well-formed UTF-8")
         }
         return (string, result.2)
     }
 
     /// Binary data (§1.5.6): two-byte length, then that many bytes.
-    mutating func readMQTTBinary(_ field: String) throws(MQTTDecodeError) -> [UInt8] {
-        let length = Int(try readMQTTUInt16(field))
+    mutating func readMQTTBinary(_ field: @autoclosure () -> String) throws(MQTTDecodeError) -> [UInt8] {
+        let length = Int(try readMQTTUInt16(field()))
         guard let bytes = readBytes(length: length) else {
-            throw .malformed(field, "binary data of \(length) bytes runs past the end of the packet")
+            throw .malformed(field(), "binary data of \(length) bytes runs past the end of the packet")
         }
         return bytes
     }
 
     /// Binary data as a slice of this buffer (no copy), e.g. the will payload.
-    mutating func readMQTTBinarySlice(_ field: String) throws(MQTTDecodeError) -> ByteBuffer {
-        let length = Int(try readMQTTUInt16(field))
+    mutating func readMQTTBinarySlice(_ field: @autoclosure () -> String) throws(MQTTDecodeError) -> ByteBuffer {
+        let length = Int(try readMQTTUInt16(field()))
         guard let slice = readSlice(length: length) else {
-            throw .malformed(field, "binary data of \(length) bytes runs past the end of the packet")
+            throw .malformed(field(), "binary data of \(length) bytes runs past the end of the packet")
         }
         return slice
     }

@@ -110,13 +110,15 @@ extension Properties {
         return properties
     }
 
+    /// "properties.0x23" for identifier 0x23: the field of a failing property.
     static func fieldName(_ identifier: UInt8) -> String {
         let hex = String(identifier, radix: 16, uppercase: true)
         return "properties.0x" + (hex.count < 2 ? "0" + hex : hex)
     }
 
     private mutating func readValue(_ identifier: UInt8, from buffer: inout ByteBuffer) throws(MQTTDecodeError) {
-        let field = Properties.fieldName(identifier)
+        // Built only when a read fails: this runs for every property of every PUBLISH.
+        var field: String { Properties.fieldName(identifier) }
         func booleanByte() throws(MQTTDecodeError) -> UInt8 {
             let value = try buffer.readMQTTByte(field)
             guard value <= 1 else { throw .protocolError(field, "value \(value) is neither 0 nor 1") }

@@ -179,9 +179,9 @@ extension PacketType {
 /// Shared readers of the packet types.
 extension ByteBuffer {
     /// A non-zero packet identifier (§2.2.1) [MQTT-2.2.1-3]: 0 is a Protocol Error.
-    mutating func readMQTTPacketIdentifier(_ field: String) throws(MQTTDecodeError) -> UInt16 {
-        let value = try readMQTTUInt16(field)
-        guard value != 0 else { throw .protocolError(field, "packet identifier 0") }
+    mutating func readMQTTPacketIdentifier(_ field: @autoclosure () -> String) throws(MQTTDecodeError) -> UInt16 {
+        let value = try readMQTTUInt16(field())
+        guard value != 0 else { throw .protocolError(field(), "packet identifier 0") }
         return value
     }
 }
