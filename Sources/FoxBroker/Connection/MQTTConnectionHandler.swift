@@ -31,9 +31,16 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // Added after a WebSocket upgrade, the channel is already active: no channelActive comes.
+        if context.channel.isActive { start(context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
         let handle = ConnectionHandle(eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
         guard services.registry.register(machine.connection, handle, countMax: services.limits.connectionCountMax) else {
             logger.warning("connection refused: \(services.limits.connectionCountMax) connections open")
@@ -45,7 +52,6 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         connectTimeout = context.eventLoop.scheduleTask(in: .seconds(Int64(services.limits.connectTimeoutSeconds))) {
             loopBoundSelf.value.run { machine, outputs in machine.connectTimedOut(into: &outputs) }
         }
-        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
