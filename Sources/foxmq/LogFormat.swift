@@ -37,16 +37,16 @@ struct FoxLogHandler: LogHandler {
                 "\"target\":\(jsonString(label))",
                 "\"message\":\(jsonString("\(event.message)"))",
             ]
-            for key in all.keys.sorted() {
-                fields.append("\(jsonString(key)):\(jsonString("\(all[key]!)"))")
+            for (key, value) in all.sorted(by: { $0.key < $1.key }) {
+                fields.append("\(jsonString(key)):\(jsonString("\(value)"))")
             }
             line = "{" + fields.joined(separator: ",") + "}"
         case .full:
-            let rendered = all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: " ")
+            let rendered = all.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             line = "\(Self.timestamp()) \(event.level.rawValue.uppercased()) \(label): \(event.message)"
                 + (rendered.isEmpty ? "" : " \(rendered)") + " (\(event.source) \(event.file):\(event.line))"
         case .compact:
-            let rendered = all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: " ")
+            let rendered = all.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             line = "\(Self.timestamp()) \(event.level.rawValue.uppercased()) \(event.message)"
                 + (rendered.isEmpty ? "" : " \(rendered)")
         }

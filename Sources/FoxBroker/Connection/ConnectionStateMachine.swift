@@ -28,6 +28,8 @@ struct ConnectionStateMachine {
         case connected(Connected)
         /// Closing or closed: nothing more is read, the broker already knows.
         case closed
+        /// Transient, while `Connected` is being changed in place.
+        case modifying
     }
 
     struct Connected {
@@ -57,7 +59,7 @@ struct ConnectionStateMachine {
     var isReading: Bool {
         switch state {
         case .awaitingConnect, .connected: true
-        case .authenticating, .closed: false
+        case .authenticating, .closed, .modifying: false
         }
     }
 
@@ -66,6 +68,8 @@ struct ConnectionStateMachine {
     /// The version to decode and encode with: 5.0 until CONNECT says otherwise (only CONNECT
     /// is read before), then the CONNECT's, also after close (a refusal is written after it).
     private(set) var protocolVersion: ProtocolVersion = .v5
+    /// The client's Request Problem Information (5.0 §3.1.2.11.7): reason strings allowed.
+    private var requestProblemInformation = true
 
     // MARK: Inbound
 
@@ -83,8 +87,13 @@ struct ConnectionStateMachine {
         case .authenticating:
             preconditionFailure("packet read while authenticating")
         case .connected(var connected):
+            // Release the enum's reference first, so mutating `connected` does not copy its
+            // sets and tables (copy-on-write) on every packet.
+            state = .modifying
             receivedWhileConnected(packet, &connected, into: &outputs)
-            if case .connected = state { state = .connected(connected) }
+            if case .modifying = state { state = .connected(connected) }
+        case .modifying:
+            preconditionFailure("re-entrant packet")
         case .closed:
             return
         }
@@ -128,6 +137,7 @@ struct ConnectionStateMachine {
             return
         }
         let properties = connect.properties
+        requestProblemInformation = properties.requestProblemInformation != 0
         let sessionExpiry: UInt32 =
             version == .v5
             ? properties.sessionExpiryIntervalSeconds ?? 0
@@ -244,6 +254,8 @@ struct ConnectionStateMachine {
             fail(error.reasonCode, "\(error)", into: &outputs)
         case .closed:
             return
+        case .modifying:
+            preconditionFailure("re-entrant decode failure")
         }
     }
 
@@ -252,6 +264,7 @@ struct ConnectionStateMachine {
     /// An action of the broker core for this connection.
     mutating func brokerAction(_ action: BrokerAction, into outputs: inout [Output]) {
         guard case .connected(var connected) = state else { return }
+        state = .modifying  // see `received`: no copy-on-write per action
         switch action {
         case .connAck(_, let sessionPresent, let reasonCode):
             var connAck = ConnAck(sessionPresent: sessionPresent, reasonCode: reasonCode)
@@ -322,7 +335,7 @@ struct ConnectionStateMachine {
         case .awaitingConnect, .authenticating:
             state = .closed
             outputs.append(.close)
-        case .connected, .closed:
+        case .connected, .closed, .modifying:
             return
         }
     }
@@ -348,17 +361,17 @@ struct ConnectionStateMachine {
     /// CONNACK), a plain close in 3.1.1 (§4.13). The broker learns of it as an abnormal close,
     /// so the will is published.
     private mutating func fail(_ reasonCode: ReasonCode, _ reason: String, into outputs: inout [Output]) {
-        guard case .connected(let connected) = state else {
-            state = .closed
-            outputs.append(.close)
-            return
+        switch state {
+        case .connected, .modifying:
+            if protocolVersion == .v5 {
+                var disconnect = Disconnect(reasonCode: reasonCode)
+                if requestProblemInformation { disconnect.properties.reasonString = reason }
+                outputs.append(.send(.disconnect(disconnect)))
+            }
+            outputs.append(.submit(BrokerEventBox(.sessionClose(connection, SessionClose(cause: .abnormal)))))
+        case .awaitingConnect, .authenticating, .closed:
+            break
         }
-        if connected.version == .v5 {
-            var disconnect = Disconnect(reasonCode: reasonCode)
-            if connected.requestProblemInformation { disconnect.properties.reasonString = reason }
-            outputs.append(.send(.disconnect(disconnect)))
-        }
-        outputs.append(.submit(BrokerEventBox(.sessionClose(connection, SessionClose(cause: .abnormal)))))
         state = .closed
         outputs.append(.close)
     }

@@ -65,10 +65,12 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         lastPacketTime = .now()
-        if inbound == nil || inbound!.readableBytes == 0 {
-            inbound = bytes
+        if var pending = inbound, pending.readableBytes > 0 {
+            inbound = nil  // unique reference: the append does not copy the pending bytes
+            pending.writeBuffer(&bytes)
+            inbound = pending
         } else {
-            inbound!.writeBuffer(&bytes)
+            inbound = bytes
         }
         decodeInbound()
     }
@@ -148,10 +150,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private func encode(_ packet: Packet) {
         guard let context else { return }
         let version = machine.protocolVersion
-        if outbound == nil {
-            outbound = context.channel.allocator.buffer(capacity: packet.encodedLength(version: version))
-        }
-        packet.encode(into: &outbound!, version: version)
+        var buffer = outbound ?? context.channel.allocator.buffer(capacity: packet.encodedLength(version: version))
+        outbound = nil  // unique reference while encoding
+        packet.encode(into: &buffer, version: version)
+        outbound = buffer
         if case .connAck = packet { connectTimeout?.cancel() }
     }
 

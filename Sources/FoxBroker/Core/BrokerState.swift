@@ -111,26 +111,37 @@ public final class BrokerState {
     /// Delivers a message to every matching subscription; returns whether any matched.
     @discardableResult
     func distribute(_ message: ApplicationMessage, into actions: inout [BrokerAction]) -> Bool {
-        var deliveries: [String: Delivery] = [:]
+        // Collected as pairs and sorted by client, not hashed: the usual one or few matches cost
+        // no dictionary, several subscriptions of one client become adjacent for the merge, and
+        // the actions come out in the same order on every node.
+        var matches: [(clientIdentifier: String, entry: SubscriptionEntry)] = []
         let origin = message.originClientIdentifier
         topicTree.match(
             topicName: message.topicName,
             subscriber: { clientIdentifier, entry in
                 if entry.options.noLocal && clientIdentifier == origin { return }
-                deliveries[clientIdentifier, default: Delivery()].merge(entry, messageQoS: message.qos)
+                matches.append((clientIdentifier, entry))
             },
             sharedGroup: { group in
-                guard let member = self.chooseMember(of: &group) else { return }
-                guard let entry = group.entries[member] else { preconditionFailure("shared member without entry") }
-                deliveries[member, default: Delivery()].merge(entry, messageQoS: message.qos)
+                guard let member = self.chooseMember(of: &group), let entry = group.entries[member] else {
+                    preconditionFailure("shared group without a member entry")
+                }
+                matches.append((member, entry))
             })
-        if deliveries.isEmpty { return false }
-        // Sorted so that the actions come out in the same order on every node.
-        for clientIdentifier in deliveries.keys.sorted() {
-            guard let delivery = deliveries[clientIdentifier] else { continue }
+        if matches.isEmpty { return false }
+        if matches.count > 1 { matches.sort { $0.clientIdentifier < $1.clientIdentifier } }
+        var index = 0
+        while index < matches.count {
+            let clientIdentifier = matches[index].clientIdentifier
+            var delivery = Delivery()
+            while index < matches.count && matches[index].clientIdentifier == clientIdentifier {
+                delivery.merge(matches[index].entry, messageQoS: message.qos)
+                index += 1
+            }
+            if delivery.subscriptionIdentifiers.count > 1 { delivery.subscriptionIdentifiers.sort() }
             sessions[clientIdentifier]?.deliver(
                 message, qos: delivery.qos, retain: delivery.retainAsPublished && message.retain,
-                subscriptionIdentifiers: delivery.subscriptionIdentifiers.sorted(),
+                subscriptionIdentifiers: delivery.subscriptionIdentifiers,
                 nowMillis: nowMillis, queuedMessageCountMax: limits.queuedMessageCountMax, into: &actions)
         }
         return true
@@ -157,7 +168,8 @@ public final class BrokerState {
     // MARK: Subscriptions
 
     private func subscribe(_ subscribe: Subscribe, from connection: ConnectionID, into actions: inout [BrokerAction]) {
-        guard let clientIdentifier = connectionOwners[connection], var session = sessions[clientIdentifier] else { return }
+        // Taken out of the table while changed, so its subscription table is not copied.
+        guard let clientIdentifier = connectionOwners[connection], var session = sessions.removeValue(forKey: clientIdentifier) else { return }
         var reasonCodes: [ReasonCode] = []
         reasonCodes.reserveCapacity(subscribe.subscriptions.count)
         var retainedDeliveries: [(ApplicationMessage, QoS, UInt32?)] = []
