@@ -63,6 +63,8 @@ struct ConnectionStateMachine {
         }
     }
 
+    var isAwaitingConnect: Bool { if case .awaitingConnect = state { true } else { false } }
+
     var isClosed: Bool { if case .closed = state { true } else { false } }
 
     /// The version to decode and encode with: 5.0 until CONNECT says otherwise (only CONNECT

@@ -90,7 +90,14 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         while machine.isReading, var buffer = inbound, buffer.readableBytes > 0 {
             inbound = nil  // keep the buffer uniquely referenced while decoding
             let packet: Packet
-            do {
+            do throws(MQTTDecodeError) {
+                // Before CONNECT, a first byte of any other type ends it now, without waiting
+                // for a body its garbage length may promise (§3.1: CONNECT comes first).
+                if machine.isAwaitingConnect, let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self),
+                    first >> 4 != PacketType.connect.rawValue
+                {
+                    throw MQTTDecodeError.protocolError("fixedHeader.packetType", "the first packet is not CONNECT")
+                }
                 guard let frame = try frameDecoder.nextFrame(from: &buffer) else {
                     inbound = buffer
                     return
