@@ -1,0 +1,71 @@
+"""Graceful shutdown on SIGTERM (FoxMQ only)."""
+
+import signal
+import time
+
+import pytest
+
+from conftest import V311, V5, uid
+
+pytestmark = pytest.mark.foxmq_only
+
+
+def test_sigterm_disconnects_v5_clients_with_server_shutting_down(broker_factory, raw_factory):
+    """On SIGTERM every connected 5.0 client gets DISCONNECT 0x8B (Server shutting down), the connections
+    are closed, and the process exits 0 within a few seconds.  MQTT 5.0 §3.14.2.1 (0x8B), §4.13."""
+    b = broker_factory()
+    clients = [raw_factory(b, V5) for _ in range(3)]
+    for c in clients:
+        c.connect(uid())
+    t0 = time.monotonic()
+    b.expected_exit = True
+    b.proc.send_signal(signal.SIGTERM)
+    for c in clients:
+        assert c.disconnect_reason_or_close(timeout=5) == 0x8B
+    rc = b.proc.wait(timeout=5)
+    assert rc == 0
+    assert time.monotonic() - t0 < 5
+
+
+def test_sigterm_closes_v311_clients_and_exits_zero(broker_factory, raw_factory):
+    """On SIGTERM 3.1.1 connections are closed (no DISCONNECT exists server->client in 3.1.1) and the
+    process exits 0.  MQTT 3.1.1 §3.14 (client-to-server only)."""
+    b = broker_factory()
+    c = raw_factory(b, V311)
+    c.connect(uid())
+    b.expected_exit = True
+    b.proc.send_signal(signal.SIGTERM)
+    seen = c.wait_closed(5)
+    assert seen == [], f"3.1.1 client must not receive a DISCONNECT: {seen}"
+    assert b.proc.wait(timeout=5) == 0
+
+
+def test_sigterm_idle_broker_exits_zero(broker_factory):
+    """An idle broker (TCP + WebSocket listeners) exits 0 promptly on SIGTERM and stops listening.
+    MQTT 5.0 §4.13 / §3.14.2.1 (0x8B Server shutting down: nothing to send when no client is connected)."""
+    b = broker_factory(websockets=True)
+    b.expected_exit = True
+    b.proc.send_signal(signal.SIGTERM)
+    assert b.proc.wait(timeout=5) == 0
+    from conftest import port_accepts
+    assert not port_accepts(b.port)
+    assert not port_accepts(b.ws_port)
+
+
+def test_shutdown_with_inflight_state_exits_zero(broker_factory, raw_factory):
+    """Shutdown with a mix of 5.0 and 3.1.1 clients, some mid-QoS 2 flow, still exits 0 in time.
+    MQTT 5.0 §4.13; 3.1.1 §4.8."""
+    from conftest import publish_packet, PUBREC
+    b = broker_factory()
+    c5 = raw_factory(b, V5)
+    c5.connect(uid())
+    c5.send(publish_packet("sd/t", b"x", qos=2, packet_id=5))
+    assert c5.expect(PUBREC).packet_id == 5
+    c3 = raw_factory(b, V311)
+    c3.connect(uid(), clean=False)
+    c3.subscribe("sd/#", qos=2)
+    b.expected_exit = True
+    b.proc.send_signal(signal.SIGTERM)
+    assert c5.disconnect_reason_or_close(timeout=5) == 0x8B
+    c3.wait_closed(5)
+    assert b.proc.wait(timeout=5) == 0
