@@ -42,7 +42,7 @@ public enum Topic {
 
     /// Whether the filter uses the shared subscription syntax (starts with "$share/").
     public static func isShared(_ filter: some StringProtocol) -> Bool {
-        filter.hasPrefix(sharePrefix)
+        filter.utf8.starts(with: sharePrefix.utf8)
     }
 
     /// Splits "$share/GROUP/FILTER" into its share name and filter (§4.8.2). Returns nil when

@@ -16,11 +16,11 @@ public struct ApplicationMessage: Sendable {
     /// Milliseconds on the ordered clock after which the message is dropped, if it expires.
     public var expiryDeadlineMillis: UInt64?
     /// The client that published it (for No Local); nil for messages the broker makes.
-    public var originClientIdentifier: String?
+    public var originClientIdentifier: ExactString?
 
     public init(
         topicName: String, payload: ByteBuffer, qos: QoS, retain: Bool, properties: Properties,
-        expiryDeadlineMillis: UInt64?, originClientIdentifier: String?
+        expiryDeadlineMillis: UInt64?, originClientIdentifier: ExactString?
     ) {
         self.topicName = topicName
         self.payload = payload
@@ -32,7 +32,7 @@ public struct ApplicationMessage: Sendable {
     }
 
     /// Builds the message of a client's PUBLISH, ordered at `nowMillis`.
-    init(publish: Publish, origin: String?, nowMillis: UInt64) {
+    init(publish: Publish, origin: ExactString?, nowMillis: UInt64) {
         var properties = publish.properties
         properties.topicAlias = nil
         properties.subscriptionIdentifiers = []

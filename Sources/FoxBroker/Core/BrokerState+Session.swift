@@ -4,7 +4,7 @@ import FoxMQTT
 /// §3.1.2.5, §3.1.2.11.2, §4.1).
 extension BrokerState {
     func openSession(_ open: SessionOpen, into actions: inout [BrokerAction]) {
-        let clientIdentifier = open.clientIdentifier
+        let clientIdentifier = ExactString(open.clientIdentifier)
         var sessionPresent = false
         if var existing = sessions[clientIdentifier] {
             if let old = existing.connection {
@@ -77,7 +77,7 @@ extension BrokerState {
     /// Publishes due delayed wills and ends expired sessions, in deadline order.
     func tick(into actions: inout [BrokerAction]) {
         enum Due { case will, end }
-        var due: [(deadline: UInt64, clientIdentifier: String, what: Due)] = []
+        var due: [(deadline: UInt64, clientIdentifier: ExactString, what: Due)] = []
         for clientIdentifier in detachedSessions {
             guard let session = sessions[clientIdentifier] else { continue }
             if let will = session.pendingWill, will.deadlineMillis <= nowMillis {
@@ -102,21 +102,20 @@ extension BrokerState {
     }
 
     /// Ends a detached session: its delayed will goes out now (§3.1.2.5), its subscriptions go.
-    func endSession(_ clientIdentifier: String, into actions: inout [BrokerAction]) {
+    func endSession(_ clientIdentifier: ExactString, into actions: inout [BrokerAction]) {
         guard let session = sessions.removeValue(forKey: clientIdentifier) else { return }
         precondition(session.connection == nil, "ending an attached session")
         detachedSessions.remove(clientIdentifier)
         // Sorted so that shared-group cursors move the same way on every node.
         for filter in session.subscriptions.keys.sorted() {
-            let shared = Topic.parseShared(filter)
-            topicTree.remove(filter: shared?.filter ?? filter, shareName: shared?.shareName, clientIdentifier: clientIdentifier)
+            removeFromTree(filter.value, clientIdentifier: clientIdentifier)
         }
         if let pending = session.pendingWill {
             publishWill(pending.will, of: clientIdentifier, into: &actions)
         }
     }
 
-    func publishWill(_ will: Will, of clientIdentifier: String, into actions: inout [BrokerAction]) {
+    func publishWill(_ will: Will, of clientIdentifier: ExactString, into actions: inout [BrokerAction]) {
         var properties = will.properties
         properties.willDelayIntervalSeconds = nil
         let message = ApplicationMessage(

@@ -8,12 +8,12 @@ import FoxMQTT
 /// topic tree is a graph of nodes mutated in place.
 public final class BrokerState {
     public let limits: BrokerLimits
-    var sessions: [String: Session] = [:]
+    var sessions: [ExactString: Session] = [:]
     /// Which session each attached connection drives; events from any other connection (one
     /// taken over, say) change nothing.
-    var connectionOwners: [ConnectionID: String] = [:]
+    var connectionOwners: [ConnectionID: ExactString] = [:]
     /// Sessions whose client is away: the only ones a tick must look at.
-    var detachedSessions: Set<String> = []
+    var detachedSessions: Set<ExactString> = []
     let topicTree = TopicTree()
     var retained = RetainedMessages()
     /// The ordered clock: the greatest event time applied so far.
@@ -114,7 +114,7 @@ public final class BrokerState {
         // Collected as pairs and sorted by client, not hashed: the usual one or few matches cost
         // no dictionary, several subscriptions of one client become adjacent for the merge, and
         // the actions come out in the same order on every node.
-        var matches: [(clientIdentifier: String, entry: SubscriptionEntry)] = []
+        var matches: [(clientIdentifier: ExactString, entry: SubscriptionEntry)] = []
         let origin = message.originClientIdentifier
         topicTree.match(
             topicName: message.topicName,
@@ -149,7 +149,7 @@ public final class BrokerState {
 
     /// Round robin over a shared group's members, skipping those whose client is away while
     /// any member is connected (§4.8.2).
-    private func chooseMember(of group: inout TopicTree.SharedGroup) -> String? {
+    private func chooseMember(of group: inout TopicTree.SharedGroup) -> ExactString? {
         let count = group.members.count
         guard count > 0 else { return nil }
         let start = group.cursor % count
@@ -186,14 +186,16 @@ public final class BrokerState {
                 reasonCodes.append(.topicFilterInvalid)
                 continue
             }
-            let existed = session.subscriptions[requested] != nil
+            let existed = session.subscriptions[ExactString(requested)] != nil
             guard existed || session.subscriptions.count < limits.subscriptionCountMax else {
                 reasonCodes.append(.quotaExceeded)
                 continue
             }
             let entry = SubscriptionEntry(options: subscription.options, subscriptionIdentifier: subscriptionIdentifier)
-            session.subscriptions[requested] = entry
-            topicTree.insert(filter: filter, shareName: shared?.shareName, clientIdentifier: clientIdentifier, entry: entry)
+            session.subscriptions[ExactString(requested)] = entry
+            topicTree.insert(
+                filter: filter, shareName: shared.map { ExactString($0.shareName) }, clientIdentifier: clientIdentifier,
+                entry: entry)
             reasonCodes.append(ReasonCode(rawValue: subscription.options.qos.rawValue))
             // Retained messages are never sent for a shared subscription (§4.8.2).
             guard shared == nil else { continue }
@@ -223,7 +225,7 @@ public final class BrokerState {
         guard let clientIdentifier = connectionOwners[connection] else { return }
         var reasonCodes: [ReasonCode] = []
         for requested in unsubscribe.topicFilters {
-            if sessions[clientIdentifier]?.subscriptions.removeValue(forKey: requested) != nil {
+            if sessions[clientIdentifier]?.subscriptions.removeValue(forKey: ExactString(requested)) != nil {
                 removeFromTree(requested, clientIdentifier: clientIdentifier)
                 reasonCodes.append(.success)
             } else {
@@ -233,8 +235,10 @@ public final class BrokerState {
         actions.append(.send(connection, .unsubAck(UnsubAck(packetIdentifier: unsubscribe.packetIdentifier, reasonCodes: reasonCodes))))
     }
 
-    private func removeFromTree(_ requested: String, clientIdentifier: String) {
+    func removeFromTree(_ requested: String, clientIdentifier: ExactString) {
         let shared = Topic.parseShared(requested)
-        topicTree.remove(filter: shared?.filter ?? requested, shareName: shared?.shareName, clientIdentifier: clientIdentifier)
+        topicTree.remove(
+            filter: shared?.filter ?? requested, shareName: shared.map { ExactString($0.shareName) },
+            clientIdentifier: clientIdentifier)
     }
 }

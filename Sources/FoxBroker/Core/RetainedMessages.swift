@@ -3,17 +3,17 @@ import FoxMQTT
 /// Retained messages by topic name (MQTT 5.0 §3.3.1.3): set, replaced, cleared by an empty
 /// payload, and sent to new subscriptions.
 struct RetainedMessages {
-    private var byTopic: [String: ApplicationMessage] = [:]
+    private var byTopic: [ExactString: ApplicationMessage] = [:]
 
     var count: Int { byTopic.count }
 
     mutating func store(_ message: ApplicationMessage) {
         if message.payload.readableBytes == 0 {
-            byTopic.removeValue(forKey: message.topicName)
+            byTopic.removeValue(forKey: ExactString(message.topicName))
         } else {
             var stored = message
             stored.retain = true
-            byTopic[message.topicName] = stored
+            byTopic[ExactString(message.topicName)] = stored
         }
     }
 
@@ -21,11 +21,11 @@ struct RetainedMessages {
     /// them in the same order. Expired ones are left for the next store to replace; they are
     /// never sent.
     func matching(filter: String, nowMillis: UInt64) -> [ApplicationMessage] {
-        if !filter.contains(where: { $0 == "+" || $0 == "#" }) {
-            guard let message = byTopic[filter], !message.isExpired(atMillis: nowMillis) else { return [] }
+        if !filter.utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") }) {
+            guard let message = byTopic[ExactString(filter)], !message.isExpired(atMillis: nowMillis) else { return [] }
             return [message]
         }
-        return byTopic.keys.filter { topicMatches(filter: filter, topicName: $0) }.sorted().compactMap {
+        return byTopic.keys.filter { topicMatches(filter: filter, topicName: $0.value) }.sorted().compactMap {
             guard let message = byTopic[$0], !message.isExpired(atMillis: nowMillis) else { return nil }
             return message
         }

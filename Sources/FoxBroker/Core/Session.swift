@@ -17,7 +17,7 @@ struct Session {
     /// When the client went away, on the ordered clock.
     var disconnectedAtMillis: UInt64?
     /// Filters as the client sent them (with `$share/...`), for UNSUBSCRIBE and expiry.
-    var subscriptions: [String: SubscriptionEntry] = [:]
+    var subscriptions: [ExactString: SubscriptionEntry] = [:]
     var outbound: OutboundFlow
     /// The client's Maximum Packet Size: larger messages are discarded, not sent.
     var maximumPacketSize: UInt32?

@@ -19,11 +19,11 @@ public struct SubscriptionEntry: Sendable, Hashable {
 /// group's members are kept in a sorted array with a round-robin cursor.
 final class TopicTree {
     final class Node {
-        var children: [Substring: Node] = [:]
+        var children: [TopicLevel: Node] = [:]
         /// Non-shared subscriptions at this filter, by client identifier.
-        var subscribers: [String: SubscriptionEntry] = [:]
+        var subscribers: [ExactString: SubscriptionEntry] = [:]
         /// Shared subscriptions at this filter, by share name.
-        var sharedGroups: [String: SharedGroup] = [:]
+        var sharedGroups: [ExactString: SharedGroup] = [:]
 
         var isEmpty: Bool { children.isEmpty && subscribers.isEmpty && sharedGroups.isEmpty }
     }
@@ -31,8 +31,8 @@ final class TopicTree {
     /// The members of one `$share/NAME/FILTER` (§4.8.2), each message going to one member.
     struct SharedGroup {
         /// Sorted client identifiers, so that the choice is the same on every node.
-        var members: [String] = []
-        var entries: [String: SubscriptionEntry] = [:]
+        var members: [ExactString] = []
+        var entries: [ExactString: SubscriptionEntry] = [:]
         var cursor: Int = 0
     }
 
@@ -42,16 +42,16 @@ final class TopicTree {
     /// Adds or replaces a subscription; returns true when it replaced one.
     @discardableResult
     func insert(
-        filter: String, shareName: String?, clientIdentifier: String, entry: SubscriptionEntry
+        filter: String, shareName: ExactString?, clientIdentifier: ExactString, entry: SubscriptionEntry
     ) -> Bool {
         var node = root
-        for level in filter.split(separator: "/", omittingEmptySubsequences: false) {
-            if let child = node.children[level] {
+        for level in topicLevels(filter) {
+            if let child = node.children[TopicLevel(level)] {
                 node = child
             } else {
                 let child = Node()
                 // A fresh String so the key does not keep the whole filter's storage alive.
-                node.children[Substring(String(level))] = child
+                node.children[TopicLevel(Substring(String(level)))] = child
                 node = child
             }
         }
@@ -73,16 +73,16 @@ final class TopicTree {
 
     /// Removes a subscription and prunes empty nodes; returns false when there was none.
     @discardableResult
-    func remove(filter: String, shareName: String?, clientIdentifier: String) -> Bool {
-        let levels = filter.split(separator: "/", omittingEmptySubsequences: false)
+    func remove(filter: String, shareName: ExactString?, clientIdentifier: ExactString) -> Bool {
+        let levels = topicLevels(filter)
         let removed = remove(levels[...], from: root, shareName: shareName, clientIdentifier: clientIdentifier)
         if removed { subscriptionCount -= 1 }
         return removed
     }
 
     private func remove(
-        _ levels: ArraySlice<Substring>, from node: Node, shareName: String?,
-        clientIdentifier: String
+        _ levels: ArraySlice<Substring>, from node: Node, shareName: ExactString?,
+        clientIdentifier: ExactString
     ) -> Bool {
         guard let level = levels.first else {
             if let shareName {
@@ -98,10 +98,11 @@ final class TopicTree {
             }
             return node.subscribers.removeValue(forKey: clientIdentifier) != nil
         }
-        guard let child = node.children[level] else { return false }
+        let key = TopicLevel(level)
+        guard let child = node.children[key] else { return false }
         let removed = remove(
             levels.dropFirst(), from: child, shareName: shareName, clientIdentifier: clientIdentifier)
-        if child.isEmpty { node.children[level] = nil }
+        if child.isEmpty { node.children[key] = nil }
         return removed
     }
 
@@ -110,23 +111,23 @@ final class TopicTree {
     /// not matched by a leading `+` or `#` (§4.7.2).
     func match(
         topicName: String,
-        subscriber: (String, SubscriptionEntry) -> Void,
+        subscriber: (ExactString, SubscriptionEntry) -> Void,
         sharedGroup: (inout SharedGroup) -> Void
     ) {
-        let levels = topicName.split(separator: "/", omittingEmptySubsequences: false)
-        let isSystemTopic = topicName.first == "$"
+        let levels = topicLevels(topicName)
+        let isSystemTopic = topicName.utf8.first == UInt8(ascii: "$")
         match(levels[...], node: root, isFirstLevel: true, isSystemTopic: isSystemTopic,
               subscriber: subscriber, sharedGroup: sharedGroup)
     }
 
     private func match(
         _ levels: ArraySlice<Substring>, node: Node, isFirstLevel: Bool, isSystemTopic: Bool,
-        subscriber: (String, SubscriptionEntry) -> Void,
+        subscriber: (ExactString, SubscriptionEntry) -> Void,
         sharedGroup: (inout SharedGroup) -> Void
     ) {
         let wildcardsAllowed = !(isFirstLevel && isSystemTopic)
         // "a/#" also matches "a" (§4.7.1.2): a '#' child matches whatever is left, even nothing.
-        if wildcardsAllowed, let multi = node.children["#"] {
+        if wildcardsAllowed, let multi = node.children[.multiLevelWildcard] {
             visit(multi, subscriber: subscriber, sharedGroup: sharedGroup)
         }
         guard let level = levels.first else {
@@ -134,18 +135,18 @@ final class TopicTree {
             return
         }
         let rest = levels.dropFirst()
-        if let exact = node.children[level] {
+        if let exact = node.children[TopicLevel(level)] {
             match(rest, node: exact, isFirstLevel: false, isSystemTopic: isSystemTopic,
                   subscriber: subscriber, sharedGroup: sharedGroup)
         }
-        if wildcardsAllowed, let single = node.children["+"] {
+        if wildcardsAllowed, let single = node.children[.singleLevelWildcard] {
             match(rest, node: single, isFirstLevel: false, isSystemTopic: isSystemTopic,
                   subscriber: subscriber, sharedGroup: sharedGroup)
         }
     }
 
     private func visit(
-        _ node: Node, subscriber: (String, SubscriptionEntry) -> Void,
+        _ node: Node, subscriber: (ExactString, SubscriptionEntry) -> Void,
         sharedGroup: (inout SharedGroup) -> Void
     ) {
         for (clientIdentifier, entry) in node.subscribers {
