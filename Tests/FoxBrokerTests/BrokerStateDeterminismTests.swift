@@ -278,9 +278,7 @@ struct EventGenerator {
             guard case .send(let connection, .publish(let publish)) = action,
                 let client = state.connectionOwners[connection], let session = state.sessions[client]
             else { continue }
-            // Resent (DUP) PUBLISHes are exempt until resumption checks the size:
-            // see BrokerStateQoSTests.redeliveryRespectsTheNewMaximumPacketSize.
-            if let maximum = session.maximumPacketSize, !publish.dup {
+            if let maximum = session.maximumPacketSize {
                 check(Packet.publish(publish).encodedLength(version: session.protocolVersion) <= Int(maximum), "PUBLISH larger than the client allows")
             }
             if publish.qos != .atMostOnce && !publish.dup {

@@ -246,3 +246,25 @@ import Testing
         #expect(seen.count == Int(UInt16.max) - 1)
     }
 }
+
+extension BrokerStateQoSTests {
+    // Goal: a message in flight that no longer fits the Maximum Packet Size the client gave on
+    // reconnect is not resent; it is discarded as if delivered and frees its slot (MQTT 5.0
+    // §3.1.2.11.4 [MQTT-3.1.2-24], [MQTT-3.1.2-25]; §4.4 resend).
+    @Test func redeliveryRespectsTheNewMaximumPacketSize() {
+        let broker = BrokerHarness()
+        broker.connect("s", conn: 1, cleanStart: false, expiry: 600, receiveMaximum: 1)
+        broker.subscribe(conn: 1, "t", qos: .atLeastOnce)
+        broker.connect("p", conn: 5)
+        let big = String(repeating: "x", count: 100)
+        #expect(broker.publish(conn: 5, "t", big, qos: .atLeastOnce, packetIdentifier: 1).payloads(to: 1) == [big])
+        broker.publish(conn: 5, "t", "small", qos: .atLeastOnce, packetIdentifier: 2)  // queued
+        broker.close(conn: 1)
+
+        let resumed = broker.connect("s", conn: 2, cleanStart: false, expiry: 600, receiveMaximum: 1, maximumPacketSize: 64)
+        for publish in resumed.publishes(to: 2) {
+            #expect(Packet.publish(publish).encodedLength(version: .v5) <= 64, "sent a PUBLISH larger than the client's maximum")
+        }
+        #expect(resumed.payloads(to: 2) == ["small"])
+    }
+}
