@@ -123,7 +123,7 @@ final class BrokerHarness {
     }
 
     /// The session of a client, for white-box checks of what the wire cannot show.
-    func session(_ client: String) -> Session? { state.sessions[client] }
+    func session(_ client: String) -> Session? { state.sessions[ExactString(client)] }
 }
 
 func cid(_ local: UInt64) -> ConnectionID { ConnectionID(node: 0, local: local) }

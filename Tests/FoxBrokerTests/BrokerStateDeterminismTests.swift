@@ -251,7 +251,7 @@ struct EventGenerator {
         check(state.sessions.count <= state.limits.sessionCountMax, "more sessions than sessionCountMax")
         var subscriptions = 0
         for (client, session) in state.sessions {
-            check(session.clientIdentifier == client, "session \(client) filed under another identifier")
+            check(ExactString(session.clientIdentifier) == client, "session \(client) filed under another identifier")
             // The window may be smaller than what is in flight after a resumption with a lower
             // Receive Maximum (the old messages are resent); it never grows past the broker's cap.
             check(session.outbound.inflight.count <= state.limits.inflightCountMax, "\(client) in flight")

@@ -33,8 +33,8 @@ import Testing
         var groups: [String] = []
         tree.match(
             topicName: topicName,
-            subscriber: { client, _ in subscribers.append(client) },
-            sharedGroup: { group in groups.append(group.members.joined(separator: ",")) })
+            subscriber: { client, _ in subscribers.append(client.value) },
+            sharedGroup: { group in groups.append(group.members.map(\.value).joined(separator: ",")) })
         return (subscribers.sorted(), groups.sorted())
     }
 
@@ -72,7 +72,7 @@ import Testing
     @Test func sharedGroupMembersAndCursor() {
         let tree = TopicTree()
         for member in ["c", "a", "b"] {
-            tree.insert(filter: "t", shareName: "g", clientIdentifier: member, entry: Self.entry)
+            tree.insert(filter: "t", shareName: "g", clientIdentifier: ExactString(member), entry: Self.entry)
         }
         var chosen: [String] = []
         for _ in 0..<6 {
@@ -80,7 +80,7 @@ import Testing
                 topicName: "t", subscriber: { _, _ in Issue.record("no plain subscriber expected") },
                 sharedGroup: { group in
                     #expect(group.members == ["a", "b", "c"])
-                    chosen.append(group.members[group.cursor])
+                    chosen.append(group.members[group.cursor].value)
                     group.cursor = (group.cursor + 1) % group.members.count
                 })
         }
@@ -92,14 +92,14 @@ import Testing
     @Test func sharedGroupCursorAfterRemoval() {
         let tree = TopicTree()
         for member in ["a", "b", "c"] {
-            tree.insert(filter: "t", shareName: "g", clientIdentifier: member, entry: Self.entry)
+            tree.insert(filter: "t", shareName: "g", clientIdentifier: ExactString(member), entry: Self.entry)
         }
         func next() -> String {
             var result = ""
             tree.match(
                 topicName: "t", subscriber: { _, _ in },
                 sharedGroup: { group in
-                    result = group.members[group.cursor % group.members.count]
+                    result = group.members[group.cursor % group.members.count].value
                     group.cursor = (group.cursor % group.members.count + 1) % group.members.count
                 })
             return result
@@ -141,18 +141,18 @@ import Testing
             if random.chance(25) {
                 // One member per group, named after its group, so a matched group names itself.
                 let group = "S\(index)"
-                tree.insert(filter: filter, shareName: "g\(index)", clientIdentifier: group, entry: Self.entry)
+                tree.insert(filter: filter, shareName: ExactString("g\(index)"), clientIdentifier: ExactString(group), entry: Self.entry)
                 shared.append((group, filter))
             } else {
                 let client = "c\(index)"
-                tree.insert(filter: filter, shareName: nil, clientIdentifier: client, entry: Self.entry)
+                tree.insert(filter: filter, shareName: nil, clientIdentifier: ExactString(client), entry: Self.entry)
                 plain.append((client, filter))
             }
         }
         // Remove some again, to exercise pruning.
         for _ in 0..<10 where !plain.isEmpty {
             let removed = plain.remove(at: Int.random(in: 0..<plain.count, using: &random))
-            #expect(tree.remove(filter: removed.filter, shareName: nil, clientIdentifier: removed.client))
+            #expect(tree.remove(filter: removed.filter, shareName: nil, clientIdentifier: ExactString(removed.client)))
         }
         #expect(tree.subscriptionCount == plain.count + shared.count)
 

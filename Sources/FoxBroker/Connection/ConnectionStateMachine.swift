@@ -55,10 +55,12 @@ struct ConnectionStateMachine {
         self.limits = limits
     }
 
-    /// Whether more bytes may be decoded now (not while credentials are checked).
+    /// Whether more bytes may be decoded now: not while credentials are checked, and not until
+    /// CONNACK is out, so that nothing (a PINGRESP, say) can overtake it [MQTT-3.2.0-1].
     var isReading: Bool {
         switch state {
-        case .awaitingConnect, .connected: true
+        case .awaitingConnect: true
+        case .connected(let connected): connected.connAckSent
         case .authenticating, .closed, .modifying: false
         }
     }

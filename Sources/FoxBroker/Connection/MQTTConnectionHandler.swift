@@ -122,6 +122,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         for action in actions {
             run { machine, outputs in machine.brokerAction(action, into: &outputs) }
         }
+        // Packets that arrived before CONNACK are read now.
+        decodeInbound()
         flushOutbound()
     }
 

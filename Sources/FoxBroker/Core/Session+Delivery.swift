@@ -50,6 +50,11 @@ extension Session {
                     qos: queued.qos, retain: queued.retain, packetIdentifier: packetIdentifier,
                     subscriptionIdentifiers: queued.subscriptionIdentifiers, nowMillis: nowMillis,
                     dup: true)
+                // Too large for the client now: discard as if delivered (§3.1.2.11.4).
+                guard fitsClient(publish) else {
+                    outbound.inflight.removeValue(forKey: packetIdentifier)
+                    continue
+                }
                 actions.append(.send(connection, .publish(publish)))
             case .awaitingComplete:
                 actions.append(.send(connection, .pubRel(PubRel(packetIdentifier: packetIdentifier))))
