@@ -81,12 +81,20 @@ public final class BenchClient: ChannelInboundHandler {
     private var done: EventLoopPromise<PublisherResult>?
     private var pendingAcked: UInt64 = 0
     private var pendingAckErrors: UInt64 = 0
+    /// End-to-end window: deliveries per message of this publisher (over all subscribers), and
+    /// messages written off as lost when deliveries stopped while the window was full.
+    private var deliveriesPerMessage: Double = 0
+    private var writtenOff: UInt64 = 0
+    private var blockedSince: UInt64 = 0
+    private var lastDeliveredSeen: UInt64 = 0
+    private var pollScheduled = false
 
     // Subscriber.
     private var trackers: [SequenceTracker] = []
     private var subscriberIndex = 0
     private var delivered: UInt64 = 0
     private var pendingDelivered: UInt64 = 0
+    private var pendingDeliveredBy: [UInt64] = []
     private var foreign: UInt64 = 0
     private var firstReceiveTime: UInt64 = 0
     private var lastReceiveTime: UInt64 = 0
@@ -112,9 +120,18 @@ public final class BenchClient: ChannelInboundHandler {
             publisherIndex = UInt32(index)
             retain = config.mode == .retained
             templates = Self.makeTemplates(config: config, publisher: index)
+            if config.mode == .pubsub {
+                let sample = UInt64(config.topics.treeWidth * 1000)
+                var deliveries: UInt64 = 0
+                for s in 0..<config.subscribers {
+                    deliveries += config.topics.expectedCount(subscriber: s, publisher: index, sent: sample)
+                }
+                deliveriesPerMessage = Double(deliveries) / Double(sample)
+            }
         case .subscriber(let index):
             subscriberIndex = index
             trackers = Array(repeating: SequenceTracker(), count: config.mode == .retained ? 1 : config.publishers)
+            pendingDeliveredBy = Array(repeating: 0, count: trackers.count)
             filter =
                 config.mode == .retained ? "\(config.topics.prefix)/retained/#" : config.topics.subscriberFilter(index)
         case .idle:
@@ -238,6 +255,10 @@ public final class BenchClient: ChannelInboundHandler {
         if pendingDelivered > 0 {
             counters.delivered.add(pendingDelivered, ordering: .relaxed)
             pendingDelivered = 0
+            for p in pendingDeliveredBy.indices where pendingDeliveredBy[p] > 0 {
+                counters.deliveredBy[p].value.add(pendingDeliveredBy[p], ordering: .relaxed)
+                pendingDeliveredBy[p] = 0
+            }
         }
         if pendingAcked > 0 {
             counters.acked.add(pendingAcked, ordering: .relaxed)
@@ -398,6 +419,7 @@ public final class BenchClient: ChannelInboundHandler {
             let index = config.mode == .retained
                 ? stamp.sequence : config.topics.streamIndex(subscriber: subscriberIndex, sequence: stamp.sequence)
             trackers[Int(stamp.publisher)].record(index)
+            pendingDeliveredBy[Int(stamp.publisher)] &+= 1
             if let target = allReceived, trackers[0].unique >= target.target {
                 allReceived = nil
                 target.promise.succeed(now)
@@ -513,6 +535,14 @@ public final class BenchClient: ChannelInboundHandler {
         }
         let qos = config.qos
         if qos != .atMostOnce { allowed = min(allowed, freeIDs.count) }
+        if config.ratePerPublisher == nil && config.endToEndWindow > 0 && deliveriesPerMessage > 0 {
+            let room = endToEndRoom(now: now)
+            if room <= 0 {
+                pollLater()
+                return
+            }
+            allowed = min(allowed, room)
+        }
         if allowed > 0 {
             if firstSendTime == 0 { firstSendTime = now }
             var batch = context.channel.allocator.buffer(capacity: allowed * (templateSize + 4))
@@ -547,6 +577,39 @@ public final class BenchClient: ChannelInboundHandler {
         }
         if config.ratePerPublisher == nil && qos == .atMostOnce && context.channel.isWritable {
             schedulePump()
+        }
+    }
+
+    /// Messages this publisher may still send before its share of `endToEndWindow` is undelivered.
+    /// Deliveries that stop while the window is full (a broker dropping messages) are written off
+    /// after 200 ms so that the run goes on; the loss shows in the report.
+    private func endToEndRoom(now: UInt64) -> Int {
+        let delivered = counters.deliveredBy[Int(publisherIndex)].value.load(ordering: .relaxed)
+        let deliveredMessages = UInt64(Double(delivered) / deliveriesPerMessage)
+        let outstanding = nextSequence > deliveredMessages + writtenOff ? nextSequence - deliveredMessages - writtenOff : 0
+        let window = max(1, config.endToEndWindow / max(1, config.publishers))
+        let room = window - Int(min(outstanding, UInt64(Int.max / 2)))
+        if room > 0 {
+            blockedSince = 0
+            return room
+        }
+        if delivered != lastDeliveredSeen || blockedSince == 0 {
+            lastDeliveredSeen = delivered
+            blockedSince = now
+        } else if now - blockedSince > 200_000_000 {
+            writtenOff += outstanding
+            blockedSince = 0
+            return window
+        }
+        return 0
+    }
+
+    private func pollLater() {
+        guard !pollScheduled, let context else { return }
+        pollScheduled = true
+        context.eventLoop.assumeIsolated().scheduleTask(in: .microseconds(500)) {
+            self.pollScheduled = false
+            self.pump()
         }
     }
 

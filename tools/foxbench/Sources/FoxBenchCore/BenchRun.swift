@@ -13,7 +13,7 @@ import Musl
 public final class BenchRun: Sendable {
     public let config: BenchConfig
     let group: MultiThreadedEventLoopGroup
-    let counters = SharedCounters()
+    let counters: SharedCounters
     let registry: LoopStatsRegistry
     let runID: String
     /// Writes a progress line (stderr).
@@ -22,6 +22,7 @@ public final class BenchRun: Sendable {
     public init(config: BenchConfig, log: @escaping @Sendable (String) -> Void) {
         self.config = config
         self.log = log
+        counters = SharedCounters(publishers: config.mode == .pubsub ? config.publishers : 1)
         group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         registry = LoopStatsRegistry(group: group)
         runID = String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -60,7 +61,7 @@ public final class BenchRun: Sendable {
             publishers: c.mode == .pubsub ? c.publishers : (c.mode == .retained ? 1 : 0),
             subscribers: c.mode == .pubsub ? c.subscribers : (c.mode == .retained ? 1 : c.idleConnections),
             payloadBytes: c.payloadSize, topicMode: c.mode == .pubsub ? c.topics.mode.rawValue : c.mode.rawValue,
-            subscriberFilter: filter, ratePerPublisher: c.ratePerPublisher, window: c.window,
+            subscriberFilter: filter, ratePerPublisher: c.ratePerPublisher, window: c.window, endToEndWindow: c.endToEndWindow,
             count: c.mode == .retained ? UInt64(c.retainedCount) : c.count,
             durationSeconds: c.count == nil && c.mode == .pubsub ? c.durationSeconds : nil)
     }
@@ -203,11 +204,17 @@ public final class BenchRun: Sendable {
             (0..<c.publishers).map { (.publisher($0), "\(c.clientIDPrefix)-\(runID)-p\($0)") })
 
         let counters = self.counters
+        let previous = Mutex<(UInt64, UInt64, Double)>((0, 0, 0))
         let progress = startProgress { elapsed in
             let sent = counters.sent.load(ordering: .relaxed)
             let delivered = counters.delivered.load(ordering: .relaxed)
             let acked = counters.acked.load(ordering: .relaxed)
-            return "[\(fmt(elapsed, 0))s] sent \(sent) (\(fmt(Double(sent) / elapsed, 0))/s), delivered \(delivered) (\(fmt(Double(delivered) / elapsed, 0))/s)"
+            let (lastSent, lastDelivered, lastElapsed) = previous.withLock { p in
+                defer { p = (sent, delivered, elapsed) }
+                return p
+            }
+            let interval = max(elapsed - lastElapsed, 0.001)
+            return "[\(fmt(elapsed, 0))s] sent \(sent) (\(fmt(Double(sent - lastSent) / interval, 0))/s), delivered \(delivered) (\(fmt(Double(delivered - lastDelivered) / interval, 0))/s)"
                 + (c.qos != .atMostOnce ? ", acked \(acked)" : "")
         }
         defer { progress?.cancel() }

@@ -13,6 +13,7 @@ public struct Report: Codable, Sendable {
         public var subscriberFilter: String
         public var ratePerPublisher: Double?
         public var window: Int
+        public var endToEndWindow: Int
         public var count: UInt64?
         public var durationSeconds: Double?
 
@@ -23,6 +24,7 @@ public struct Report: Codable, Sendable {
             case payloadBytes = "payload_bytes"
             case topicMode = "topic_mode"
             case subscriberFilter = "subscriber_filter"
+            case endToEndWindow = "e2e_window"
             case ratePerPublisher = "rate_per_publisher"
             case durationSeconds = "duration_seconds"
         }
@@ -125,7 +127,7 @@ extension Report {
             }
         default:
             lines.append("  clients       \(s.publishers) publishers, \(s.subscribers) subscribers, \(s.payloadBytes)-byte payloads, topics \(s.topicMode) (\(s.subscriberFilter))")
-            lines.append("  offered       " + (s.ratePerPublisher.map { "\(fmt($0, 0)) msg/s per publisher" } ?? "as fast as possible" + (s.qos > 0 ? " (window \(s.window))" : "")))
+            lines.append("  offered       " + (s.ratePerPublisher.map { "\(fmt($0, 0)) msg/s per publisher" } ?? "as fast as possible (" + (s.qos > 0 ? "window \(s.window), " : "") + "end-to-end window \(s.endToEndWindow))"))
             lines.append("  sent          \(sent) in \(fmt(publishSeconds)) s = \(fmt(sentPerSecond, 0)) msg/s")
             lines.append("  delivered     \(delivered) in \(fmt(deliverySeconds)) s = \(fmt(deliveredPerSecond, 0)) msg/s")
             lines.append("  expected      \(delivery.expected): lost \(delivery.lost), duplicated \(delivery.duplicates), out of order \(delivery.orderViolations)" + (foreign > 0 ? ", foreign \(foreign)" : ""))

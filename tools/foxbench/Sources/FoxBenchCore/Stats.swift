@@ -12,7 +12,11 @@ public final class SharedCounters: Sendable {
     public let disconnects = Atomic<UInt64>(0)
     public let ackErrors = Atomic<UInt64>(0)
     public let foreign = Atomic<UInt64>(0)
-    public init() {}
+    /// Deliveries by publisher index, for the end-to-end window.
+    public let deliveredBy: [AtomicCounter]
+    public init(publishers: Int = 0) {
+        deliveredBy = (0..<publishers).map { _ in AtomicCounter() }
+    }
 
     @inline(__always)
     static func add(_ atomic: borrowing Atomic<UInt64>, _ value: UInt64) {
@@ -34,6 +38,12 @@ public final class LoopStats: @unchecked Sendable {
         histogram.autoResize = true
         return histogram
     }
+}
+
+/// An atomic counter that can be kept in an array.
+public final class AtomicCounter: Sendable {
+    public let value = Atomic<UInt64>(0)
+    public init() {}
 }
 
 /// LoopStats by event loop.

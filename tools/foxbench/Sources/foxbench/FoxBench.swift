@@ -73,6 +73,9 @@ struct FoxBench: AsyncParsableCommand {
     @Option(name: .customLong("outstanding-bytes"), help: "QoS 0 without --rate: bytes a publisher may have queued unwritten before it pauses.")
     var outstandingBytes = 65_536
 
+    @Option(name: .customLong("e2e-window"), help: "Without --rate: messages sent but not yet delivered to their subscribers at most, shared equally by the publishers (0: only the QoS 1/2 window and the QoS 0 write buffer bound them).")
+    var endToEndWindow = 2000
+
     @Option(name: .shortAndLong, help: "Messages per publisher (instead of --duration).")
     var count: UInt64?
 
@@ -109,7 +112,7 @@ struct FoxBench: AsyncParsableCommand {
     @Flag(help: "Print the report as JSON on stdout.")
     var json = false
 
-    @Flag(name: .shortAndLong, help: "No progress lines on stderr.")
+    @Flag(help: "No progress lines on stderr.")
     var quiet = false
 
     func validate() throws {
@@ -133,6 +136,7 @@ struct FoxBench: AsyncParsableCommand {
         guard duration > 0, drain >= 0, hold >= 0 else { throw ValidationError("--duration must be positive; --drain and --hold not negative.") }
         if let connectRate, !(connectRate > 0) { throw ValidationError("--connect-rate must be positive.") }
         guard connectConcurrency >= 1 else { throw ValidationError("--connect-concurrency must be at least 1.") }
+        guard endToEndWindow >= 0 else { throw ValidationError("--e2e-window must not be negative.") }
         guard outstandingBytes >= 1024 else { throw ValidationError("--outstanding-bytes must be at least 1024.") }
         if let keepalive, !(0...65535).contains(keepalive) { throw ValidationError("--keepalive must be 0...65535.") }
         if retainedCount != nil && idleConnections != nil {
@@ -169,6 +173,7 @@ struct FoxBench: AsyncParsableCommand {
         c.ratePerPublisher = rate
         c.window = window
         c.outstandingBytes = outstandingBytes
+        c.endToEndWindow = endToEndWindow
         c.count = count
         c.durationSeconds = duration
         c.drainSeconds = drain
