@@ -587,7 +587,9 @@ public final class BenchClient: ChannelInboundHandler {
         let delivered = counters.deliveredBy[Int(publisherIndex)].value.load(ordering: .relaxed)
         let deliveredMessages = UInt64(Double(delivered) / deliveriesPerMessage)
         let outstanding = nextSequence > deliveredMessages + writtenOff ? nextSequence - deliveredMessages - writtenOff : 0
-        let window = max(1, config.endToEndWindow / max(1, config.publishers))
+        // The window counts deliveries: a message to 20 subscribers takes 20 of it.
+        let share = Double(config.endToEndWindow) / Double(max(1, config.publishers))
+        let window = max(1, Int(share / max(1, deliveriesPerMessage)))
         let room = window - Int(min(outstanding, UInt64(Int.max / 2)))
         if room > 0 {
             blockedSince = 0

@@ -73,7 +73,7 @@ struct FoxBench: AsyncParsableCommand {
     @Option(name: .customLong("outstanding-bytes"), help: "QoS 0 without --rate: bytes a publisher may have queued unwritten before it pauses.")
     var outstandingBytes = 65_536
 
-    @Option(name: .customLong("e2e-window"), help: "Without --rate: messages sent but not yet delivered to their subscribers at most, shared equally by the publishers (0: only the QoS 1/2 window and the QoS 0 write buffer bound them).")
+    @Option(name: .customLong("e2e-window"), help: "Without --rate: deliveries outstanding (sent, not yet received by a subscriber) at most, shared equally by the publishers (0: only the QoS 1/2 window and the QoS 0 write buffer bound them).")
     var endToEndWindow = 2000
 
     @Option(name: .shortAndLong, help: "Messages per publisher (instead of --duration).")
