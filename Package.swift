@@ -5,7 +5,8 @@ let package = Package(
     name: "foxmq",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "foxmq", targets: ["foxmq"])
+        .executable(name: "foxmq", targets: ["foxmq"]),
+        .executable(name: "foxbench", targets: ["foxbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -13,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // The wire: MQTT 3.1.1 and 5.0 packets as values, framing, validation. No I/O.
@@ -60,6 +62,34 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        // foxbench, the MQTT load generator (tools/foxbench): measures any broker, so it depends on
+        // the codec only, never on FoxBroker. FoxBenchCore holds the logic (payload stamping,
+        // sequence accounting, the client connections); foxbench is the command line.
+        .target(
+            name: "FoxBenchCore",
+            dependencies: [
+                "FoxMQTT",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "tools/foxbench/Sources/FoxBenchCore"
+        ),
+        .executableTarget(
+            name: "foxbench",
+            dependencies: [
+                "FoxBenchCore",
+                "FoxMQTT",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "tools/foxbench/Sources/foxbench"
+        ),
+        .testTarget(
+            name: "FoxBenchTests",
+            dependencies: ["FoxBenchCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "FoxMQTTTests",
