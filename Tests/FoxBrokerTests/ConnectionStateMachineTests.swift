@@ -72,7 +72,7 @@ struct MachineHarness {
             Publish(topicName: topic, payload: ByteBuffer(string: "m"), qos: qos, packetIdentifier: packetIdentifier, properties: properties))
     }
 
-    static func submitted(_ event: BrokerEvent) -> ConnectionStateMachine.Output { .submit(BrokerEventBox(event)) }
+    static func submitted(_ event: BrokerEvent) -> ConnectionStateMachine.Output { .submit(event) }
     static var abnormalClose: ConnectionStateMachine.Output { submitted(.sessionClose(connection, SessionClose(cause: .abnormal))) }
     static func disconnect(_ code: ReasonCode) -> ConnectionStateMachine.Output { .send(.disconnect(Disconnect(reasonCode: code))) }
 
@@ -132,7 +132,7 @@ struct MachineHarness {
         var clean = H()
         _ = clean.receive(.connect(H.connect(.v311, clientIdentifier: "", cleanStart: true)))
         let outputs = clean.authenticated()
-        guard case .submit(let box) = outputs.first, case .sessionOpen(let open) = box.event else {
+        guard case .submit(.sessionOpen(let open)) = outputs.first else {
             Issue.record("expected a session open, got \(outputs)")
             return
         }
@@ -148,7 +148,7 @@ struct MachineHarness {
         var harness = H()
         _ = harness.receive(.connect(H.connect(clientIdentifier: "", cleanStart: false)))
         let opened = harness.authenticated()
-        guard case .submit(let box) = opened.first, case .sessionOpen(let open) = box.event else {
+        guard case .submit(.sessionOpen(let open)) = opened.first else {
             Issue.record("expected a session open, got \(opened)")
             return
         }

@@ -10,7 +10,7 @@ import FoxMQTT
 struct ConnectionStateMachine {
     enum Output: Equatable {
         case send(Packet)
-        case submit(BrokerEventBox)
+        case submit(BrokerEvent)
         /// Check these credentials off the event loop, then call `authenticationCompleted`.
         case authenticate(username: String?, password: [UInt8]?)
         /// Start the keep-alive watch: the connection ends after this many milliseconds without
@@ -167,7 +167,7 @@ struct ConnectionStateMachine {
             cleanStart: connect.cleanStart, sessionExpiryIntervalSeconds: sessionExpiry,
             will: connect.will, receiveMaximum: version == .v5 ? properties.receiveMaximum ?? UInt16.max : UInt16.max,
             maximumPacketSize: version == .v5 ? properties.maximumPacketSize : nil)
-        outputs.append(.submit(BrokerEventBox(.sessionOpen(open))))
+        outputs.append(.submit(.sessionOpen(open)))
     }
 
     private mutating func receivedWhileConnected(_ packet: Packet, _ connected: inout Connected, into outputs: inout [Output]) {
@@ -195,19 +195,19 @@ struct ConnectionStateMachine {
                     return
                 }
             }
-            outputs.append(.submit(BrokerEventBox(.publish(connection, publish))))
+            outputs.append(.submit(.publish(connection, publish)))
         case .pubAck(let pubAck):
-            outputs.append(.submit(BrokerEventBox(.pubAck(connection, packetIdentifier: pubAck.packetIdentifier))))
+            outputs.append(.submit(.pubAck(connection, packetIdentifier: pubAck.packetIdentifier)))
         case .pubRec(let pubRec):
-            outputs.append(.submit(BrokerEventBox(.pubRec(connection, packetIdentifier: pubRec.packetIdentifier, reasonCode: pubRec.reasonCode))))
+            outputs.append(.submit(.pubRec(connection, packetIdentifier: pubRec.packetIdentifier, reasonCode: pubRec.reasonCode)))
         case .pubRel(let pubRel):
-            outputs.append(.submit(BrokerEventBox(.pubRel(connection, packetIdentifier: pubRel.packetIdentifier))))
+            outputs.append(.submit(.pubRel(connection, packetIdentifier: pubRel.packetIdentifier)))
         case .pubComp(let pubComp):
-            outputs.append(.submit(BrokerEventBox(.pubComp(connection, packetIdentifier: pubComp.packetIdentifier))))
+            outputs.append(.submit(.pubComp(connection, packetIdentifier: pubComp.packetIdentifier)))
         case .subscribe(let subscribe):
-            outputs.append(.submit(BrokerEventBox(.subscribe(connection, subscribe))))
+            outputs.append(.submit(.subscribe(connection, subscribe)))
         case .unsubscribe(let unsubscribe):
-            outputs.append(.submit(BrokerEventBox(.unsubscribe(connection, unsubscribe))))
+            outputs.append(.submit(.unsubscribe(connection, unsubscribe)))
         case .pingReq:
             outputs.append(.send(.pingResp))
         case .disconnect(let disconnect):
@@ -220,7 +220,7 @@ struct ConnectionStateMachine {
             // Only reason 0x00 discards the will (§3.1.2.5).
             let cause: SessionClose.Cause =
                 disconnect.reasonCode == .normalDisconnection ? .normalDisconnect : .disconnectWithWill
-            outputs.append(.submit(BrokerEventBox(.sessionClose(connection, SessionClose(cause: cause, sessionExpiryIntervalSeconds: newExpiry)))))
+            outputs.append(.submit(.sessionClose(connection, SessionClose(cause: cause, sessionExpiryIntervalSeconds: newExpiry))))
             state = .closed
             outputs.append(.close)
         case .connect:
@@ -356,7 +356,7 @@ struct ConnectionStateMachine {
     /// The socket closed, for whatever reason. The broker learns it unless it already did.
     mutating func channelClosed(into outputs: inout [Output]) {
         if case .connected = state {
-            outputs.append(.submit(BrokerEventBox(.sessionClose(connection, SessionClose(cause: .abnormal)))))
+            outputs.append(.submit(.sessionClose(connection, SessionClose(cause: .abnormal))))
         }
         state = .closed
     }
@@ -372,7 +372,7 @@ struct ConnectionStateMachine {
                 if requestProblemInformation { disconnect.properties.reasonString = reason }
                 outputs.append(.send(.disconnect(disconnect)))
             }
-            outputs.append(.submit(BrokerEventBox(.sessionClose(connection, SessionClose(cause: .abnormal)))))
+            outputs.append(.submit(.sessionClose(connection, SessionClose(cause: .abnormal))))
         case .awaitingConnect, .authenticating, .closed:
             break
         }
@@ -386,13 +386,4 @@ struct ConnectionStateMachine {
         state = .closed
         outputs.append(.close)
     }
-}
-
-/// Wraps an event so that outputs can be compared in tests without making every event
-/// `Equatable`; equality is by description.
-struct BrokerEventBox: Equatable, CustomStringConvertible {
-    let event: BrokerEvent
-    init(_ event: BrokerEvent) { self.event = event }
-    var description: String { String(describing: event) }
-    static func == (lhs: BrokerEventBox, rhs: BrokerEventBox) -> Bool { lhs.description == rhs.description }
 }

@@ -15,6 +15,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var inbound: ByteBuffer?
     private var outputs: [ConnectionStateMachine.Output] = []
     private var outbound: ByteBuffer?
+    private var isFlushScheduled = false
     private var context: ChannelHandlerContext?
     private var connectTimeout: Scheduled<Void>?
     private var keepAliveTask: RepeatedTask?
@@ -124,7 +125,20 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         }
         // Packets that arrived before CONNACK are read now.
         decodeInbound()
-        flushOutbound()
+        scheduleFlush()
+    }
+
+    /// Flushes after the tasks already queued on this loop: deliveries that arrive in a burst
+    /// (one task each) leave in one write, not one system call per message.
+    private func scheduleFlush() {
+        guard !isFlushScheduled, outbound != nil, let context else { return }
+        isFlushScheduled = true
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let handler = loopBoundSelf.value
+            handler.isFlushScheduled = false
+            handler.flushOutbound()
+        }
     }
 
     /// The node is stopping.
@@ -142,8 +156,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             switch output {
             case .send(let packet):
                 encode(packet)
-            case .submit(let box):
-                services.orderer.submit(box.event)
+            case .submit(let event):
+                services.orderer.submit(event)
             case .authenticate(let username, let password):
                 authenticate(username: username, password: password)
             case .watchKeepAlive(let timeoutMillis):

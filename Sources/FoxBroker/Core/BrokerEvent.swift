@@ -4,7 +4,7 @@ import FoxMQTT
 /// has put them in the one order every node agrees on, together with the time of that order:
 /// time-dependent rules (message expiry, will delay, session expiry) read that time and never a
 /// local clock, so every node that applies the same events reaches the same state.
-public enum BrokerEvent: Sendable {
+public enum BrokerEvent: Hashable, Sendable {
     /// A client's CONNECT, authenticated and validated by its connection.
     case sessionOpen(SessionOpen)
     /// A PUBLISH from a client, topic alias already resolved.
@@ -26,7 +26,7 @@ public enum BrokerEvent: Sendable {
 }
 
 /// What a connection learned from CONNECT that the session state needs.
-public struct SessionOpen: Sendable {
+public struct SessionOpen: Hashable, Sendable {
     public var connection: ConnectionID
     /// Never empty: the connection assigns one for an empty CONNECT identifier.
     public var clientIdentifier: String
@@ -57,7 +57,7 @@ public struct SessionOpen: Sendable {
 }
 
 /// How a connection ended (MQTT 5.0 §3.1.2.5: when the will is published).
-public struct SessionClose: Sendable {
+public struct SessionClose: Hashable, Sendable {
     public enum Cause: Sendable, Hashable {
         /// DISCONNECT with reason 0x00: the will is discarded.
         case normalDisconnect
