@@ -17,17 +17,23 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var outbound: ByteBuffer?
     private var isFlushScheduled = false
     private var context: ChannelHandlerContext?
-    private var connectTimeout: Scheduled<Void>?
-    private var keepAliveTask: RepeatedTask?
-    private var lastPacketTime = NIODeadline.now()
-    private var logger: Logger
+    /// Until CONNACK: when the socket is closed if CONNECT has not completed.
+    private var connectDeadline: NIODeadline?
+    /// After CONNACK: how long the client may stay silent (1.5 times the keep alive).
+    private var keepAliveTimeout: TimeAmount?
+    private var lastPacketTime = NIODeadline.uptimeNanoseconds(0)
+    /// Position in this loop's `DeadlineSweeper`, which checks both deadlines.
+    var sweepIndex: Int?
+    private var sweeper: DeadlineSweeper?
+    /// The node's logger; this connection's metadata is added per message (`log`), not stored,
+    /// because a stored copy costs every idle connection a dictionary.
+    private let logger: Logger
 
     init(connection: ConnectionID, services: BrokerServices) {
         self.services = services
         machine = ConnectionStateMachine(connection: connection, limits: services.limits)
         frameDecoder = FrameDecoder(maximumPacketSize: services.limits.maximumPacketSizeBytes)
         logger = services.logger
-        logger[metadataKey: "connection"] = "\(connection)"
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -44,20 +50,38 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private func start(context: ChannelHandlerContext) {
         let handle = ConnectionHandle(eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
         guard services.registry.register(machine.connection, handle, countMax: services.limits.connectionCountMax) else {
-            logger.warning("connection refused: \(services.limits.connectionCountMax) connections open")
+            log(.warning, "connection refused: \(services.limits.connectionCountMax) connections open")
             context.close(promise: nil)
             return
         }
-        if let remote = context.remoteAddress { logger[metadataKey: "remote"] = "\(remote)" }
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        connectTimeout = context.eventLoop.scheduleTask(in: .seconds(Int64(services.limits.connectTimeoutSeconds))) {
-            loopBoundSelf.value.run { machine, outputs in machine.connectTimedOut(into: &outputs) }
+        lastPacketTime = context.eventLoop.now
+        connectDeadline = lastPacketTime + .seconds(Int64(services.limits.connectTimeoutSeconds))
+        let sweeper = services.deadlineSweeper(for: context.eventLoop)
+        sweeper.add(self)
+        self.sweeper = sweeper
+    }
+
+    /// Called by the loop's sweeper: ends the connection whose deadline passed.
+    func checkDeadlines(now: NIODeadline) {
+        if let connectDeadline, now >= connectDeadline {
+            self.connectDeadline = nil
+            log(.info, "CONNECT not completed in \(services.limits.connectTimeoutSeconds) s")
+            run { machine, outputs in machine.connectTimedOut(into: &outputs) }
+        } else if let keepAliveTimeout, now - lastPacketTime > keepAliveTimeout {
+            self.keepAliveTimeout = nil
+            log(.info, "keep alive expired")
+            run { machine, outputs in machine.keepAliveExpired(into: &outputs) }
         }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        sweeper?.remove(self)
+        sweeper = nil
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        connectTimeout?.cancel()
-        keepAliveTask?.cancel()
+        sweeper?.remove(self)
+        sweeper = nil
         run { machine, outputs in machine.channelClosed(into: &outputs) }
         services.registry.unregister(machine.connection)
         context.fireChannelInactive()
@@ -65,7 +89,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        lastPacketTime = .now()
+        lastPacketTime = context.eventLoop.now
         if var pending = inbound, pending.readableBytes > 0 {
             inbound = nil  // unique reference: the append does not copy the pending bytes
             pending.writeBuffer(&bytes)
@@ -81,7 +105,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("connection error: \(error)")
+        log(.debug, "connection error: \(error)")
         context.close(promise: nil)
     }
 
@@ -107,7 +131,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 packet = try Packet.decode(frame, version: machine.protocolVersion)
             } catch {
                 inbound = nil
-                logger.info("refused packet: \(error)")
+                log(.info, "refused packet: \(error)")
                 run { machine, outputs in machine.decodeFailed(error, into: &outputs) }
                 return
             }
@@ -161,9 +185,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             case .authenticate(let username, let password):
                 authenticate(username: username, password: password)
             case .watchKeepAlive(let timeoutMillis):
-                watchKeepAlive(timeoutMillis: timeoutMillis)
+                keepAliveTimeout = .milliseconds(timeoutMillis)
             case .close:
-                connectTimeout?.cancel()
+                connectDeadline = nil
                 flushOutbound()
                 context?.close(promise: nil)
             }
@@ -177,7 +201,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         outbound = nil  // unique reference while encoding
         packet.encode(into: &buffer, version: version)
         outbound = buffer
-        if case .connAck = packet { connectTimeout?.cancel() }
+        if case .connAck = packet { connectDeadline = nil }
     }
 
     /// Writes what was encoded since the last flush as one buffer: one syscall per batch.
@@ -198,24 +222,18 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         }.whenComplete { result in
             let accepted = (try? result.get()) ?? false
             let handler = loopBoundSelf.value
-            if !accepted { handler.logger.info("authentication refused", metadata: ["username": "\(username ?? "")"]) }
+            if !accepted { handler.log(.info, "authentication refused", ["username": "\(username ?? "")"]) }
             handler.run { machine, outputs in machine.authenticationCompleted(accepted: accepted, into: &outputs) }
             handler.decodeInbound()
             handler.flushOutbound()
         }
     }
 
-    private func watchKeepAlive(timeoutMillis: Int64) {
-        guard let context, keepAliveTask == nil else { return }
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let interval = TimeAmount.milliseconds(max(100, timeoutMillis / 4))
-        keepAliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
-            let handler = loopBoundSelf.value
-            if NIODeadline.now() - handler.lastPacketTime > .milliseconds(timeoutMillis) {
-                task.cancel()
-                handler.logger.info("keep alive expired")
-                handler.run { machine, outputs in machine.keepAliveExpired(into: &outputs) }
-            }
-        }
+    private func log(_ level: Logger.Level, _ message: Logger.Message, _ extra: Logger.Metadata = [:]) {
+        guard logger.logLevel <= level else { return }
+        var metadata = extra
+        metadata["connection"] = "\(machine.connection)"
+        if let remote = context?.remoteAddress { metadata["remote"] = "\(remote)" }
+        logger.log(level: level, message, metadata: metadata)
     }
 }

@@ -1,5 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOPosix
 
 /// What every connection of a node shares: the orderer, the registry, the credential check,
@@ -13,6 +14,7 @@ final class BrokerServices: Sendable {
     let logger: Logger
     private let identifierCounter = NIOLockedValueBox<UInt64>(0)
     private let identifierPrefix: String
+    private let sweepers = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<DeadlineSweeper>]>([:])
 
     init(
         limits: ConnectionLimits, orderer: any Orderer, registry: ConnectionRegistry,
@@ -37,5 +39,16 @@ final class BrokerServices: Sendable {
             return value
         }
         return identifierPrefix + String(number)
+    }
+
+    /// The deadline sweeper of an event loop, made on first use. Call on that loop.
+    func deadlineSweeper(for eventLoop: any EventLoop) -> DeadlineSweeper {
+        sweepers.withLockedValue { sweepers in
+            let key = ObjectIdentifier(eventLoop)
+            if let sweeper = sweepers[key] { return sweeper.value }
+            let sweeper = DeadlineSweeper(eventLoop: eventLoop)
+            sweepers[key] = NIOLoopBound(sweeper, eventLoop: eventLoop)
+            return sweeper
+        }
     }
 }
