@@ -24,13 +24,13 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "The configuration directory.")
     var directory: String = "foxmq.d"
 
-    @Option(name: [.customShort("f"), .long], help: "This node's secret key (PEM); default DIR/key_0.pem. Used by clusters.")
+    @Option(name: [.customShort("f"), .long], help: ArgumentHelp("This node's secret key (PEM); default DIR/key_0.pem. Used by clusters.", valueName: "PEM"))
     var secretKeyFile: String?
 
-    @Option(name: [.customShort("L"), .long], help: "Address of the MQTT listener.")
+    @Option(name: [.customShort("L"), .long], help: ArgumentHelp("Address of the MQTT listener.", valueName: "HOST:PORT"))
     var mqttAddr: String = "0.0.0.0:1883"
 
-    @Option(name: [.customShort("C"), .long], help: "Address of the cluster listener (accepted; the cluster is not yet wired).")
+    @Option(name: [.customShort("C"), .long], help: ArgumentHelp("Address of the cluster listener (accepted; the cluster is not yet wired).", valueName: "HOST:PORT"))
     var clusterAddr: String = "0.0.0.0:19793"
 
     @Flag(help: "Accept clients that send no user name (refused otherwise).")
@@ -39,49 +39,49 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Also listen for MQTT over WebSockets (subprotocol mqtt).")
     var websockets = false
 
-    @Option(help: "Address of the WebSocket listener.")
+    @Option(help: ArgumentHelp("Address of the WebSocket listener.", valueName: "HOST:PORT"))
     var websocketsAddr: String = "0.0.0.0:8080"
 
-    @Option(help: "Log format: json (one object per line), full or compact. Level from FOXMQ_LOG or RUST_LOG.")
+    @Option(help: ArgumentHelp("Log format: json (one object per line), full or compact. Level from FOXMQ_LOG or RUST_LOG.", valueName: "FORMAT"))
     var log: LogFormat = .full
 
-    @Option(help: "Cluster TLS certificate (accepted; the cluster is not yet wired).")
+    @Option(help: ArgumentHelp("Cluster TLS certificate (accepted; the cluster is not yet wired).", valueName: "PEM"))
     var clusterCert: String?
 
-    @Option(help: "Cluster TLS root certificate (accepted; the cluster is not yet wired).")
+    @Option(help: ArgumentHelp("Cluster TLS root certificate (accepted; the cluster is not yet wired).", valueName: "PEM"))
     var clusterRootCert: String?
 
-    @Option(help: "Accept a cluster peer with this certificate (accepted; the cluster is not yet wired).")
+    @Option(help: ArgumentHelp("Accept a cluster peer with this certificate (accepted; the cluster is not yet wired).", valueName: "PEM"))
     var clusterAcceptPeerWithCert: [String] = []
 
-    @Option(help: "Largest packet accepted from a client, in bytes (announced in CONNACK).")
+    @Option(help: ArgumentHelp("Largest packet accepted from a client, in bytes (announced in CONNACK).", valueName: "BYTES"))
     var maxPacketSize: Int = 1_048_576
 
-    @Option(help: "Open client connections at most.")
+    @Option(help: ArgumentHelp("Open client connections at most.", valueName: "N"))
     var maxConnections: Int = 100_000
 
-    @Option(help: "Inbound QoS 1/2 messages a client may leave unacknowledged (Receive Maximum).")
+    @Option(help: ArgumentHelp("Inbound QoS 1/2 messages a client may leave unacknowledged (Receive Maximum).", valueName: "N"))
     var receiveMaximum: UInt16 = 1024
 
-    @Option(help: "Outbound QoS 1/2 messages unacknowledged per client, whatever it allows.")
+    @Option(help: ArgumentHelp("Outbound QoS 1/2 messages unacknowledged per client, whatever it allows.", valueName: "N"))
     var maxInflight: Int = 1024
 
-    @Option(help: "Messages queued per session beyond the in-flight window.")
+    @Option(help: ArgumentHelp("Messages queued per session beyond the in-flight window.", valueName: "N"))
     var maxQueuedMessages: Int = 10_000
 
-    @Option(help: "Levels of a topic name or filter at most.")
+    @Option(help: ArgumentHelp("Levels of a topic name or filter at most.", valueName: "N"))
     var maxTopicLevels: Int = 128
 
-    @Option(help: "Subscriptions per client at most.")
+    @Option(help: ArgumentHelp("Subscriptions per client at most.", valueName: "N"))
     var maxSubscriptionsPerClient: Int = 1000
 
-    @Option(help: "Topic aliases a client may define (Topic Alias Maximum).")
+    @Option(help: ArgumentHelp("Topic aliases a client may define (Topic Alias Maximum).", valueName: "N"))
     var topicAliasMaximum: UInt16 = 1024
 
-    @Option(help: "Keep alive granted at most, in seconds (0 = whatever the client asks).")
+    @Option(help: ArgumentHelp("Keep alive granted at most, in seconds (0 = whatever the client asks).", valueName: "SECONDS"))
     var maxKeepAlive: UInt16 = 0
 
-    @Option(help: "Seconds a new socket has to complete CONNECT.")
+    @Option(help: ArgumentHelp("Seconds a new socket has to complete CONNECT.", valueName: "SECONDS"))
     var connectTimeout: Int = 10
 
     func validate() throws {

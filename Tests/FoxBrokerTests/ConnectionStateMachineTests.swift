@@ -502,3 +502,21 @@ struct MachineHarness {
         #expect(harness.receive(.pubRel(PubRel(packetIdentifier: 9))) == [H.submitted(.pubRel(H.connection, packetIdentifier: 9))])
     }
 }
+
+extension ConnectionStateMachineTests {
+    // Goal: a client PUBLISH carrying a Subscription Identifier is a protocol error: only the
+    // server sets them (MQTT 5.0 §3.3.4 [MQTT-3.3.4-6]).
+    @Test func clientPublishWithSubscriptionIdentifierIsAProtocolError() {
+        var harness = H()
+        harness.connected()
+        var publish = Publish(topicName: "t", payload: ByteBuffer(string: "x"))
+        publish.properties.subscriptionIdentifiers = [7]
+        let outputs = harness.receive(.publish(publish))
+        guard case .send(.disconnect(let disconnect)) = outputs.first else {
+            Issue.record("expected DISCONNECT, got \(outputs)")
+            return
+        }
+        #expect(disconnect.reasonCode == .protocolError)
+        #expect(outputs.last == .close)
+    }
+}

@@ -184,6 +184,11 @@ struct ConnectionStateMachine {
                 return
             }
             publish.properties.topicAlias = nil
+            if !publish.properties.subscriptionIdentifiers.isEmpty {
+                // Only the server sets them, per delivery [MQTT-3.3.4-6].
+                fail(.protocolError, "PUBLISH from a client with a subscription identifier", into: &outputs)
+                return
+            }
             if let error = validateTopicName(publish.topicName) {
                 fail(error, "topic name exceeds the broker's limits", into: &outputs)
                 return
