@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The wire: MQTT 3.1.1 and 5.0 packets as values, framing, validation. No I/O.
@@ -60,6 +61,26 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        // Consensus: a pure, deterministic BFT DAG core (step(input) -> outputs). No I/O.
+        .target(
+            name: "FoxConsensus",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // The seeded single-thread cluster simulator used by the tests and by foxsim.
+        .target(
+            name: "FoxConsensusSimulation",
+            dependencies: ["FoxConsensus", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // foxsim: soak runs and figures from the simulator.
+        .executableTarget(
+            name: "foxsim",
+            dependencies: ["FoxConsensusSimulation", "FoxConsensus"],
+            path: "tools/foxsim"
+        ),
+        .testTarget(
+            name: "FoxConsensusTests",
+            dependencies: ["FoxConsensus", "FoxConsensusSimulation", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "FoxMQTTTests",
