@@ -65,12 +65,15 @@ let package = Package(
         // Consensus: a pure, deterministic BFT DAG core (step(input) -> outputs). No I/O.
         .target(
             name: "FoxConsensus",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            // Optimized even in debug builds: the simulator runs hundreds of seeds in `swift test`.
+            swiftSettings: [.unsafeFlags(["-O"])]
         ),
         // The seeded single-thread cluster simulator used by the tests and by foxsim.
         .target(
             name: "FoxConsensusSimulation",
-            dependencies: ["FoxConsensus", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["FoxConsensus", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: [.unsafeFlags(["-O"])]
         ),
         // foxsim: soak runs and figures from the simulator.
         .executableTarget(

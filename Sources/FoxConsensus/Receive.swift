@@ -81,15 +81,9 @@ extension ConsensusCore {
             if ref.author == me && ref.round > lastOwnRound {
                 halt("tripwire: own block at round \(ref.round) > lastOwnRound \(lastOwnRound)", out: &out); return
             }
-            for p in block.parents where p.author == me {
-                if p.round > lastOwnRound {
-                    halt("tripwire: peer references own round \(p.round) > lastOwnRound \(lastOwnRound)", out: &out); return
-                }
-                let own = dag.slot(p.slot)
-                if !own.isEmpty && !own.contains(p) && p.round >= max(horizon, 1) {
-                    halt("tripwire: peer references a different own block at round \(p.round)", out: &out); return
-                }
-            }
+            // A parent ref to an unknown own block is not proof (any Byzantine block can carry
+            // one): it is fetched like any missing parent, and only a block signed by this node
+            // at a round > lastOwnRound, or a second signed own block in one slot, halts.
         }
         // Equivocation: keep the first block received unsolicited.
         var slotBlocks = dag.slot(ref.slot)
