@@ -102,7 +102,7 @@ extension ConsensusCore {
             if !progressed { return }
             // A new horizon may release suspended blocks; loop in case they decide more.
             let before = dag.count
-            drainSuspended(now: now)
+            drainSuspended(now: now, full: true)
             if dag.count == before { return }
         }
     }

@@ -106,6 +106,10 @@ public struct ConsensusCore {
     var suspended: [BlockRef: (block: Block, bytes: [UInt8], from: UInt16)] = [:]
     var suspendedBytes = 0
     var suspendedBytesByAuthor: [Int]
+    var suspendedCountByAuthor: [Int]
+    /// Missing parent → parked children waiting on it (re-examined when it is inserted).
+    var waiters: [BlockRef: [BlockRef]] = [:]
+    var wakeQueue: [BlockRef] = []
     var missing: [BlockRef: (lastAsked: UInt64, attempts: Int, from: UInt16)] = [:]
     var requested: Set<BlockRef> = []
     public internal(set) var evidence: [EquivocationEvidence] = []
@@ -178,6 +182,7 @@ public struct ConsensusCore {
         runningHash = committee.digest
         sequencer = Sequencer(n: committee.n, maxHeldBack: committee.params.maxHeldBack)
         suspendedBytesByAuthor = Array(repeating: 0, count: committee.n)
+        suspendedCountByAuthor = Array(repeating: 0, count: committee.n)
         lastStatusReply = Array(repeating: 0, count: committee.n)
         let needsRecovery = committee.n > 1 && (!image.initialized || image.meta.restored)
         mode = needsRecovery ? .recovering : .active
@@ -191,6 +196,13 @@ public struct ConsensusCore {
     public var isHalted: Bool { if case .halted = mode { return true } else { return false } }
     public var pendingCount: Int { pending.count }
     public var suspendedCount: Int { suspended.count }
+    /// Debug view: parked refs with their missing parents and whether they were requested.
+    public var suspendedDetail: String {
+        suspended.keys.sorted().map { r in
+            let miss = suspended[r]!.block.parents.filter { !dag.contains($0) && $0.round >= horizon }
+            return "\(r)<-[" + miss.map { "\($0)\(requested.contains($0) ? "?" : "")\(missing[$0].map { "a\($0.attempts)" } ?? "")" }.joined(separator: ",") + "]"
+        }.joined(separator: " ")
+    }
     public var pCount: Int { pendingP.count }
     public var emittedCount: Int { emitted.count }
     public var uncoveredCount: Int { uncovered.count }
@@ -401,9 +413,12 @@ public struct ConsensusCore {
             consider(proposalDeadline(now: now))
         default: break
         }
-        if !suspended.isEmpty || !missing.isEmpty { consider(now.plusSaturating(local.syncInterval)) }
+        // Deadlines are absolute (from when a ref was last asked, or the last status), never
+        // `now + interval`: a busy node would otherwise push its own retries back forever.
+        if let oldest = missing.values.map(\.lastAsked).min() { consider(oldest.plusSaturating(local.syncInterval)) }
+        else if !suspended.isEmpty { consider(now.plusSaturating(local.syncInterval)) }
         if insertedSinceStatus || hasRealWork {
-            consider((lastStatusAt ?? now).plusSaturating(local.syncInterval))
+            consider((lastStatusAt ?? 0).plusSaturating(local.syncInterval))
         }
         if let t = next, t != timerAt {
             timerAt = t

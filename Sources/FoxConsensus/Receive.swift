@@ -112,12 +112,15 @@ extension ConsensusCore {
                        now: UInt64, out: inout [Output]) {
         let a = Int(ref.author)
         if suspended.count >= local.maxSuspendedBlocks || suspendedBytes + bytes.count > local.maxSuspendedBytes
-            || suspendedBytesByAuthor[a] + bytes.count > local.maxSuspendedBytesPerAuthor {
+            || suspendedBytesByAuthor[a] + bytes.count > local.maxSuspendedBytesPerAuthor
+            || suspendedCountByAuthor[a] >= max(16, local.maxSuspendedBlocks / n) {
             metrics.suspendedDropped += 1; return
         }
         suspended[ref] = (b, bytes, from)
         suspendedBytes += bytes.count
         suspendedBytesByAuthor[a] += bytes.count
+        suspendedCountByAuthor[a] += 1
+        for p in parents { waiters[p, default: []].append(ref) }
         var ask: [BlockRef] = []
         for p in parents where suspended[p] == nil {
             requested.insert(p)
@@ -133,6 +136,7 @@ extension ConsensusCore {
         guard let s = suspended.removeValue(forKey: ref) else { return }
         suspendedBytes -= s.bytes.count
         suspendedBytesByAuthor[Int(ref.author)] -= s.bytes.count
+        suspendedCountByAuthor[Int(ref.author)] -= 1
     }
 
     mutating func insert(_ b: Block, ref: BlockRef, bytes: [UInt8], now: UInt64) {
@@ -143,26 +147,32 @@ extension ConsensusCore {
         if !b.payload.isEmpty { nonEmptyUnemitted.insert(ref) }
         requested.remove(ref)
         missing[ref] = nil
+        if let w = waiters.removeValue(forKey: ref) { wakeQueue.append(contentsOf: w) }
         insertedSinceStatus = true
         dirtyDag = true
         if let c = b.attestation { recordAttestation(c, author: ref.author) }
     }
 
-    /// Re-examines the suspended buffer until no block can be inserted (causal order).
-    mutating func drainSuspended(now: UInt64) {
-        guard !suspended.isEmpty else { return }
-        var progress = true
-        while progress {
-            progress = false
-            for ref in suspended.keys.sorted() {
+    /// Re-examines parked blocks whose missing parents arrived (causal order), or the whole
+    /// buffer when `full` (the horizon moved).
+    mutating func drainSuspended(now: UInt64, full: Bool = false) {
+        if full {
+            wakeQueue.append(contentsOf: suspended.keys.sorted())
+            for r in waiters.keys where r.round < horizon { waiters[r] = nil }
+        }
+        while !wakeQueue.isEmpty {
+            let batch = wakeQueue.sorted()
+            wakeQueue = []
+            for ref in batch {
                 guard let s = suspended[ref] else { continue }
                 if ref.round < horizon { unpark(ref); continue }
                 if s.block.parents.allSatisfy({ $0.round < horizon || dag.contains($0) }) {
                     unpark(ref)
-                    if !dag.contains(ref) { insert(s.block, ref: ref, bytes: s.bytes, now: now); progress = true }
+                    if !dag.contains(ref) { insert(s.block, ref: ref, bytes: s.bytes, now: now) }
                 }
             }
         }
+        if suspended.isEmpty { waiters = [:] }
     }
 
     /// Missing parents not delivered within a sync interval are asked from the next peer.

@@ -121,9 +121,9 @@ extension Simulator {
             _ = valid
             sendAll(from: i, Message.block(signed(base(round: r, parents: parents), by: i)).encode())
         case .flood:
-            for _ in 0..<10 { sendAll(from: i, (0..<Int(rng.range(1, 200))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
-            for (b, _) in seen.prefix(8) { sendAll(from: i, Message.block(b).encode()) }
-            for k in 0..<4 {
+            for _ in 0..<3 { sendAll(from: i, (0..<Int(rng.range(1, 200))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
+            for (b, _) in seen.prefix(3) { sendAll(from: i, Message.block(b).encode()) }
+            for k in 0..<2 {
                 let r = latest + 100 + UInt64(k)
                 let parents = (0..<c.quorum).map { BlockRef(round: r - 1, author: UInt16($0), digest: Digest(w0: rng.next(), w1: 4, w2: 0, w3: 0)) }
                 sendAll(from: i, Message.block(signed(base(round: r, parents: parents), by: i)).encode())

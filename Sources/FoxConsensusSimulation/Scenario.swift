@@ -73,6 +73,8 @@ public struct Scenario: Sendable {
         l.heartbeat = 300_000_000
         l.syncInterval = 80_000_000
         l.recoveryRetry = 150_000_000
+        l.maxSuspendedBlocks = 512
+        l.maxSuspendedBytesPerAuthor = 256 << 10
         return l
     }()
     public var diskLatency: (UInt64, UInt64) = (200_000, 2_000_000)

@@ -400,6 +400,16 @@ public final class Simulator {
         stats.eligiblePairs = eligible
     }
 
+    /// One line per node (foxsim --verbose).
+    public func describeNodes() -> [String] {
+        nodes.map { node in
+            guard let c = node.cores[0] else { return "node \(node.id): down" }
+            return "node \(node.id)\(node.byz.map { " byz=\($0)" } ?? ""): mode=\(c.mode) lastOwn=\(c.lastOwnRound) dagHigh=\(c.dag.highestRound) " +
+                "decided=\(c.decidedRound) commits=\(c.commitIndex) susp=\(c.suspendedCount) pending=\(c.pendingCount) P=\(c.pCount) " +
+                "latest=\(c.dag.latestRound) timeouts=\(c.metrics.leaderTimeouts) invalid=\(c.metrics.invalidByRule) \(c.suspendedDetail)"
+        }
+    }
+
     func result() -> SimResult {
         var forced = 0, equiv = 0, invalid = 0, ready = 0, maxDag = 0, maxSusp = 0
         for node in nodes where node.byz == nil {

@@ -45,6 +45,7 @@ if flag("--bench") {
                     print("  reproduce: \(r.reproduce)")
                 }
                 if flag("--verbose") {
+                    for line in sim.describeNodes() { print(line) }
                     print("\(s.description) commits=\(r.commits) applied=\(r.entriesApplied)/\(r.entriesAccepted) events=\(r.events) forced=\(r.forcedEmissions) equiv=\(r.equivocationsSeen) invalid=\(r.invalidBlocks) maxDag=\(r.maxDagBlocks) maxSusp=\(r.maxSuspended)")
                 }
             }
