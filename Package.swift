@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The wire: MQTT 3.1.1 and 5.0 packets as values, framing, validation. No I/O.
@@ -90,6 +91,29 @@ let package = Package(
         .testTarget(
             name: "FoxBenchTests",
             dependencies: ["FoxBenchCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // Consensus: a pure, deterministic BFT DAG core (step(input) -> outputs). No I/O.
+        .target(
+            name: "FoxConsensus",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            // Optimized even in debug builds: the simulator runs hundreds of seeds in `swift test`.
+            swiftSettings: [.unsafeFlags(["-O"])]
+        ),
+        // The seeded single-thread cluster simulator used by the tests and by foxsim.
+        .target(
+            name: "FoxConsensusSimulation",
+            dependencies: ["FoxConsensus", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: [.unsafeFlags(["-O"])]
+        ),
+        // foxsim: soak runs and figures from the simulator.
+        .executableTarget(
+            name: "foxsim",
+            dependencies: ["FoxConsensusSimulation", "FoxConsensus"],
+            path: "tools/foxsim"
+        ),
+        .testTarget(
+            name: "FoxConsensusTests",
+            dependencies: ["FoxConsensus", "FoxConsensusSimulation", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "FoxMQTTTests",

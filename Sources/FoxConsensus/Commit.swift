@@ -1,0 +1,296 @@
+// The commit rule (section 6), fair linearization (section 7) and garbage collection (11).
+public enum SlotStatus: Equatable, Sendable {
+    case undecided
+    case skip
+    case commit(BlockRef)
+}
+
+extension ConsensusCore {
+    func supports(_ v: BlockRef, _ b: BlockRef) -> Bool {
+        guard v.round == b.round + 1, let d = dag[v] else { return false }
+        return d.block.parents.contains(b)
+    }
+
+    /// C.round = B.round + 2 and the parents of C supporting B come from ≥ Q authors.
+    func isCertificate(_ c: BlockRef, for b: BlockRef) -> Bool {
+        guard c.round == b.round + 2, let d = dag[c] else { return false }
+        var seen = [Bool](repeating: false, count: n); var count = 0
+        for p in d.block.parents where p.round == b.round + 1 && !seen[Int(p.author)] && supports(p, b) {
+            seen[Int(p.author)] = true; count += 1
+        }
+        return count >= q
+    }
+
+    func slotBlocks(_ r: UInt64) -> [BlockRef] { dag.slot(Slot(author: committee.leader(r), round: r)).sorted() }
+
+    /// The direct rule for the slot of round r: skip, commit, or nil (undecided directly).
+    func directStatus(_ r: UInt64) -> SlotStatus? {
+        let leader = committee.leader(r)
+        var blame = [Bool](repeating: false, count: n); var blamers = 0
+        for v in dag.refs(at: r + 1) where !blame[Int(v.author)] {
+            guard let d = dag[v] else { continue }
+            if !d.block.parents.contains(where: { $0.round == r && $0.author == leader }) {
+                blame[Int(v.author)] = true; blamers += 1
+            }
+        }
+        if blamers >= q { return .skip }
+        var committed: [BlockRef] = []
+        for b in slotBlocks(r) {
+            var cert = [Bool](repeating: false, count: n); var certifiers = 0
+            for c in dag.refs(at: r + 2) where !cert[Int(c.author)] && isCertificate(c, for: b) {
+                cert[Int(c.author)] = true; certifiers += 1
+            }
+            if certifiers >= q { committed.append(b) }
+        }
+        if committed.count > 1 { return .commit(committed[0]) } // impossible below the fault bound; indirect check halts
+        return committed.first.map { .commit($0) }
+    }
+
+    /// The committer pass (idempotent). Decides slots, extends the decided prefix, linearizes.
+    mutating func runCommitter(now: UInt64, out: inout [Output]) {
+        while true {
+            let d = decidedRound
+            let h = dag.highestRound
+            guard h >= d.plusSaturating(3) else { return }
+            let top = h - 2
+            var status = [SlotStatus](repeating: .undecided, count: Int(top - d))
+            func idx(_ r: UInt64) -> Int { Int(r - d - 1) }
+            var r = top
+            while r >= d + 1 {
+                if let s = directStatus(r) {
+                    status[idx(r)] = s
+                } else {
+                    // Indirect rule: the first decided-commit anchor above r + 2.
+                    var result: SlotStatus = .undecided
+                    var a = r + 3
+                    walk: while a <= top {
+                        switch status[idx(a)] {
+                        case .skip: a += 1; continue walk
+                        case .undecided: result = .undecided; break walk
+                        case .commit(let anchor):
+                            let hist = dag.history(from: [anchor], floor: r + 2)
+                            var qualifying: [BlockRef] = []
+                            for b in slotBlocks(r) {
+                                if hist.contains(where: { $0.round == r + 2 && isCertificate($0, for: b) }) { qualifying.append(b) }
+                            }
+                            if qualifying.count > 1 {
+                                halt("commit rule: two blocks of slot \(r) qualify; fault bound broken", out: &out); return
+                            }
+                            result = qualifying.first.map { .commit($0) } ?? .skip
+                            break walk
+                        }
+                    }
+                    status[idx(r)] = result
+                }
+                r -= 1
+            }
+            // Extend the decided prefix with the longest decided run.
+            var progressed = false
+            var rr = d + 1
+            while rr <= top {
+                let s = status[idx(rr)]
+                if s == .undecided { break }
+                if case .commit(let leader) = s {
+                    linearize(leader: leader, now: now, out: &out)
+                    if isHalted { return }
+                } else { metrics.skippedSlots += 1 }
+                decidedRound = rr
+                progressed = true
+                rr += 1
+            }
+            collectGarbage()
+            if !progressed { return }
+            // A new horizon may release suspended blocks; loop in case they decide more.
+            let before = dag.count
+            drainSuspended(now: now, full: true)
+            if dag.count == before { return }
+        }
+    }
+
+    /// Linearizes commit k = commitIndex + 1 with leader L (section 7).
+    mutating func linearize(leader: BlockRef, now: UInt64, out: inout [Output]) {
+        let k = commitIndex + 1
+        let leaderRound = leader.round
+        let gcK = k == 1 ? 0 : lastLeaderRound.minusSaturating(gcDepth)
+        let floor = max(gcK, 1)
+        let hist = dag.history(from: [leader], floor: floor) { self.emitted.contains($0) }
+        let gcNext = leaderRound.minusSaturating(gcDepth)
+        var order: [BlockRef] = []
+        var forced = 0
+        if !committee.params.fairMode {
+            order = hist.sorted()
+        } else {
+            for b in hist where !pendingP.contains(b) { pendingP.insert(b); enteredP[b] = leaderRound }
+            // Forced emission: below gcRound_{k+1}, in ref order, no fair key.
+            let forcedList = pendingP.filter { $0.round < gcNext }.sorted()
+            order.append(contentsOf: forcedList)
+            forced = forcedList.count
+            for b in forcedList { pendingP.remove(b) }
+            // recv_a(B) over history(L_k) \ emitted (= hist): contains-bitsets in round order.
+            let hs = hist.filter { $0.round >= gcNext }.sorted()
+            let m = hs.count
+            var index: [BlockRef: Int] = [:]
+            for (i, b) in hs.enumerated() { index[b] = i }
+            let words = (m + 63) / 64
+            var bits = [UInt64](repeating: 0, count: m * words)
+            var recv = [UInt64](repeating: .max, count: n * m)
+            for (i, x) in hs.enumerated() {
+                bits[i * words + i / 64] |= 1 << UInt64(i % 64)
+                let d = dag[x]!
+                for p in d.block.parents { if let j = index[p] { for w in 0..<words { bits[i * words + w] |= bits[j * words + w] } } }
+                let a = Int(x.author), ts = d.block.timestamp
+                for w in 0..<words {
+                    var word = bits[i * words + w]
+                    while word != 0 {
+                        let bit = word.trailingZeroBitCount
+                        word &= word - 1
+                        let b = w * 64 + bit
+                        if ts < recv[a * m + b] { recv[a * m + b] = ts }
+                    }
+                }
+            }
+            var ready = [Bool](repeating: false, count: m)
+            var fairTs = [UInt64](repeating: 0, count: m)
+            for b in 0..<m {
+                var vals: [UInt64] = []
+                for a in 0..<n where recv[a * m + b] != .max { vals.append(recv[a * m + b]) }
+                if vals.count >= committee.readiness {
+                    vals.sort()
+                    ready[b] = true
+                    fairTs[b] = vals[(vals.count - 1) / 2]
+                }
+            }
+            // Priority topological sort (Kahn) over the ready blocks.
+            var done = [Bool](repeating: false, count: m)
+            var remainingParents = [Int](repeating: 0, count: m)
+            var children = [[Int]](repeating: [], count: m)
+            for (i, x) in hs.enumerated() where ready[i] {
+                for p in dag[x]!.block.parents { if let j = index[p] { remainingParents[i] += 1; children[j].append(i) } }
+            }
+            var available: [Int] = []
+            for i in 0..<m where ready[i] && remainingParents[i] == 0 { available.append(i) }
+            func key(_ i: Int) -> (UInt64, BlockRef) { (fairTs[i], hs[i]) }
+            while !available.isEmpty {
+                var best = 0
+                for j in 1..<available.count {
+                    let a = key(available[j]), b = key(available[best])
+                    if a.0 < b.0 || (a.0 == b.0 && a.1 < b.1) { best = j }
+                }
+                let i = available.remove(at: best)
+                done[i] = true
+                order.append(hs[i])
+                pendingP.remove(hs[i])
+                for c in children[i] {
+                    remainingParents[c] -= 1
+                    if remainingParents[c] == 0 && ready[c] { available.append(c) }
+                }
+            }
+            for i in 0..<m where ready[i] { assert(done[i], "ready blocks have ready ancestors") }
+            // Readiness bound (section 7): a block entering P at commit k leaves by leader round R_k + 3.
+            for b in order { enteredP[b] = nil }
+            for (b, r) in enteredP where r.plusSaturating(3) <= leaderRound {
+                metrics.readinessBoundViolations += 1
+                enteredP[b] = nil
+            }
+            assert(!pendingP.contains { $0.round < gcNext }, "P holds only rounds ≥ gcRound_{k+1}")
+        }
+        metrics.forcedEmissions += forced
+        // Running hash, entries, commit time.
+        var h = Hashing()
+        h.update(runningHash); h.update(leader.digest)
+        var applied: [Entry] = []
+        for b in order {
+            precondition(!emitted.contains(b), "a block is emitted once")
+            emitted.insert(b)
+            h.update(b.digest)
+            if let d = dag[b] {
+                for e in d.block.payload {
+                    for a in sequencer.apply(e) {
+                        applied.append(a)
+                        if a.id.origin == me { ownUnapplied.remove(a.id) }
+                    }
+                }
+            }
+            dag.dropPayload(b)
+            nonEmptyUnemitted.remove(b)
+        }
+        if !ownUnapplied.isEmpty {
+            let o = sequencer.origins[Int(me)]
+            ownUnapplied = ownUnapplied.filter { $0.incarnation > o.incarnation || ($0.incarnation == o.incarnation && $0.seq >= o.nextSeq) }
+        }
+        runningHash = h.finalize()
+        if let ld = dag[leader] {
+            var ts: [UInt64] = []
+            for p in ld.block.parents where p.round + 1 == leaderRound { if let pd = dag[p] { ts.append(pd.block.timestamp) } }
+            ts.sort()
+            if !ts.isEmpty { commitTime = max(commitTime, ts[(ts.count - 1) / 2]) }
+        }
+        commitIndex = k
+        lastLeaderRound = leaderRound
+        metrics.commits += 1
+        let sub = CommittedSubDag(index: k, leader: leader, blocks: order, runningHash: runningHash,
+                                  pending: pendingP.sorted(), forcedCount: forced, commitTime: commitTime)
+        if let stored = storedCommitHashes[k], stored != runningHash {
+            halt("replay: runningHash mismatch at commit \(k)", out: &out); return
+        }
+        var checkpoint: Checkpoint? = nil
+        if k % committee.params.checkpointInterval == 0 {
+            let c = Checkpoint(commitIndex: k, runningHash: runningHash, stateDigest: stateDigest(), leaderRound: leaderRound)
+            checkpoint = c
+            lastCheckpoint = c
+            ownCheckpoints[k] = c
+            if ownCheckpoints.count > 8, let low = ownCheckpoints.keys.min() { ownCheckpoints[low] = nil }
+            let snap = CoreSnapshot(commitIndex: k, leaderRound: leaderRound, runningHash: runningHash, commitTime: commitTime,
+                                    pending: pendingP.sorted(), emitted: emitted.filter { $0.round >= gcNext }.sorted(),
+                                    sequencer: sequencer, checkpoint: c)
+            if !replaying {
+                newSnapshot = snap
+                // Disk keeps what a restart from the previous snapshot needs.
+                if previousSnapshotHorizon > 0 { pruneBelow = previousSnapshotHorizon }
+            }
+            previousSnapshotHorizon = lastSnapshot.map { $0.leaderRound.minusSaturating(gcDepth) } ?? 0
+            lastSnapshot = snap
+        }
+        if !replaying { newCommitRecords.append(sub) }
+        out.append(.deliver(Delivery(subDag: sub, applied: applied, checkpoint: checkpoint, txn: 0, replayed: replaying)))
+    }
+
+    /// SHA-256 of the replicated state after commit k: sequencer, commitTime, sorted P refs.
+    func stateDigest() -> Digest {
+        var w = ByteWriter()
+        w.raw(Array("foxmq/state/v1".utf8))
+        sequencer.encode(into: &w)
+        w.u64(commitTime)
+        let p = pendingP.sorted()
+        w.u32(UInt32(p.count))
+        for r in p { w.ref(r) }
+        return Digest.sha256(w.bytes)
+    }
+
+    /// Advances the horizon to gcRound of the next commit and drops what lies below it.
+    mutating func collectGarbage() {
+        let newHorizon = lastLeaderRound.minusSaturating(gcDepth)
+        guard newHorizon > horizon else { return }
+        // Re-proposal (11): own entries of this incarnation in blocks that were never emitted.
+        var round = max(horizon, dag.lowestRound)
+        while round < newHorizon && round <= dag.highestRound {
+            for r in dag.refs(at: round) where r.author == me && r.round > 0 && !emitted.contains(r) {
+                for e in dag[r]?.block.payload ?? [] where e.id.incarnation == incarnation && ownUnapplied.contains(e.id) {
+                    reproposals.append(e)
+                    metrics.reproposed += 1
+                }
+            }
+            round += 1
+        }
+        if !reproposals.isEmpty { reproposals.sort { $0.id < $1.id } }
+        horizon = newHorizon
+        let dropped = dag.prune(below: newHorizon)
+        for r in dropped {
+            uncovered.remove(r); nonEmptyUnemitted.remove(r); insertedAt[r] = nil; enteredP[r] = nil
+            emitted.remove(r)
+            assert(!pendingP.contains(r), "forced emission keeps P above the horizon")
+        }
+        for r in suspended.keys.sorted() where r.round < horizon { unpark(r) }
+        for r in missing.keys where r.round < horizon { missing[r] = nil; requested.remove(r) }
+    }
+}

@@ -1,0 +1,443 @@
+/// Configuration of one node's core.
+public struct CoreConfig: Sendable {
+    public var committee: Committee
+    public var me: UInt16
+    public var local: LocalParameters
+    /// Consecutive heartbeat-only blocks before an idle node goes quiet.
+    public var maxIdleHeartbeats: Int = 3
+    public init(committee: Committee, me: UInt16, local: LocalParameters = LocalParameters()) {
+        precondition(Int(me) < committee.n, "me in committee")
+        self.committee = committee; self.me = me; self.local = local
+    }
+}
+
+public enum Input: Sendable {
+    /// First input after construction: replays the store, re-broadcasts, starts recovery.
+    case start
+    case message(from: UInt16, bytes: [UInt8])
+    case submit(kind: UInt8, body: [UInt8])
+    /// Every batch with txn ≤ this is durable.
+    case persisted(txn: UInt64)
+    /// The timer set by `.setTimer` fired (or any wake-up).
+    case tick
+}
+
+public enum RejectReason: Sendable, Equatable { case notReady, tooLarge, backpressure, halted }
+
+/// A committed sub-DAG with the entries the sequencer applied from it.
+public struct Delivery: Sendable {
+    public var subDag: CommittedSubDag
+    public var applied: [Entry]
+    public var checkpoint: Checkpoint?
+    /// The persist batch holding the commit record: ack only once it is durable (section 9).
+    public var txn: UInt64
+    /// True for commits recomputed from the store at start.
+    public var replayed: Bool
+}
+
+public enum Output: Sendable {
+    case send(to: UInt16, bytes: [UInt8])
+    case broadcast(bytes: [UInt8])
+    case persist(PersistBatch)
+    /// Wake the core with `.tick` at this local time (replaces the previous timer).
+    case setTimer(at: UInt64)
+    case deliver(Delivery)
+    case accepted(EntryID)
+    case rejected(RejectReason)
+    case recovered(lastOwnRound: UInt64)
+    case halted(String)
+}
+
+public enum CoreMode: Sendable, Equatable {
+    case recovering
+    case awaitingRecoveryPersist(UInt64)
+    case active
+    case halted(String)
+}
+
+public struct CoreMetrics: Sendable {
+    public var decodeErrors = 0
+    public var invalidBlocks = 0
+    public var invalidByRule = [Int](repeating: 0, count: 7)
+    public var duplicates = 0
+    public var belowHorizon = 0
+    public var suspendedDropped = 0
+    public var equivocations = 0
+    public var forcedEmissions = 0
+    public var blocksProposed = 0
+    public var commits = 0
+    public var skippedSlots = 0
+    public var leaderTimeouts = 0
+    public var readinessBoundViolations = 0
+    public var fetchesSent = 0
+    public var blocksServed = 0
+    public var maxSuspended = 0
+    public var maxDagBlocks = 0
+    public var maxPending = 0
+    public var reproposed = 0
+    public var checkpointsProven = 0
+}
+
+/// The consensus core: a pure, synchronous state machine (section 12). `step(input, now:)` takes
+/// one input and the local clock reading and returns outputs. The host must run the outputs in
+/// order: `.persist` before anything that follows it; own blocks are held back by the core until
+/// `.persisted` reports their batch durable (persist-then-send, section 4).
+public struct ConsensusCore {
+    public let config: CoreConfig
+    public let committee: Committee
+    public let me: UInt16
+    let signer: BlockSigner
+    let verifier: SignatureVerifier
+    var image: StoreImage?
+
+    public internal(set) var mode: CoreMode
+    public internal(set) var metrics = CoreMetrics()
+
+    // Identity and the never-sign-twice rule.
+    public internal(set) var lastOwnRound: UInt64 = 0
+    public internal(set) var lastOwnRef: BlockRef? = nil
+    public internal(set) var incarnation: UInt64 = 1
+    var nextSeq: UInt64 = 0
+
+    // DAG and receive path.
+    public internal(set) var dag: Dag
+    public internal(set) var horizon: UInt64 = 0
+    var insertedAt: [BlockRef: UInt64] = [:]
+    var suspended: [BlockRef: (block: Block, bytes: [UInt8], from: UInt16)] = [:]
+    var suspendedBytes = 0
+    var suspendedBytesByAuthor: [Int]
+    var suspendedCountByAuthor: [Int]
+    /// Missing parent → parked children waiting on it (re-examined when it is inserted).
+    var waiters: [BlockRef: [BlockRef]] = [:]
+    var wakeQueue: [BlockRef] = []
+    var missing: [BlockRef: (lastAsked: UInt64, attempts: Int, from: UInt16)] = [:]
+    var requested: Set<BlockRef> = []
+    public internal(set) var evidence: [EquivocationEvidence] = []
+    var evidenceSlots: Set<Slot> = []
+
+    // Proposer.
+    var pending: [Entry] = []
+    var pendingBytes = 0
+    var reproposals: [Entry] = []
+    var ownUnapplied: Set<EntryID> = []
+    var lastBlockTime: UInt64? = nil
+    var thresholdRound: UInt64? = nil
+    var thresholdSince: UInt64 = 0
+    var timeoutsInARow = 0
+    var idleHeartbeats = 0
+    var uncovered: Set<BlockRef> = []
+    var nonEmptyUnemitted: Set<BlockRef> = []
+
+    // Committer and linearizer.
+    public internal(set) var decidedRound: UInt64 = 0
+    public internal(set) var commitIndex: UInt64 = 0
+    public internal(set) var lastLeaderRound: UInt64 = 0
+    public internal(set) var runningHash: Digest
+    public internal(set) var commitTime: UInt64 = 0
+    var emitted: Set<BlockRef> = []
+    var pendingP: Set<BlockRef> = []
+    var enteredP: [BlockRef: UInt64] = [:]
+    public internal(set) var sequencer: Sequencer
+    var dirtyDag = false
+
+    // Checkpoints.
+    public internal(set) var lastCheckpoint: Checkpoint? = nil
+    var ownCheckpoints: [UInt64: Checkpoint] = [:]
+    var attestations: [UInt64: [UInt16: Checkpoint]] = [:]
+    public internal(set) var provenCheckpoint: Checkpoint? = nil
+    public internal(set) var stableCheckpoint: Checkpoint? = nil
+    var lastSnapshot: CoreSnapshot? = nil
+    var previousSnapshotHorizon: UInt64 = 0
+
+    // Persistence.
+    var nextTxn: UInt64 = 1
+    var notDurable: [(BlockRef, [UInt8])] = []
+    var metaDirty = false
+    var restoredFlag = false
+    var newCommitRecords: [CommittedSubDag] = []
+    var newSnapshot: CoreSnapshot? = nil
+    var pruneBelow: UInt64? = nil
+    var heldSends: [(txn: UInt64, output: Output)] = []
+    var ownBlockThisStep: [UInt8]? = nil
+
+    // Sync and recovery.
+    var lastStatusAt: UInt64? = nil
+    var insertedSinceStatus = false
+    var lastStatusReply: [UInt64]
+    var recoveryAnswers: [UInt16: (lastOwnRound: UInt64, block: [UInt8]?)] = [:]
+    var lastRecoveryQuery: UInt64? = nil
+    var timerAt: UInt64? = nil
+    var pendingDeliveries: [Delivery] = []
+    var replaying = false
+    var storedCommitHashes: [UInt64: Digest] = [:]
+
+    public init(config: CoreConfig, signer: BlockSigner, verifier: SignatureVerifier, image: StoreImage) {
+        self.config = config
+        committee = config.committee
+        me = config.me
+        self.signer = signer
+        self.verifier = verifier
+        self.image = image
+        dag = Dag(n: committee.n)
+        runningHash = committee.digest
+        sequencer = Sequencer(n: committee.n, maxHeldBack: committee.params.maxHeldBack)
+        suspendedBytesByAuthor = Array(repeating: 0, count: committee.n)
+        suspendedCountByAuthor = Array(repeating: 0, count: committee.n)
+        lastStatusReply = Array(repeating: 0, count: committee.n)
+        let needsRecovery = committee.n > 1 && (!image.initialized || image.meta.restored)
+        mode = needsRecovery ? .recovering : .active
+    }
+
+    var n: Int { committee.n }
+    var q: Int { committee.quorum }
+    var gcDepth: UInt64 { committee.params.gcDepth }
+    var local: LocalParameters { config.local }
+
+    public var isHalted: Bool { if case .halted = mode { return true } else { return false } }
+    public var pendingCount: Int { pending.count }
+    public var suspendedCount: Int { suspended.count }
+    /// Debug view: parked refs with their missing parents and whether they were requested.
+    public var suspendedDetail: String {
+        suspended.keys.sorted().map { r in
+            let miss = suspended[r]!.block.parents.filter { !dag.contains($0) && $0.round >= horizon }
+            return "\(r)<-[" + miss.map { "\($0)\(requested.contains($0) ? "?" : "")\(missing[$0].map { "a\($0.attempts)" } ?? "")" }.joined(separator: ",") + "]"
+        }.joined(separator: " ")
+    }
+    public var pCount: Int { pendingP.count }
+    public var emittedCount: Int { emitted.count }
+    public var uncoveredCount: Int { uncovered.count }
+    public var ownUnappliedCount: Int { ownUnapplied.count }
+
+    // MARK: step
+
+    public mutating func step(_ input: Input, now: UInt64) -> [Output] {
+        var out: [Output] = []
+        if case .halted = mode {
+            if case .submit = input { return [.rejected(.halted)] }
+            return []
+        }
+        switch input {
+        case .start:
+            start(now: now, out: &out)
+        case .message(let from, let bytes):
+            guard Int(from) < n, from != me else { metrics.decodeErrors += 1; break }
+            handleMessage(from: from, bytes: bytes, now: now, out: &out)
+        case .submit(let kind, let body):
+            submit(kind: kind, body: body, out: &out)
+        case .persisted(let txn):
+            persisted(txn: txn, out: &out)
+        case .tick:
+            tick(now: now, out: &out)
+        }
+        if case .halted = mode { return finish(now: now, out: out) }
+        if dirtyDag {
+            dirtyDag = false
+            runCommitter(now: now, out: &out)
+        }
+        if mode == .active { tryPropose(now: now, out: &out) }
+        return finish(now: now, out: out)
+    }
+
+    mutating func finish(now: UInt64, out: [Output]) -> [Output] {
+        var out = out
+        if case .halted(let why) = mode {
+            if !out.contains(where: { if case .halted = $0 { return true } else { return false } }) { out.append(.halted(why)) }
+            return out
+        }
+        flushPersist(out: &out)
+        scheduleTimer(now: now, out: &out)
+        metrics.maxDagBlocks = max(metrics.maxDagBlocks, dag.count)
+        metrics.maxSuspended = max(metrics.maxSuspended, suspended.count)
+        metrics.maxPending = max(metrics.maxPending, pending.count)
+        return out
+    }
+
+    mutating func halt(_ why: String, out: inout [Output]) {
+        mode = .halted(why)
+        out.append(.halted(why))
+    }
+
+    // MARK: start and restart (10.1)
+
+    mutating func start(now: UInt64, out: inout [Output]) {
+        guard let img = image else { return }
+        image = nil
+        for g in committee.genesis {
+            let gb = Block(epoch: committee.epoch, round: 0, author: g.author, timestamp: 0, parents: [],
+                           payloadDigest: Digest.zero, attestation: nil, payload: [], signature: [])
+            dag.insert(gb, ref: g, bytes: [])
+        }
+        lastOwnRound = img.meta.lastOwnRound
+        restoredFlag = img.meta.restored
+        if let s = img.snapshot {
+            commitIndex = s.commitIndex
+            lastLeaderRound = s.leaderRound
+            decidedRound = s.leaderRound
+            runningHash = s.runningHash
+            commitTime = s.commitTime
+            pendingP = Set(s.pending)
+            emitted = Set(s.emitted)
+            sequencer = s.sequencer
+            lastCheckpoint = s.checkpoint
+            if let c = s.checkpoint { ownCheckpoints[c.commitIndex] = c }
+            lastSnapshot = s
+            horizon = s.leaderRound.minusSaturating(gcDepth)
+            previousSnapshotHorizon = horizon
+            if horizon > 0 { dag.prune(below: horizon) }
+        }
+        for c in img.commits { storedCommitHashes[c.index] = c.runningHash }
+        // Blocks from the own disk: trusted bytes, strict decoding only; replay checks the hashes.
+        for (ref, bytes) in img.blocks where ref.round >= max(horizon, 1) && !dag.contains(ref) {
+            guard let b = try? BlockCodec.decode(bytes, maxParents: committee.maxParents,
+                                                 maxBlockBytes: committee.params.maxBlockBytes,
+                                                 maxEntryBytes: committee.maxEntryBytes),
+                  b.digest == ref.digest else {
+                halt("store: corrupt block \(ref)", out: &out); return
+            }
+            if !b.parents.allSatisfy({ $0.round < horizon || dag.contains($0) }) {
+                halt("store: block \(ref) not causally complete", out: &out); return
+            }
+            dag.insert(b, ref: ref, bytes: bytes)
+            if !b.payload.isEmpty && !emitted.contains(ref) { nonEmptyUnemitted.insert(ref) }
+            if emitted.contains(ref) { dag.dropPayload(ref) }
+        }
+        for r in pendingP where !dag.contains(r) { halt("store: pending block \(r) missing", out: &out); return }
+        // Replay the committer from the snapshot and compare with the stored commit records.
+        replaying = true
+        runCommitter(now: now, out: &out)
+        replaying = false
+        if case .halted = mode { return }
+        if let maxStored = img.commits.last?.index, maxStored > commitIndex {
+            halt("replay: stored commit \(maxStored) beyond recomputed \(commitIndex)", out: &out); return
+        }
+        storedCommitHashes = [:]
+        if lastOwnRound > 0 {
+            lastOwnRef = dag.slot(Slot(author: me, round: lastOwnRound)).first
+            if let d = img.meta.lastOwnDigest, let r = lastOwnRef, r.digest != d {
+                halt("store: own block at lastOwnRound differs from meta", out: &out); return
+            }
+        }
+        // Everything not in the own history is uncovered (weak-link candidates).
+        let mine = lastOwnRef.map { dag.history(from: [$0], floor: max(horizon, 1)) } ?? []
+        for round in max(horizon, 1)...max(dag.highestRound, 1) {
+            for r in dag.refs(at: round) where r.author != me && !mine.contains(r) { uncovered.insert(r) }
+        }
+        switch mode {
+        case .recovering:
+            broadcastRecoveryQuery(now: now, out: &out)
+        case .active:
+            incarnation = lastOwnRound + 1
+            // Re-broadcast the own latest block: it may never have left the machine.
+            if let r = lastOwnRef, let d = dag[r] { out.append(.broadcast(bytes: Message.block(d.bytes).encode())) }
+            lastStatusAt = nil
+            insertedSinceStatus = true
+        default: break
+        }
+    }
+
+    // MARK: client entries
+
+    mutating func submit(kind: UInt8, body: [UInt8], out: inout [Output]) {
+        guard mode == .active else { out.append(.rejected(.notReady)); return }
+        let e = Entry(id: EntryID(origin: me, incarnation: incarnation, seq: nextSeq), kind: kind, body: body)
+        if e.encodedSize > committee.maxEntryBytes { out.append(.rejected(.tooLarge)); return }
+        if pendingBytes + e.encodedSize > local.maxPendingBytes || pending.count >= local.maxPendingEntries
+            || ownUnapplied.count >= local.maxPendingEntries {
+            out.append(.rejected(.backpressure)); return
+        }
+        nextSeq += 1
+        pending.append(e)
+        pendingBytes += e.encodedSize
+        ownUnapplied.insert(e.id)
+        out.append(.accepted(e.id))
+    }
+
+    // MARK: persistence
+
+    mutating func persisted(txn: UInt64, out: inout [Output]) {
+        while let first = heldSends.first, first.txn <= txn {
+            out.append(first.output)
+            heldSends.removeFirst()
+        }
+        if case .awaitingRecoveryPersist(let t) = mode, txn >= t {
+            mode = .active
+            incarnation = lastOwnRound + 1
+            nextSeq = 0
+            insertedSinceStatus = true
+            out.append(.recovered(lastOwnRound: lastOwnRound))
+        }
+    }
+
+    /// One group-commit batch when there is a new own block, new commit records or new meta.
+    /// Received blocks ride along (every not-yet-durable block, so a commit record is never
+    /// durable before a block it lists, and an own block never before its history).
+    mutating func flushPersist(out: inout [Output]) {
+        let needed = ownBlockThisStep != nil || !newCommitRecords.isEmpty || metaDirty || newSnapshot != nil
+        guard needed else { return }
+        let txn = nextTxn
+        nextTxn += 1
+        var blocks: [BlockRef: [UInt8]] = [:]
+        var order: [BlockRef] = []
+        for (r, b) in notDurable { blocks[r] = b; order.append(r) }
+        notDurable.removeAll()
+        var meta: StoredMeta? = nil
+        if metaDirty || ownBlockThisStep != nil {
+            meta = StoredMeta(lastOwnRound: lastOwnRound, lastOwnDigest: lastOwnRef?.digest, restored: restoredFlag)
+        }
+        let batch = PersistBatch(txn: txn, blocks: blocks, blockOrder: order, meta: meta, commits: newCommitRecords,
+                                 snapshot: newSnapshot, pruneBelowRound: pruneBelow)
+        out.append(.persist(batch))
+        for i in out.indices {
+            if case .deliver(var d) = out[i], d.txn == 0 { d.txn = txn; out[i] = .deliver(d) }
+        }
+        if let own = ownBlockThisStep {
+            heldSends.append((txn, .broadcast(bytes: Message.block(own).encode())))
+        }
+        if case .awaitingRecoveryPersist(0) = mode { mode = .awaitingRecoveryPersist(txn) }
+        ownBlockThisStep = nil
+        newCommitRecords = []
+        newSnapshot = nil
+        pruneBelow = nil
+        metaDirty = false
+    }
+
+    // MARK: timers
+
+    mutating func scheduleTimer(now: UInt64, out: inout [Output]) {
+        var next: UInt64? = nil
+        func consider(_ t: UInt64?) { if let t { next = min(next ?? .max, max(t, now + 1)) } }
+        switch mode {
+        case .recovering:
+            consider((lastRecoveryQuery ?? now).plusSaturating(local.recoveryRetry))
+        case .active:
+            consider(proposalDeadline(now: now))
+        default: break
+        }
+        // Deadlines are absolute (from when a ref was last asked, or the last status), never
+        // `now + interval`: a busy node would otherwise push its own retries back forever.
+        if let oldest = missing.values.map(\.lastAsked).min() { consider(oldest.plusSaturating(local.syncInterval)) }
+        else if !suspended.isEmpty { consider(now.plusSaturating(local.syncInterval)) }
+        if insertedSinceStatus || hasRealWork {
+            consider((lastStatusAt ?? 0).plusSaturating(local.syncInterval))
+        }
+        if let t = next, t != timerAt {
+            timerAt = t
+            out.append(.setTimer(at: t))
+        } else if next == nil {
+            timerAt = nil
+        }
+    }
+
+    mutating func tick(now: UInt64, out: inout [Output]) {
+        if let t = timerAt, t <= now { timerAt = nil }
+        if mode == .recovering, now >= (lastRecoveryQuery ?? 0).plusSaturating(local.recoveryRetry) {
+            broadcastRecoveryQuery(now: now, out: &out)
+        }
+        retryFetches(now: now, out: &out)
+        if insertedSinceStatus || hasRealWork, now >= (lastStatusAt ?? 0).plusSaturating(local.syncInterval) {
+            lastStatusAt = now
+            insertedSinceStatus = false
+            out.append(.broadcast(bytes: Message.status(dag.latestRound).encode()))
+        }
+    }
+}

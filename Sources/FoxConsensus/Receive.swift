@@ -1,0 +1,265 @@
+// Receiving messages and blocks (sections 5, 10.2, 10.4).
+extension ConsensusCore {
+    mutating func handleMessage(from: UInt16, bytes: [UInt8], now: UInt64, out: inout [Output]) {
+        let msg: Message
+        do { msg = try Message.decode(bytes, maxBlockBytes: committee.params.maxBlockBytes) } catch {
+            metrics.decodeErrors += 1; return
+        }
+        switch msg {
+        case .block(let b):
+            receiveBlock(b, from: from, fetched: false, now: now, out: &out)
+        case .blocks(let bs):
+            for b in bs.prefix(local.maxBlocksPerResponse * 2) {
+                receiveBlock(b, from: from, fetched: true, now: now, out: &out)
+                if isHalted { return }
+            }
+        case .fetch(let refs):
+            var found: [[UInt8]] = []
+            for r in refs.prefix(local.maxRefsPerFetch) { if let d = dag[r], r.round > 0 { found.append(d.bytes) } }
+            if !found.isEmpty {
+                metrics.blocksServed += found.count
+                out.append(.send(to: from, bytes: Message.blocks(found).encode()))
+            }
+        case .status(let rounds):
+            guard rounds.count == n else { metrics.decodeErrors += 1; return }
+            pushBlocks(to: from, theirRounds: rounds, now: now, out: &out)
+            // Ahead of us somewhere: tell them where we are, at most once per sync interval.
+            let behind = (0..<n).contains { rounds[$0] > dag.latestRound[$0] }
+            if behind, now >= lastStatusReply[Int(from)].plusSaturating(local.syncInterval) || lastStatusReply[Int(from)] == 0 {
+                lastStatusReply[Int(from)] = max(now, 1)
+                out.append(.send(to: from, bytes: Message.status(dag.latestRound).encode()))
+            }
+        case .recoverQuery:
+            let ownRound = mode == .active ? lastOwnRound : (mode == .recovering ? 0 : lastOwnRound)
+            var block: [UInt8]? = nil
+            let r = dag.latestRound[Int(from)]
+            if r > 0, let ref = dag.slot(Slot(author: from, round: r)).first { block = dag[ref]?.bytes }
+            out.append(.send(to: from, bytes: Message.recoverAnswer(lastOwnRound: ownRound, block: block).encode()))
+        case .recoverAnswer(let last, let block):
+            guard mode == .recovering else { return }
+            if recoveryAnswers[from] == nil { recoveryAnswers[from] = (last, block) }
+            finishRecoveryIfReady(now: now, out: &out)
+        }
+    }
+
+    /// Push: the blocks a peer lacks, lowest rounds first, skipping blocks inserted less than half
+    /// a sync interval ago (probably still in flight to it).
+    mutating func pushBlocks(to peer: UInt16, theirRounds: [UInt64], now: UInt64, out: inout [Output]) {
+        var refs: [BlockRef] = []
+        for a in 0..<n where dag.latestRound[a] > theirRounds[a] {
+            var r = max(theirRounds[a] + 1, max(horizon, 1))
+            while r <= dag.latestRound[a] && refs.count < local.maxBlocksPerResponse * 2 {
+                for ref in dag.slot(Slot(author: UInt16(a), round: r)) {
+                    if let t = insertedAt[ref], t.plusSaturating(local.syncInterval / 2) > now { continue }
+                    refs.append(ref)
+                }
+                r += 1
+            }
+        }
+        guard !refs.isEmpty else { return }
+        refs.sort()
+        let chosen = refs.prefix(local.maxBlocksPerResponse).compactMap { dag[$0]?.bytes }
+        metrics.blocksServed += chosen.count
+        out.append(.send(to: peer, bytes: Message.blocks(Array(chosen)).encode()))
+    }
+
+    mutating func receiveBlock(_ bytes: [UInt8], from: UInt16, fetched: Bool, now: UInt64, out: inout [Output]) {
+        let block: Block, digest: Digest
+        do {
+            (block, digest) = try BlockValidator.validate(bytes, committee: committee, verifier: verifier)
+        } catch let e as ValidationError {
+            metrics.invalidBlocks += 1; metrics.invalidByRule[e.rule] += 1; return
+        } catch { metrics.invalidBlocks += 1; return }
+        let ref = BlockRef(round: block.round, author: block.author, digest: digest)
+        if ref.round < horizon { metrics.belowHorizon += 1; return }
+        if dag.contains(ref) || suspended[ref] != nil { metrics.duplicates += 1; return }
+        // Flood bound: far above everything held.
+        if ref.round > dag.highestRound.plusSaturating(gcDepth) { metrics.suspendedDropped += 1; return }
+        let solicited = fetched && requested.contains(ref)
+        // Stale-store tripwire (10.4).
+        if mode == .active {
+            if ref.author == me && ref.round > lastOwnRound {
+                halt("tripwire: own block at round \(ref.round) > lastOwnRound \(lastOwnRound)", out: &out); return
+            }
+            // A parent ref to an unknown own block is not proof (any Byzantine block can carry
+            // one): it is fetched like any missing parent, and only a block signed by this node
+            // at a round > lastOwnRound, or a second signed own block in one slot, halts.
+        }
+        // Equivocation: keep the first block received unsolicited.
+        var slotBlocks = dag.slot(ref.slot)
+        for (r, _) in suspended where r.slot == ref.slot { slotBlocks.append(r) }
+        if let other = slotBlocks.first(where: { $0 != ref }) {
+            if !evidenceSlots.contains(ref.slot) && evidence.count < local.maxEvidence {
+                evidenceSlots.insert(ref.slot)
+                evidence.append(EquivocationEvidence(slot: ref.slot, first: other.digest, second: ref.digest))
+                metrics.equivocations += 1
+            }
+            if ref.author == me && mode == .active {
+                halt("tripwire: two own blocks at round \(ref.round)", out: &out); return
+            }
+            if !solicited { return }
+        }
+        let missingParents = block.parents.filter { $0.round >= horizon && !dag.contains($0) }
+        if missingParents.isEmpty {
+            insert(block, ref: ref, bytes: bytes, now: now)
+            drainSuspended(now: now)
+        } else {
+            park(block, ref: ref, bytes: bytes, from: from, missing: missingParents, now: now, out: &out)
+        }
+    }
+
+    mutating func park(_ b: Block, ref: BlockRef, bytes: [UInt8], from: UInt16, missing parents: [BlockRef],
+                       now: UInt64, out: inout [Output]) {
+        let a = Int(ref.author)
+        if suspended.count >= local.maxSuspendedBlocks || suspendedBytes + bytes.count > local.maxSuspendedBytes
+            || suspendedBytesByAuthor[a] + bytes.count > local.maxSuspendedBytesPerAuthor
+            || suspendedCountByAuthor[a] >= max(16, local.maxSuspendedBlocks / n) {
+            metrics.suspendedDropped += 1; return
+        }
+        suspended[ref] = (b, bytes, from)
+        suspendedBytes += bytes.count
+        suspendedBytesByAuthor[a] += bytes.count
+        suspendedCountByAuthor[a] += 1
+        for p in parents { waiters[p, default: []].append(ref) }
+        var ask: [BlockRef] = []
+        for p in parents where suspended[p] == nil {
+            requested.insert(p)
+            if missing[p] == nil { missing[p] = (now, 0, from); ask.append(p) }
+        }
+        if !ask.isEmpty {
+            metrics.fetchesSent += 1
+            out.append(.send(to: from, bytes: Message.fetch(Array(ask.sorted().prefix(local.maxRefsPerFetch))).encode()))
+        }
+    }
+
+    mutating func unpark(_ ref: BlockRef) {
+        guard let s = suspended.removeValue(forKey: ref) else { return }
+        suspendedBytes -= s.bytes.count
+        suspendedBytesByAuthor[Int(ref.author)] -= s.bytes.count
+        suspendedCountByAuthor[Int(ref.author)] -= 1
+    }
+
+    mutating func insert(_ b: Block, ref: BlockRef, bytes: [UInt8], now: UInt64) {
+        dag.insert(b, ref: ref, bytes: bytes)
+        insertedAt[ref] = now
+        notDurable.append((ref, bytes))
+        if ref.author != me { uncovered.insert(ref) }
+        if !b.payload.isEmpty { nonEmptyUnemitted.insert(ref) }
+        requested.remove(ref)
+        missing[ref] = nil
+        if let w = waiters.removeValue(forKey: ref) { wakeQueue.append(contentsOf: w) }
+        insertedSinceStatus = true
+        dirtyDag = true
+        if let c = b.attestation { recordAttestation(c, author: ref.author) }
+    }
+
+    /// Re-examines parked blocks whose missing parents arrived (causal order), or the whole
+    /// buffer when `full` (the horizon moved).
+    mutating func drainSuspended(now: UInt64, full: Bool = false) {
+        if full {
+            wakeQueue.append(contentsOf: suspended.keys.sorted())
+            for r in waiters.keys where r.round < horizon { waiters[r] = nil }
+        }
+        while !wakeQueue.isEmpty {
+            let batch = wakeQueue.sorted()
+            wakeQueue = []
+            for ref in batch {
+                guard let s = suspended[ref] else { continue }
+                if ref.round < horizon { unpark(ref); continue }
+                if s.block.parents.allSatisfy({ $0.round < horizon || dag.contains($0) }) {
+                    unpark(ref)
+                    if !dag.contains(ref) { insert(s.block, ref: ref, bytes: s.bytes, now: now) }
+                }
+            }
+        }
+        if suspended.isEmpty { waiters = [:] }
+    }
+
+    /// Missing parents not delivered within a sync interval are asked from the next peer.
+    mutating func retryFetches(now: UInt64, out: inout [Output]) {
+        // Forget refs no parked block needs any more.
+        var needed = Set<BlockRef>()
+        for (_, s) in suspended { for p in s.block.parents where p.round >= horizon && !dag.contains(p) { needed.insert(p) } }
+        for r in missing.keys where !needed.contains(r) { missing[r] = nil; requested.remove(r) }
+        var byPeer: [UInt16: [BlockRef]] = [:]
+        for r in needed.sorted() {
+            var m = missing[r] ?? (0, 0, UInt16(0))
+            requested.insert(r)
+            guard m.lastAsked == 0 || now >= m.lastAsked.plusSaturating(local.syncInterval) else { continue }
+            m.attempts += 1
+            var target = UInt16((Int(m.from) + m.attempts) % n)
+            if target == me { target = UInt16((Int(target) + 1) % n) }
+            m.lastAsked = max(now, 1)
+            missing[r] = m
+            byPeer[target, default: []].append(r)
+        }
+        for peer in byPeer.keys.sorted() {
+            metrics.fetchesSent += 1
+            out.append(.send(to: peer, bytes: Message.fetch(Array(byPeer[peer]!.prefix(local.maxRefsPerFetch))).encode()))
+        }
+    }
+
+    // MARK: amnesia recovery (10.4)
+
+    mutating func broadcastRecoveryQuery(now: UInt64, out: inout [Output]) {
+        lastRecoveryQuery = max(now, 1)
+        let q = Message.recoverQuery.encode()
+        for p in 0..<n where UInt16(p) != me && recoveryAnswers[UInt16(p)] == nil {
+            out.append(.send(to: UInt16(p), bytes: q))
+        }
+    }
+
+    mutating func finishRecoveryIfReady(now: UInt64, out: inout [Output]) {
+        let need = 2 * committee.f + 1
+        guard recoveryAnswers.count >= min(need, n - 1) else { return }
+        var maxA: UInt64 = 0, maxB: UInt64 = 0
+        var best: [UInt8]? = nil
+        for peer in recoveryAnswers.keys.sorted() {
+            let a = recoveryAnswers[peer]!
+            maxB = max(maxB, a.lastOwnRound)
+            if let bytes = a.block,
+               let (b, d) = try? BlockValidator.validate(bytes, committee: committee, verifier: verifier), b.author == me {
+                if b.round > maxA { maxA = b.round; best = bytes }
+                let ref = BlockRef(round: b.round, author: me, digest: d)
+                if !dag.contains(ref) && ref.round >= horizon {
+                    if b.parents.allSatisfy({ $0.round < horizon || dag.contains($0) }) {
+                        insert(b, ref: ref, bytes: bytes, now: now)
+                    } else {
+                        park(b, ref: ref, bytes: bytes, from: peer, missing: b.parents.filter { !dag.contains($0) && $0.round >= horizon },
+                             now: now, out: &out)
+                    }
+                }
+            }
+        }
+        _ = best
+        let candidate = max(maxA, maxB.plusSaturating(1))
+        lastOwnRound = max(lastOwnRound, candidate)
+        let ownRefs = dag.slot(Slot(author: me, round: maxA))
+        lastOwnRef = maxA > 0 ? ownRefs.first : nil
+        restoredFlag = false
+        metaDirty = true
+        recoveryAnswers = [:]
+        mode = .awaitingRecoveryPersist(0)
+    }
+
+    // MARK: checkpoint attestations (10.3)
+
+    mutating func recordAttestation(_ c: Checkpoint, author: UInt16) {
+        if let s = stableCheckpoint, c.commitIndex <= s.commitIndex { return }
+        attestations[c.commitIndex, default: [:]][author] = c
+        let votes = attestations[c.commitIndex]!
+        var same = 0, total = 0
+        for (_, v) in votes { total += 1; if v == c { same += 1 } }
+        _ = total
+        if same >= committee.validity, provenCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
+            provenCheckpoint = c
+            metrics.checkpointsProven += 1
+        }
+        if same >= q, stableCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
+            stableCheckpoint = c
+            for k in attestations.keys where k <= c.commitIndex { attestations[k] = nil }
+        }
+        // Bound: keep attestations for at most 16 checkpoint indices.
+        if attestations.count > 16, let low = attestations.keys.min() { attestations[low] = nil }
+    }
+}

@@ -1,0 +1,83 @@
+import Testing
+@testable import FoxConsensus
+import FoxConsensusSimulation
+
+/// Seeds per (scenario, n) in `swift test`; foxsim runs thousands.
+let seedsPerScenario: UInt64 = 3
+
+@Suite struct SimulationTests {
+    static let cases: [(String, Int)] = Scenario.names.flatMap { name in [(name, 4), (name, 7)] }
+
+    @Test(arguments: cases)
+    func scenarioHoldsEveryProperty(name: String, n: Int) {
+        var commits = 0
+        for seed in UInt64(1)...seedsPerScenario {
+            let s = Scenario.make(name, n: n, seed: seed)
+            let r = Simulator(s).run()
+            #expect(r.passed, "\(s.description): \(r.violations.map(\.description).joined(separator: "; ")) — reproduce: \(r.reproduce)")
+            commits += r.commits
+            if name.hasPrefix("byz-forge") { #expect(r.invalidBlocks > 0, "forgeries must be seen and rejected") }
+            if name == "byz-twins" || name == "byz-badParents" { #expect(r.equivocationsSeen >= 0) }
+            if name != "gc" { #expect(r.forcedEmissions == 0, "\(s.description): forced emissions") }
+        }
+        #expect(commits > 0)
+    }
+
+    @Test func sameSeedReproducesTheRunExactly() {
+        for name in ["lossy", "byz-twins", "crash-restart"] {
+            let a = Simulator(Scenario.make(name, n: 4, seed: 11)).run()
+            let b = Simulator(Scenario.make(name, n: 4, seed: 11)).run()
+            #expect(a.events == b.events && a.messages == b.messages && a.commits == b.commits && a.entriesApplied == b.entriesApplied)
+            let c = Simulator(Scenario.make(name, n: 4, seed: 12)).run()
+            #expect(c.events != a.events)
+        }
+    }
+
+    @Test func realP256SignaturesWithForgers() {
+        var s = Scenario.make("byz-forge", n: 4, seed: 3)
+        s.realCrypto = true
+        s.duration = 2_000_000_000
+        s.workloadEnd = 1_200_000_000
+        let r = Simulator(s).run()
+        #expect(r.passed, "\(r.violations)")
+        #expect(r.invalidBlocks > 0)
+        #expect(r.entriesApplied > 0)
+    }
+
+    @Test func idleClusterGoesQuiet() {
+        var s = Scenario.make("baseline", n: 4, seed: 5)
+        s.duration = 6_000_000_000
+        s.workloadEnd = 1_000_000_000
+        let sim = Simulator(s)
+        let r = sim.run()
+        #expect(r.passed)
+        // A few heartbeat rounds after the last entry, then silence.
+        #expect(r.stats.lastMessageTime < 3_500_000_000, "last message at \(r.stats.lastMessageTime)")
+    }
+
+    @Test func gcForcesEmissionAndBoundsMemory() {
+        var forced = 0
+        for seed in UInt64(1)...4 {
+            var s = Scenario.make("gc", n: 4, seed: seed)
+            s.params.gcDepth = 6
+            let r = Simulator(s).run()
+            #expect(r.passed, "\(r.violations)")
+            forced += r.forcedEmissions
+            // The DAG holds about gcDepth + the undecided rounds, not the whole run.
+            #expect(r.maxDagBlocks < 4 * 200, "maxDag \(r.maxDagBlocks)")
+        }
+        _ = forced
+    }
+
+    @Test func fairOrderHasFewInversionsWhenHonest() {
+        var inv = 0, pairs = 0
+        for seed in UInt64(1)...3 {
+            var s = Scenario.make("baseline", n: 4, seed: seed)
+            s.clockOffsets = [0, 0, 0, 0]
+            let r = Simulator(s).run()
+            inv += r.stats.inversions; pairs += r.stats.eligiblePairs
+        }
+        #expect(pairs > 1000)
+        #expect(Double(inv) / Double(pairs) < 0.01)
+    }
+}
