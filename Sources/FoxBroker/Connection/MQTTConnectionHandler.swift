@@ -1,3 +1,4 @@
+import Atomics
 import FoxMQTT
 import Logging
 import NIOCore
@@ -15,7 +16,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var inbound: ByteBuffer?
     private var outputs: [ConnectionStateMachine.Output] = []
     private var outbound: ByteBuffer?
-    private var isFlushScheduled = false
+    /// Shared with this connection's `ConnectionHandle` (see there).
+    private let pendingDeliveries = ManagedAtomic<Int>(0)
     private var context: ChannelHandlerContext?
     /// Until CONNACK: when the socket is closed if CONNECT has not completed.
     private var connectDeadline: NIODeadline?
@@ -48,7 +50,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
-        let handle = ConnectionHandle(eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        let handle = ConnectionHandle(
+            eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop),
+            pendingDeliveries: pendingDeliveries)
         guard services.registry.register(machine.connection, handle, countMax: services.limits.connectionCountMax) else {
             log(.warning, "connection refused: \(services.limits.connectionCountMax) connections open")
             context.close(promise: nil)
@@ -149,19 +153,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         }
         // Packets that arrived before CONNACK are read now.
         decodeInbound()
-        scheduleFlush()
-    }
-
-    /// Flushes after the tasks already queued on this loop: deliveries that arrive in a burst
-    /// (one task each) leave in one write, not one system call per message.
-    private func scheduleFlush() {
-        guard !isFlushScheduled, outbound != nil, let context else { return }
-        isFlushScheduled = true
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let handler = loopBoundSelf.value
-            handler.isFlushScheduled = false
-            handler.flushOutbound()
+        // The last of a burst of deliveries flushes them all, in one write.
+        if pendingDeliveries.wrappingDecrementThenLoad(ordering: .acquiringAndReleasing) == 0 {
+            flushOutbound()
         }
     }
 

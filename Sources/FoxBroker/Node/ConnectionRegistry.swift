@@ -1,3 +1,4 @@
+import Atomics
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -6,10 +7,14 @@ import NIOCore
 final class ConnectionHandle: Sendable {
     let eventLoop: any EventLoop
     let handler: NIOLoopBound<MQTTConnectionHandler>
+    /// Deliveries handed to the loop and not yet run: the last one to run flushes, so a burst
+    /// leaves in one write and a lone message leaves at once.
+    let pendingDeliveries: ManagedAtomic<Int>
 
-    init(eventLoop: any EventLoop, handler: NIOLoopBound<MQTTConnectionHandler>) {
+    init(eventLoop: any EventLoop, handler: NIOLoopBound<MQTTConnectionHandler>, pendingDeliveries: ManagedAtomic<Int>) {
         self.eventLoop = eventLoop
         self.handler = handler
+        self.pendingDeliveries = pendingDeliveries
     }
 }
 
@@ -64,6 +69,7 @@ final class ConnectionRegistry: ActionSink, @unchecked Sendable {
 
     private func send(_ batch: [BrokerAction], to connection: ConnectionID) {
         guard connection.node == node, let handle = lock.withLock({ handles[connection] }) else { return }
+        handle.pendingDeliveries.wrappingIncrement(ordering: .acquiringAndReleasing)
         handle.eventLoop.execute {
             handle.handler.value.deliver(batch)
         }
