@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#else
+    import Darwin
+#endif
+
 /// A string that is equal, hashed and ordered by its UTF-8 bytes. Swift's `String` compares by
 /// Unicode canonical equivalence ("caf\u{E9}" == "cafe\u{301}"), but MQTT forbids any
 /// normalization of topic names and filters (MQTT 5.0 §4.7.3 [MQTT-4.7.3-4]) and two client
@@ -10,7 +16,7 @@ public struct ExactString: Hashable, Comparable, Sendable, CustomStringConvertib
     public init(stringLiteral value: String) { self.value = value }
 
     public static func == (lhs: ExactString, rhs: ExactString) -> Bool {
-        lhs.value.utf8.elementsEqual(rhs.value.utf8)
+        compareUTF8(lhs.value.utf8, rhs.value.utf8) == 0
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -19,7 +25,7 @@ public struct ExactString: Hashable, Comparable, Sendable, CustomStringConvertib
 
     /// Byte order, the same on every node.
     public static func < (lhs: ExactString, rhs: ExactString) -> Bool {
-        lhs.value.utf8.lexicographicallyPrecedes(rhs.value.utf8)
+        compareUTF8(lhs.value.utf8, rhs.value.utf8) < 0
     }
 
     public var description: String { value }
@@ -42,6 +48,24 @@ struct TopicLevel: Hashable {
 
     static let singleLevelWildcard = TopicLevel("+")
     static let multiLevelWildcard = TopicLevel("#")
+}
+
+/// Three-way byte comparison: memcmp on the contiguous UTF-8 of native strings (the usual
+/// case), element by element otherwise.
+private func compareUTF8(_ lhs: String.UTF8View, _ rhs: String.UTF8View) -> Int {
+    let result = lhs.withContiguousStorageIfAvailable { left in
+        rhs.withContiguousStorageIfAvailable { right -> Int in
+            let common = min(left.count, right.count)
+            if common > 0, let a = left.baseAddress, let b = right.baseAddress {
+                let order = memcmp(a, b, common)
+                if order != 0 { return Int(order) }
+            }
+            return left.count - right.count
+        }
+    }
+    if let result = result ?? nil { return result }
+    if lhs.elementsEqual(rhs) { return 0 }
+    return lhs.lexicographicallyPrecedes(rhs) ? -1 : 1
 }
 
 private func hashUTF8<Bytes: Collection<UInt8>>(_ bytes: Bytes, into hasher: inout Hasher) {
