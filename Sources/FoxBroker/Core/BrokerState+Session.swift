@@ -36,7 +36,11 @@ extension BrokerState {
         session.connection = open.connection
         session.protocolVersion = open.protocolVersion
         session.expiryIntervalSeconds = open.sessionExpiryIntervalSeconds
-        session.will = open.will
+        session.will = open.will.map { will in
+            var will = will
+            will.payload = will.payload.compacted()  // kept for the whole connection
+            return will
+        }
         session.maximumPacketSize = open.maximumPacketSize
         session.outbound.setReceiveMaximum(open.receiveMaximum)
         detachedSessions.remove(clientIdentifier)

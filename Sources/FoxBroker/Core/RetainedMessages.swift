@@ -13,6 +13,7 @@ struct RetainedMessages {
         } else {
             var stored = message
             stored.retain = true
+            stored.payload = message.payload.compacted()
             byTopic[ExactString(message.topicName)] = stored
         }
     }

@@ -25,6 +25,9 @@ extension Session {
         if connection != nil, outbound.queue.isEmpty, outbound.hasWindow {
             sendNew(queued, nowMillis: nowMillis, into: &actions)
         } else if outbound.queue.count < queuedMessageCountMax {
+            var queued = queued
+            // Kept until the client is back: not worth a whole read buffer.
+            if connection == nil { queued.message.payload = queued.message.payload.compacted() }
             outbound.queue.append(queued)
         } else {
             outbound.droppedCount += 1
