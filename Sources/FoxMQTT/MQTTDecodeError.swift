@@ -7,6 +7,9 @@ public struct MQTTDecodeError: Error, Hashable, Sendable, CustomStringConvertibl
     /// The field that failed, e.g. "PUBLISH.topicName" or "properties.0x23".
     public var field: String
     public var detail: String
+    /// For an unsupported CONNECT: the protocol level it asked for (3 for "MQIsdp"), so the
+    /// refusal can be written in a form that client reads (3.1.1 §3.1.2.2: return code 0x01).
+    public var protocolLevel: UInt8?
 
     public init(_ reasonCode: ReasonCode, field: String, _ detail: String) {
         self.reasonCode = reasonCode

@@ -234,3 +234,36 @@ import Testing
         #expect(broker.connect("a", conn: 3, cleanStart: false, expiry: 60).connAck(to: 3)! == (true, .success))
     }
 }
+
+/// Findings of the spec review, each pinned by a test.
+@Suite struct BrokerStateSessionEdgeTests {
+    // Goal: taking over a connected session whose expiry is 0 ends it: the new connection with
+    // Clean Start 0 gets Session Present 0 and none of the old subscriptions (3.1.1 §3.1.2.4
+    // [MQTT-3.1.2-6]; MQTT 5.0 §3.1.2.11.2).
+    @Test func takeoverOfAConnectionLongSessionStartsAfresh() {
+        let broker = BrokerHarness()
+        broker.connect("a", conn: 1, cleanStart: false, expiry: 0)
+        broker.subscribe(conn: 1, "t", qos: .atLeastOnce)
+        let taken = broker.connect("a", conn: 2, cleanStart: false, expiry: 60)
+        #expect(taken.connAck(to: 2)?.sessionPresent == false)
+        broker.connect("p", conn: 5)
+        #expect(broker.publish(conn: 5, "t", "x").publishes(to: 2).isEmpty)
+    }
+
+    // Goal: a delayed will that fell due before the client came back is published even if no
+    // tick ran in between; an expired session is not resumed (MQTT 5.0 §3.1.2.5 [MQTT-3.1.2-8],
+    // §3.1.2.11.2).
+    @Test func dueWillAndExpiryApplyOnReconnectWithoutATick() {
+        let broker = BrokerHarness()
+        broker.connect("w", conn: 9)
+        broker.subscribe(conn: 9, "will", qos: .atMostOnce)
+        var will = Will(topicName: "will", payload: ByteBuffer(string: "gone"), qos: .atMostOnce, retain: false)
+        will.properties.willDelayIntervalSeconds = 1
+        broker.connect("a", conn: 1, cleanStart: false, expiry: 2, will: will)
+        broker.close(conn: 1)
+        broker.advance(seconds: 3)
+        let back = broker.connect("a", conn: 2, cleanStart: false, expiry: 2)
+        #expect(back.payloads(to: 9) == ["gone"])
+        #expect(back.connAck(to: 2)?.sessionPresent == false)
+    }
+}

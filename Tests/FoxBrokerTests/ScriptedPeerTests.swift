@@ -141,12 +141,14 @@ final class ScriptedPeer {
 @Suite struct ScriptedPeerTests {
     static func connect(
         _ client: String, version: ProtocolVersion = .v5, username: String? = "alice", password: String = "secret",
-        cleanStart: Bool = true
+        cleanStart: Bool = true, sessionExpirySeconds: UInt32? = nil
     ) -> Packet {
-        .connect(
+        var properties = Properties()
+        properties.sessionExpiryIntervalSeconds = sessionExpirySeconds
+        return .connect(
             Connect(
                 protocolVersion: version, cleanStart: cleanStart, keepAliveSeconds: 0, clientIdentifier: client,
-                username: username, password: username.map { _ in Array(password.utf8) }))
+                username: username, password: username.map { _ in Array(password.utf8) }, properties: properties))
     }
 
     static func subscribe(_ filter: String, qos: QoS, packetIdentifier: UInt16 = 1) -> Packet {
@@ -221,14 +223,15 @@ final class ScriptedPeer {
     }
 
     // Goal: a session takeover over the wire: the old peer gets DISCONNECT 0x8E and is closed,
-    // the new one CONNACK with Session Present (MQTT 5.0 §3.1.4 [MQTT-3.1.4-3]).
+    // the new one CONNACK with Session Present, the session having an expiry (MQTT 5.0 §3.1.4
+    // [MQTT-3.1.4-3]).
     @Test func takeoverOverTheWire() async throws {
         let broker = ScriptedBroker()
         let old = try await broker.peer(1)
-        try await old.send(Self.connect("same", cleanStart: false))
+        try await old.send(Self.connect("same", cleanStart: false, sessionExpirySeconds: 60))
         _ = try await old.next()
         let new = try await broker.peer(2)
-        try await new.send(Self.connect("same", cleanStart: false))
+        try await new.send(Self.connect("same", cleanStart: false, sessionExpirySeconds: 60))
         #expect(try await old.next() == .disconnect(Disconnect(reasonCode: .sessionTakenOver)))
         #expect(try await old.waitUntilClosed())
         #expect(try await new.next() == .connAck(ConnAck(sessionPresent: true, reasonCode: .success, properties: Self.capabilities())))

@@ -39,7 +39,6 @@ struct ConnectionStateMachine {
         var keepAliveSeconds: UInt16
         var serverKeepAliveSeconds: UInt16?
         var sessionExpiryIntervalSeconds: UInt32
-        var requestProblemInformation: Bool
         var connAckSent = false
         var aliases: TopicAliases
         /// Inbound QoS 1/2 packet identifiers not yet answered by PUBACK or PUBCOMP.
@@ -74,6 +73,8 @@ struct ConnectionStateMachine {
     private(set) var protocolVersion: ProtocolVersion = .v5
     /// The client's Request Problem Information (5.0 §3.1.2.11.7): reason strings allowed.
     private var requestProblemInformation = true
+    /// The client's Maximum Packet Size: nothing larger is sent to it [MQTT-3.1.2-24].
+    private var clientMaximumPacketSize: UInt32?
 
     // MARK: Inbound
 
@@ -142,6 +143,7 @@ struct ConnectionStateMachine {
         }
         let properties = connect.properties
         requestProblemInformation = properties.requestProblemInformation != 0
+        clientMaximumPacketSize = version == .v5 ? properties.maximumPacketSize : nil
         let sessionExpiry: UInt32 =
             version == .v5
             ? properties.sessionExpiryIntervalSeconds ?? 0
@@ -160,7 +162,6 @@ struct ConnectionStateMachine {
                 version: version, clientIdentifier: clientIdentifier, assignedIdentifier: assigned,
                 keepAliveSeconds: connect.keepAliveSeconds, serverKeepAliveSeconds: serverKeepAlive,
                 sessionExpiryIntervalSeconds: sessionExpiry,
-                requestProblemInformation: properties.requestProblemInformation != 0,
                 aliases: aliases))
         let open = SessionOpen(
             connection: connection, clientIdentifier: clientIdentifier, protocolVersion: version,
@@ -253,6 +254,7 @@ struct ConnectionStateMachine {
         case .awaitingConnect:
             // A CONNECT we cannot read: 5.0 §3.1.4 answers a bad version with CONNACK 0x84.
             if error.reasonCode == .unsupportedProtocolVersion {
+                if let level = error.protocolLevel, level < ProtocolVersion.v5.rawValue { protocolVersion = .v311 }
                 outputs.append(.send(.connAck(ConnAck(sessionPresent: false, reasonCode: .unsupportedProtocolVersion))))
             }
             state = .closed
@@ -260,7 +262,9 @@ struct ConnectionStateMachine {
         case .authenticating(let connect, _):
             refuse(error.reasonCode, version: connect.protocolVersion, into: &outputs)
         case .connected:
-            fail(error.reasonCode, "\(error)", into: &outputs)
+            // A second CONNECT is a protocol error whatever it holds; 0x84 is no DISCONNECT code.
+            let reasonCode = error.reasonCode == .unsupportedProtocolVersion ? .protocolError : error.reasonCode
+            fail(reasonCode, "\(error)", into: &outputs)
         case .closed:
             return
         case .modifying:
@@ -277,7 +281,14 @@ struct ConnectionStateMachine {
         switch action {
         case .connAck(_, let sessionPresent, let reasonCode):
             var connAck = ConnAck(sessionPresent: sessionPresent, reasonCode: reasonCode)
-            if connected.version == .v5 { connAck.properties = capabilities(connected) }
+            if connected.version == .v5 {
+                connAck.properties = capabilities(connected)
+                if !fitsClient(.connAck(connAck)) {
+                    // Only the assigned identifier is indispensable; the capabilities have defaults.
+                    connAck.properties = Properties()
+                    connAck.properties.assignedClientIdentifier = connected.assignedIdentifier
+                }
+            }
             outputs.append(.send(.connAck(connAck)))
             guard !reasonCode.isFailure else {
                 state = .closed
@@ -314,6 +325,11 @@ struct ConnectionStateMachine {
             return
         }
         state = .connected(connected)
+    }
+
+    private func fitsClient(_ packet: Packet) -> Bool {
+        guard let maximum = clientMaximumPacketSize else { return true }
+        return packet.encodedLength(version: protocolVersion) <= Int(maximum)
     }
 
     /// CONNACK properties of 5.0: what this broker supports and what it decided (§3.2.2.3).
@@ -374,7 +390,11 @@ struct ConnectionStateMachine {
         case .connected, .modifying:
             if protocolVersion == .v5 {
                 var disconnect = Disconnect(reasonCode: reasonCode)
-                if requestProblemInformation { disconnect.properties.reasonString = reason }
+                if requestProblemInformation {
+                    disconnect.properties.reasonString = reason
+                    // A reason string must not make the packet too large for the client [MQTT-3.14.2-3].
+                    if !fitsClient(.disconnect(disconnect)) { disconnect.properties.reasonString = nil }
+                }
                 outputs.append(.send(.disconnect(disconnect)))
             }
             outputs.append(.submit(.sessionClose(connection, SessionClose(cause: .abnormal))))

@@ -43,9 +43,11 @@ public struct ApplicationMessage: Sendable {
             originClientIdentifier: origin)
     }
 
+    /// Expired once its interval has passed (§3.3.2.3.3): an interval of 0 still goes out to
+    /// connected subscribers at the time it is ordered, and is dropped from queues after.
     func isExpired(atMillis nowMillis: UInt64) -> Bool {
         guard let deadline = expiryDeadlineMillis else { return false }
-        return deadline <= nowMillis
+        return deadline < nowMillis
     }
 
     /// The PUBLISH for one delivery: QoS and retain as the subscription decides, the remaining

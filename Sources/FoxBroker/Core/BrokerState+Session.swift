@@ -8,17 +8,32 @@ extension BrokerState {
         var sessionPresent = false
         if var existing = sessions[clientIdentifier] {
             if let old = existing.connection {
-                // Session takeover (§3.1.4): the old connection gets DISCONNECT 0x8E and its will
-                // follows the usual rule, except that the new connection arrives at once.
+                // Session takeover (§3.1.4): the old connection gets DISCONNECT 0x8E. A session
+                // that lasts as long as its connection ends with it [MQTT-3.1.2-6]; otherwise
+                // the will follows the usual rule, except that the new connection comes at once.
                 actions.append(.disconnect(old, .sessionTakenOver))
                 connectionOwners[old] = nil
-                if let will = existing.will, open.cleanStart || (will.properties.willDelayIntervalSeconds ?? 0) == 0 {
+                let sessionEnds = open.cleanStart || existing.expiryIntervalSeconds == 0
+                if let will = existing.will, sessionEnds || (will.properties.willDelayIntervalSeconds ?? 0) == 0 {
                     publishWill(will, of: clientIdentifier, into: &actions)
                 }
                 existing.will = nil
                 existing.connection = nil
                 sessions[clientIdentifier] = existing
+                if sessionEnds { endSession(clientIdentifier, into: &actions) }
+            } else {
+                // Back after the client was away: what fell due before this event, on the
+                // ordered clock, happens first even if no tick has run yet (§3.1.2.5, §3.1.2.11.2).
+                if let pending = existing.pendingWill, pending.deadlineMillis <= nowMillis {
+                    sessions[clientIdentifier]?.pendingWill = nil
+                    publishWill(pending.will, of: clientIdentifier, into: &actions)
+                }
+                if let deadline = existing.expiryDeadlineMillis, deadline <= nowMillis {
+                    endSession(clientIdentifier, into: &actions)
+                }
             }
+        }
+        if sessions[clientIdentifier] != nil {
             if open.cleanStart {
                 endSession(clientIdentifier, into: &actions)
             } else {

@@ -178,7 +178,7 @@ public final class BrokerState {
             let requested = subscription.topicFilter
             let shared = Topic.parseShared(requested)
             let filter = shared?.filter ?? requested
-            if requested.hasPrefix("$share/") && shared == nil {
+            if Topic.isShared(requested) && shared == nil {
                 reasonCodes.append(.topicFilterInvalid)
                 continue
             }

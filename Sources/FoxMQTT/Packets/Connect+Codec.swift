@@ -18,13 +18,18 @@ extension Connect: PacketCodec {
         // §3.1.2.1: an incorrect protocol name; 3.1's "MQIsdp" is not supported either.
         let protocolName = try body.readMQTTString("CONNECT.protocolName")
         guard protocolName == "MQTT" else {
-            throw MQTTDecodeError(
+            var error = MQTTDecodeError(
                 .unsupportedProtocolVersion, field: "CONNECT.protocolName", "protocol name \"\(protocolName)\"")
+            // MQTT 3.1 called itself "MQIsdp".
+            if protocolName == "MQIsdp" { error.protocolLevel = 3 }
+            throw error
         }
         let level = try body.readMQTTByte("CONNECT.protocolLevel")
         guard let version = ProtocolVersion(rawValue: level) else {
-            throw MQTTDecodeError(
+            var error = MQTTDecodeError(
                 .unsupportedProtocolVersion, field: "CONNECT.protocolLevel", "protocol level \(level)")
+            error.protocolLevel = level
+            throw error
         }
         let connectFlags = try body.readMQTTByte("CONNECT.flags")
         // §3.1.2.3 [MQTT-3.1.2-3]

@@ -17,7 +17,7 @@ extension Subscribe: PacketCodec {
             let options = try SubscriptionOptions.read(
                 try body.readMQTTByte("SUBSCRIBE.subscriptionOptions"), version: version)
             // §3.8.3.1 [MQTT-3.8.3-4]: No Local on a shared subscription.
-            if options.noLocal && filter.hasPrefix(Topic.sharePrefix) {
+            if options.noLocal && Topic.isShared(filter) {
                 throw .protocolError("SUBSCRIBE.subscriptionOptions", "No Local on a shared subscription")
             }
             subscriptions.append(TopicSubscription(topicFilter: filter, options: options))
