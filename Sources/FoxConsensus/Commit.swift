@@ -24,7 +24,24 @@ extension ConsensusCore {
     func slotBlocks(_ r: UInt64) -> [BlockRef] { dag.slot(Slot(author: committee.leader(r), round: r)).sorted() }
 
     /// The direct rule for the slot of round r: skip, commit, or nil (undecided directly).
+    /// Two directly committed blocks of one slot (a conflict) read as nil here; the committer
+    /// pass halts on them through `directDecision`.
     func directStatus(_ r: UInt64) -> SlotStatus? {
+        switch directDecision(r) {
+        case .decided(let s): return s
+        case .none, .conflict: return nil
+        }
+    }
+
+    enum DirectDecision: Equatable {
+        case none
+        case decided(SlotStatus)
+        /// Several blocks of the slot each have ≥ Q certifying authors: the fault bound is broken
+        /// (section 6: two blocks of one slot cannot each gather Q supporters).
+        case conflict([BlockRef])
+    }
+
+    func directDecision(_ r: UInt64) -> DirectDecision {
         let leader = committee.leader(r)
         var blame = [Bool](repeating: false, count: n); var blamers = 0
         for v in dag.refs(at: r + 1) where !blame[Int(v.author)] {
@@ -33,7 +50,7 @@ extension ConsensusCore {
                 blame[Int(v.author)] = true; blamers += 1
             }
         }
-        if blamers >= q { return .skip }
+        if blamers >= q { return .decided(.skip) }
         var committed: [BlockRef] = []
         for b in slotBlocks(r) {
             var cert = [Bool](repeating: false, count: n); var certifiers = 0
@@ -42,8 +59,8 @@ extension ConsensusCore {
             }
             if certifiers >= q { committed.append(b) }
         }
-        if committed.count > 1 { return .commit(committed[0]) } // impossible below the fault bound; indirect check halts
-        return committed.first.map { .commit($0) }
+        if committed.count > 1 { return .conflict(committed) }
+        return committed.first.map { .decided(.commit($0)) } ?? DirectDecision.none
     }
 
     /// The committer pass (idempotent). Decides slots, extends the decided prefix, linearizes.
@@ -57,7 +74,12 @@ extension ConsensusCore {
             func idx(_ r: UInt64) -> Int { Int(r - d - 1) }
             var r = top
             while r >= d + 1 {
-                if let s = directStatus(r) {
+                let direct = directDecision(r)
+                if case .conflict(let blocks) = direct {
+                    halt("commit rule: blocks \(blocks.map(\.description).joined(separator: ", ")) of slot \(r) are each directly committed; fault bound broken", out: &out)
+                    return
+                }
+                if case .decided(let s) = direct {
                     status[idx(r)] = s
                 } else {
                     // Indirect rule: the first decided-commit anchor above r + 2.
