@@ -66,6 +66,7 @@ public final class Checker {
         }
         if k != UInt64(global.count) + 1 { return }
         global.append(d.subDag)
+        checkReadinessBound(d.subDag, time: time)
         globalEntries.append(ids)
         for e in d.applied {
             let o = Int(e.id.origin)
@@ -80,6 +81,30 @@ public final class Checker {
             lastApplied[o] = e.id
             appliedSet.insert(e.id)
             appliedOrder.append(e.id)
+        }
+    }
+
+    /// Leader round of the commit after which each block still pending first entered P.
+    var enteredP: [BlockRef: UInt64] = [:]
+    public private(set) var readinessChecks = 0
+
+    /// Readiness bound (sections 7 and 18.8): a block entering P at commit k (leader round R_k)
+    /// is emitted by the first commit with leader round ≥ R_k + 3. Checked on the canonical
+    /// sequence: at every commit, nothing that entered P at a leader round ≤ R − 3 may still be
+    /// pending. With gcDepth sized as in section 2 the forced emissions never pre-empt this; when
+    /// they do (tiny gcDepth), forced blocks are emitted, which also satisfies the bound.
+    func checkReadinessBound(_ c: CommittedSubDag, time: UInt64) {
+        for b in c.blocks { enteredP[b] = nil }
+        let r = c.leader.round
+        for b in c.pending where enteredP[b] == nil { enteredP[b] = r }
+        readinessChecks += 1
+        let pendingSet = Set(c.pending)
+        for (b, entered) in enteredP {
+            if !pendingSet.contains(b) { enteredP[b] = nil; continue }
+            if entered.plusSaturating(3) <= r {
+                fail("readiness-bound", "block \(b) entered P at leader round \(entered) and is still pending at commit \(c.index) (leader round \(r))", time)
+                enteredP[b] = nil
+            }
         }
     }
 

@@ -365,6 +365,10 @@ public final class Simulator {
                 }
             }
         }
+        // The core's own readiness-bound counter (section 7) must stay at zero on honest nodes.
+        for i in live where (nodes[i].cores[0]?.metrics.readinessBoundViolations ?? 0) > 0 {
+            checker.fail("readiness-bound", "node \(i) counted \(nodes[i].cores[0]!.metrics.readinessBoundViolations) readiness-bound violations", now)
+        }
         guard scenario.expectLiveness else { return }
         let maxCommit = live.map { checker.nodeCommits[$0] }.max() ?? 0
         for i in live where checker.nodeCommits[i] != maxCommit && nodes[i].cores[0]?.mode == .active {

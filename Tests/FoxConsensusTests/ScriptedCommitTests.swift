@@ -1,6 +1,6 @@
 import Testing
 @testable import FoxConsensus
-import FoxConsensusSimulation
+@testable import FoxConsensusSimulation
 
 /// Scripted DAG tests of the commit rule (design section 6) and the rule regressions of section
 /// 17. Blocks are built by hand, fed through the real receive path, and the exact committed
@@ -269,5 +269,33 @@ import FoxConsensusSimulation
         #expect(!halted)
         #expect(a.leaders.first == b1)
         #expect(a.leaderRounds == [1, 2])
+    }
+}
+
+/// The readiness-bound checker (sections 7, 18.8) on hand-made commit sequences.
+@Suite struct ReadinessBoundCheckerTests {
+    func ref(_ r: UInt64, _ a: UInt16) -> BlockRef { BlockRef(round: r, author: a, digest: Digest(w0: r, w1: UInt64(a), w2: 0, w3: 0)) }
+    func sub(_ k: UInt64, leaderRound: UInt64, blocks: [BlockRef], pending: [BlockRef]) -> CommittedSubDag {
+        CommittedSubDag(index: k, leader: ref(leaderRound, 0), blocks: blocks, runningHash: .zero, pending: pending, forcedCount: 0, commitTime: 0)
+    }
+
+    @Test func pendingPastRkPlus3IsAViolation() {
+        let c = Checker(n: 4, honest: [true, true, true, true])
+        let b = ref(4, 2)
+        c.checkReadinessBound(sub(1, leaderRound: 5, blocks: [], pending: [b]), time: 0)
+        c.checkReadinessBound(sub(2, leaderRound: 7, blocks: [], pending: [b]), time: 0)
+        #expect(c.violations.isEmpty, "R_k + 2 is still within the bound")
+        c.checkReadinessBound(sub(3, leaderRound: 8, blocks: [], pending: [b]), time: 0)
+        #expect(c.violations.map(\.property) == ["readiness-bound"])
+    }
+
+    @Test func emittedByRkPlus3IsFine() {
+        let c = Checker(n: 4, honest: [true, true, true, true])
+        let b = ref(4, 2), b2 = ref(6, 1)
+        c.checkReadinessBound(sub(1, leaderRound: 5, blocks: [], pending: [b]), time: 0)
+        c.checkReadinessBound(sub(2, leaderRound: 8, blocks: [b], pending: [b2]), time: 0)
+        c.checkReadinessBound(sub(3, leaderRound: 10, blocks: [b2], pending: []), time: 0)
+        #expect(c.violations.isEmpty)
+        #expect(c.readinessChecks == 3)
     }
 }
