@@ -113,6 +113,9 @@ extension ConsensusCore {
                 let s = status[idx(rr)]
                 if s == .undecided { break }
                 if case .commit(let leader) = s {
+                    // Never linearize with a block of P missing (after a state sync it is
+                    // fetched first): emission and the fair keys would differ.
+                    if pendingP.contains(where: { !dag.contains($0) }) { break }
                     linearize(leader: leader, now: now, out: &out)
                     if isHalted { return }
                 } else { metrics.skippedSlots += 1 }
@@ -256,37 +259,23 @@ extension ConsensusCore {
             halt("replay: runningHash mismatch at commit \(k)", out: &out); return
         }
         var checkpoint: Checkpoint? = nil
+        var checkpointDue = false
         if k % committee.params.checkpointInterval == 0 {
-            let c = Checkpoint(commitIndex: k, runningHash: runningHash, stateDigest: stateDigest(), leaderRound: leaderRound)
-            checkpoint = c
-            lastCheckpoint = c
-            ownCheckpoints[k] = c
-            if ownCheckpoints.count > 8, let low = ownCheckpoints.keys.min() { ownCheckpoints[low] = nil }
-            let snap = CoreSnapshot(commitIndex: k, leaderRound: leaderRound, runningHash: runningHash, commitTime: commitTime,
+            let core = CoreSnapshot(commitIndex: k, leaderRound: leaderRound, runningHash: runningHash, commitTime: commitTime,
                                     pending: pendingP.sorted(), emitted: emitted.filter { $0.round >= gcNext }.sorted(),
-                                    sequencer: sequencer, checkpoint: c)
-            if !replaying {
-                newSnapshot = snap
-                // Disk keeps what a restart from the previous snapshot needs.
-                if previousSnapshotHorizon > 0 { pruneBelow = previousSnapshotHorizon }
+                                    sequencer: sequencer, checkpoint: nil)
+            if !local.appSnapshots {
+                checkpoint = completeCheckpoint(core, app: [])
+            } else if !replaying {
+                // C_k waits for the host's application snapshot (Input.appSnapshot).
+                awaitingApp[k] = core
+                if awaitingApp.count > 4, let low = awaitingApp.keys.min() { awaitingApp[low] = nil }
+                checkpointDue = true
             }
-            previousSnapshotHorizon = lastSnapshot.map { $0.leaderRound.minusSaturating(gcDepth) } ?? 0
-            lastSnapshot = snap
         }
         if !replaying { newCommitRecords.append(sub) }
-        out.append(.deliver(Delivery(subDag: sub, applied: applied, checkpoint: checkpoint, txn: 0, replayed: replaying)))
-    }
-
-    /// SHA-256 of the replicated state after commit k: sequencer, commitTime, sorted P refs.
-    func stateDigest() -> Digest {
-        var w = ByteWriter()
-        w.raw(Array("foxmq/state/v1".utf8))
-        sequencer.encode(into: &w)
-        w.u64(commitTime)
-        let p = pendingP.sorted()
-        w.u32(UInt32(p.count))
-        for r in p { w.ref(r) }
-        return Digest.sha256(w.bytes)
+        out.append(.deliver(Delivery(subDag: sub, applied: applied, checkpoint: checkpoint, txn: 0, replayed: replaying,
+                                     checkpointDue: checkpointDue)))
     }
 
     /// Advances the horizon to gcRound of the next commit and drops what lies below it.
@@ -306,6 +295,10 @@ extension ConsensusCore {
         }
         if !reproposals.isEmpty { reproposals.sort { $0.id < $1.id } }
         horizon = newHorizon
+        let keepFrom = retainFloor
+        for round in max(dag.lowestRound, keepFrom)..<max(newHorizon, max(dag.lowestRound, keepFrom)) {
+            for r in dag.refs(at: round) where r.round > 0 { if let d = dag[r] { retained[r] = d.bytes } }
+        }
         let dropped = dag.prune(below: newHorizon)
         for r in dropped {
             uncovered.remove(r); nonEmptyUnemitted.remove(r); insertedAt[r] = nil; enteredP[r] = nil

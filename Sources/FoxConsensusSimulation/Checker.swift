@@ -44,6 +44,32 @@ public final class Checker {
 
     func restarted(_ node: Int) { nodeLast[node] = nil }
 
+    /// Canonical application state per commit index (the first honest node defines it).
+    var appStates: [UInt64: Digest] = [:]
+    public private(set) var stateSyncs = 0
+
+    func appState(_ node: Int, _ k: UInt64, _ h: Digest, time: UInt64) {
+        guard honest[node] else { return }
+        if let g = appStates[k] {
+            if g != h { fail("determinism", "node \(node) application state after commit \(k) differs", time) }
+        } else { appStates[k] = h }
+    }
+
+    /// A node installed checkpoint C_k by state sync: it must be the canonical commit k, with the
+    /// canonical application state; its deliveries continue at k + 1.
+    func stateSynced(_ node: Int, _ c: Checkpoint, appHash: Digest, time: UInt64) {
+        guard honest[node] else { return }
+        stateSyncs += 1
+        let k = c.commitIndex
+        if k == 0 || k > UInt64(global.count) || global[Int(k - 1)].runningHash != c.runningHash {
+            fail("state-sync", "node \(node) installed checkpoint \(k) that is not the canonical commit", time)
+        }
+        if let last = nodeLast[node], last >= k { fail("state-sync", "node \(node) state-synced backwards to \(k) from \(last)", time) }
+        appState(node, k, appHash, time: time)
+        nodeLast[node] = k
+        nodeCommits[node] = max(nodeCommits[node], k)
+    }
+
     /// Agreement, no phantoms, per-origin order.
     func delivered(_ node: Int, _ d: Delivery, time: UInt64) {
         guard honest[node] else { return }

@@ -75,6 +75,7 @@ public struct Scenario: Sendable {
         l.recoveryRetry = 150_000_000
         l.maxSuspendedBlocks = 512
         l.maxSuspendedBytesPerAuthor = 256 << 10
+        l.appSnapshots = true
         return l
     }()
     public var diskLatency: (UInt64, UInt64) = (200_000, 2_000_000)
@@ -205,8 +206,7 @@ public struct Scenario: Sendable {
             let minority = Array(ids.shuffled(rng: &rng).prefix(f))
             s.faults = [(t1, .partition([ids.filter { !minority.contains($0) }, minority])), (t2, .heal)]
             s.healTime = t2
-            // Nodes cut off longer than the window cannot catch up without state sync.
-            s.expectLiveness = false
+            // Nodes cut off longer than the window catch up by state sync (10.3).
         case "random":
             s.link.loss = Double(rng.range(0, 10)) / 100
             s.link.duplicate = Double(rng.range(0, 5)) / 100
