@@ -85,6 +85,8 @@ public struct CoreMetrics: Sendable {
     public var reproposed = 0
     public var checkpointsProven = 0
     public var stateSyncs = 0
+    /// Recovery answers whose lastOwnRound failed the cross-check (10.4).
+    public var recoveryClaimsDropped = 0
     public var stateResponsesRejected = 0
     public var stateResponsesServed = 0
 }

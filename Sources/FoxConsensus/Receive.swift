@@ -223,9 +223,18 @@ extension ConsensusCore {
         guard recoveryAnswers.count >= min(need, n - 1) else { return }
         var maxA: UInt64 = 0, maxB: UInt64 = 0
         var best: [UInt8]? = nil
+        // Cross-check (b): among ≥ 2f+1 answers at most f are Byzantine, so the (f+1)-th highest
+        // claim lies within the honest claims. A claim more than gcDepth above it is backed by
+        // at most f answerers, all of which may be lying (a huge value would stall this node
+        // forever: it may never sign at or below it). Honest lastOwnRounds differ by more than
+        // the window only when f+1 answerers are themselves out of the window; such a claim is
+        // dropped and counted. (a) is a signed own block and needs no cross-check.
+        let claims = recoveryAnswers.values.map(\.lastOwnRound).sorted(by: >)
+        let fPlus1th = claims.count > committee.f ? claims[committee.f] : (claims.last ?? 0)
+        let cap = fPlus1th.plusSaturating(gcDepth)
         for peer in recoveryAnswers.keys.sorted() {
             let a = recoveryAnswers[peer]!
-            maxB = max(maxB, a.lastOwnRound)
+            if a.lastOwnRound > cap { metrics.recoveryClaimsDropped += 1 } else { maxB = max(maxB, a.lastOwnRound) }
             if let bytes = a.block,
                let (b, d) = try? BlockValidator.validate(bytes, committee: committee, verifier: verifier), b.author == me {
                 if b.round > maxA { maxA = b.round; best = bytes }
