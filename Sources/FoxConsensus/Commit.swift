@@ -24,7 +24,24 @@ extension ConsensusCore {
     func slotBlocks(_ r: UInt64) -> [BlockRef] { dag.slot(Slot(author: committee.leader(r), round: r)).sorted() }
 
     /// The direct rule for the slot of round r: skip, commit, or nil (undecided directly).
+    /// Two directly committed blocks of one slot (a conflict) read as nil here; the committer
+    /// pass halts on them through `directDecision`.
     func directStatus(_ r: UInt64) -> SlotStatus? {
+        switch directDecision(r) {
+        case .decided(let s): return s
+        case .none, .conflict: return nil
+        }
+    }
+
+    enum DirectDecision: Equatable {
+        case none
+        case decided(SlotStatus)
+        /// Several blocks of the slot each have ≥ Q certifying authors: the fault bound is broken
+        /// (section 6: two blocks of one slot cannot each gather Q supporters).
+        case conflict([BlockRef])
+    }
+
+    func directDecision(_ r: UInt64) -> DirectDecision {
         let leader = committee.leader(r)
         var blame = [Bool](repeating: false, count: n); var blamers = 0
         for v in dag.refs(at: r + 1) where !blame[Int(v.author)] {
@@ -33,7 +50,7 @@ extension ConsensusCore {
                 blame[Int(v.author)] = true; blamers += 1
             }
         }
-        if blamers >= q { return .skip }
+        if blamers >= q { return .decided(.skip) }
         var committed: [BlockRef] = []
         for b in slotBlocks(r) {
             var cert = [Bool](repeating: false, count: n); var certifiers = 0
@@ -42,8 +59,8 @@ extension ConsensusCore {
             }
             if certifiers >= q { committed.append(b) }
         }
-        if committed.count > 1 { return .commit(committed[0]) } // impossible below the fault bound; indirect check halts
-        return committed.first.map { .commit($0) }
+        if committed.count > 1 { return .conflict(committed) }
+        return committed.first.map { .decided(.commit($0)) } ?? DirectDecision.none
     }
 
     /// The committer pass (idempotent). Decides slots, extends the decided prefix, linearizes.
@@ -57,7 +74,12 @@ extension ConsensusCore {
             func idx(_ r: UInt64) -> Int { Int(r - d - 1) }
             var r = top
             while r >= d + 1 {
-                if let s = directStatus(r) {
+                let direct = directDecision(r)
+                if case .conflict(let blocks) = direct {
+                    halt("commit rule: blocks \(blocks.map(\.description).joined(separator: ", ")) of slot \(r) are each directly committed; fault bound broken", out: &out)
+                    return
+                }
+                if case .decided(let s) = direct {
                     status[idx(r)] = s
                 } else {
                     // Indirect rule: the first decided-commit anchor above r + 2.
@@ -91,6 +113,9 @@ extension ConsensusCore {
                 let s = status[idx(rr)]
                 if s == .undecided { break }
                 if case .commit(let leader) = s {
+                    // Never linearize with a block of P missing (after a state sync it is
+                    // fetched first): emission and the fair keys would differ.
+                    if pendingP.contains(where: { !dag.contains($0) }) { break }
                     linearize(leader: leader, now: now, out: &out)
                     if isHalted { return }
                 } else { metrics.skippedSlots += 1 }
@@ -234,37 +259,23 @@ extension ConsensusCore {
             halt("replay: runningHash mismatch at commit \(k)", out: &out); return
         }
         var checkpoint: Checkpoint? = nil
+        var checkpointDue = false
         if k % committee.params.checkpointInterval == 0 {
-            let c = Checkpoint(commitIndex: k, runningHash: runningHash, stateDigest: stateDigest(), leaderRound: leaderRound)
-            checkpoint = c
-            lastCheckpoint = c
-            ownCheckpoints[k] = c
-            if ownCheckpoints.count > 8, let low = ownCheckpoints.keys.min() { ownCheckpoints[low] = nil }
-            let snap = CoreSnapshot(commitIndex: k, leaderRound: leaderRound, runningHash: runningHash, commitTime: commitTime,
+            let core = CoreSnapshot(commitIndex: k, leaderRound: leaderRound, runningHash: runningHash, commitTime: commitTime,
                                     pending: pendingP.sorted(), emitted: emitted.filter { $0.round >= gcNext }.sorted(),
-                                    sequencer: sequencer, checkpoint: c)
-            if !replaying {
-                newSnapshot = snap
-                // Disk keeps what a restart from the previous snapshot needs.
-                if previousSnapshotHorizon > 0 { pruneBelow = previousSnapshotHorizon }
+                                    sequencer: sequencer, checkpoint: nil)
+            if !local.appSnapshots {
+                checkpoint = completeCheckpoint(core, app: [])
+            } else if !replaying {
+                // C_k waits for the host's application snapshot (Input.appSnapshot).
+                awaitingApp[k] = core
+                if awaitingApp.count > 4, let low = awaitingApp.keys.min() { awaitingApp[low] = nil }
+                checkpointDue = true
             }
-            previousSnapshotHorizon = lastSnapshot.map { $0.leaderRound.minusSaturating(gcDepth) } ?? 0
-            lastSnapshot = snap
         }
         if !replaying { newCommitRecords.append(sub) }
-        out.append(.deliver(Delivery(subDag: sub, applied: applied, checkpoint: checkpoint, txn: 0, replayed: replaying)))
-    }
-
-    /// SHA-256 of the replicated state after commit k: sequencer, commitTime, sorted P refs.
-    func stateDigest() -> Digest {
-        var w = ByteWriter()
-        w.raw(Array("foxmq/state/v1".utf8))
-        sequencer.encode(into: &w)
-        w.u64(commitTime)
-        let p = pendingP.sorted()
-        w.u32(UInt32(p.count))
-        for r in p { w.ref(r) }
-        return Digest.sha256(w.bytes)
+        out.append(.deliver(Delivery(subDag: sub, applied: applied, checkpoint: checkpoint, txn: 0, replayed: replaying,
+                                     checkpointDue: checkpointDue)))
     }
 
     /// Advances the horizon to gcRound of the next commit and drops what lies below it.
@@ -284,6 +295,10 @@ extension ConsensusCore {
         }
         if !reproposals.isEmpty { reproposals.sort { $0.id < $1.id } }
         horizon = newHorizon
+        let keepFrom = retainFloor
+        for round in max(dag.lowestRound, keepFrom)..<max(newHorizon, max(dag.lowestRound, keepFrom)) {
+            for r in dag.refs(at: round) where r.round > 0 { if let d = dag[r] { retained[r] = d.bytes } }
+        }
         let dropped = dag.prune(below: newHorizon)
         for r in dropped {
             uncovered.remove(r); nonEmptyUnemitted.remove(r); insertedAt[r] = nil; enteredP[r] = nil

@@ -119,5 +119,9 @@ public struct LocalParameters: Sendable {
     public var maxPendingBytes: Int = 16 << 20
     public var maxPendingEntries: Int = 100_000
     public var maxEvidence: Int = 1024
+    /// The host hands the core its application-state snapshot after each checkpoint commit
+    /// (`Input.appSnapshot`); the checkpoint's stateDigest covers it and state sync (10.3)
+    /// transfers it. Off: the application state is empty bytes.
+    public var appSnapshots: Bool = false
     public init() {}
 }

@@ -20,6 +20,9 @@ public enum Input: Sendable {
     case persisted(txn: UInt64)
     /// The timer set by `.setTimer` fired (or any wake-up).
     case tick
+    /// The host's application-state snapshot right after applying commit `commitIndex` (a
+    /// delivery with `checkpointDue`). Completes checkpoint C_k (10.3).
+    case appSnapshot(commitIndex: UInt64, bytes: [UInt8])
 }
 
 public enum RejectReason: Sendable, Equatable { case notReady, tooLarge, backpressure, halted }
@@ -33,6 +36,8 @@ public struct Delivery: Sendable {
     public var txn: UInt64
     /// True for commits recomputed from the store at start.
     public var replayed: Bool
+    /// Checkpoint commit: the host must answer with `Input.appSnapshot` for this index.
+    public var checkpointDue: Bool = false
 }
 
 public enum Output: Sendable {
@@ -45,6 +50,9 @@ public enum Output: Sendable {
     case accepted(EntryID)
     case rejected(RejectReason)
     case recovered(lastOwnRound: UInt64)
+    /// State sync (10.3) installed checkpoint C_k: the host replaces its application state with
+    /// `app` (its state right after commit k); deliveries continue at k + 1.
+    case stateSynced(checkpoint: Checkpoint, app: [UInt8])
     case halted(String)
 }
 
@@ -76,6 +84,11 @@ public struct CoreMetrics: Sendable {
     public var maxPending = 0
     public var reproposed = 0
     public var checkpointsProven = 0
+    public var stateSyncs = 0
+    /// Recovery answers whose lastOwnRound failed the cross-check (10.4).
+    public var recoveryClaimsDropped = 0
+    public var stateResponsesRejected = 0
+    public var stateResponsesServed = 0
 }
 
 /// The consensus core: a pure, synchronous state machine (section 12). `step(input, now:)` takes
@@ -144,10 +157,22 @@ public struct ConsensusCore {
     public internal(set) var lastCheckpoint: Checkpoint? = nil
     var ownCheckpoints: [UInt64: Checkpoint] = [:]
     var attestations: [UInt64: [UInt16: Checkpoint]] = [:]
+    var attestationBytes: [UInt64: [UInt16: [UInt8]]] = [:]
     public internal(set) var provenCheckpoint: Checkpoint? = nil
     public internal(set) var stableCheckpoint: Checkpoint? = nil
     var lastSnapshot: CoreSnapshot? = nil
     var previousSnapshotHorizon: UInt64 = 0
+    /// Checkpoint commits waiting for the host's application snapshot.
+    var awaitingApp: [UInt64: CoreSnapshot] = [:]
+    /// Own completed snapshots this node can serve for state sync, by commit index.
+    var servable: [UInt64: CoreSnapshot] = [:]
+    /// Proofs: for a proven C_k, the bytes of V blocks of distinct authors attesting it.
+    var proofs: [UInt64: [[UInt8]]] = [:]
+    /// Blocks below the horizon kept (like the disk, section 11) for peers state-syncing to a
+    /// servable snapshot: rounds ≥ its leader round − gcDepth.
+    var retained: [BlockRef: [UInt8]] = [:]
+    var lastStateRequest: UInt64? = nil
+    var stateRequestAttempts = 0
 
     // Persistence.
     var nextTxn: UInt64 = 1
@@ -228,6 +253,8 @@ public struct ConsensusCore {
             persisted(txn: txn, out: &out)
         case .tick:
             tick(now: now, out: &out)
+        case .appSnapshot(let k, let bytes):
+            if let core = awaitingApp.removeValue(forKey: k) { _ = completeCheckpoint(core, app: bytes) }
         }
         if case .halted = mode { return finish(now: now, out: out) }
         if dirtyDag {
@@ -279,7 +306,7 @@ public struct ConsensusCore {
             emitted = Set(s.emitted)
             sequencer = s.sequencer
             lastCheckpoint = s.checkpoint
-            if let c = s.checkpoint { ownCheckpoints[c.commitIndex] = c }
+            if let c = s.checkpoint { ownCheckpoints[c.commitIndex] = c; servable[c.commitIndex] = s }
             lastSnapshot = s
             horizon = s.leaderRound.minusSaturating(gcDepth)
             previousSnapshotHorizon = horizon
@@ -301,7 +328,8 @@ public struct ConsensusCore {
             if !b.payload.isEmpty && !emitted.contains(ref) { nonEmptyUnemitted.insert(ref) }
             if emitted.contains(ref) { dag.dropPayload(ref) }
         }
-        for r in pendingP where !dag.contains(r) { halt("store: pending block \(r) missing", out: &out); return }
+        // P blocks missing from the store (a restart right after a state sync, before block sync
+        // fetched the window): fetched like missing parents; the committer waits for them.
         // Replay the committer from the snapshot and compare with the stored commit records.
         replaying = true
         runCommitter(now: now, out: &out)
@@ -416,7 +444,7 @@ public struct ConsensusCore {
         // Deadlines are absolute (from when a ref was last asked, or the last status), never
         // `now + interval`: a busy node would otherwise push its own retries back forever.
         if let oldest = missing.values.map(\.lastAsked).min() { consider(oldest.plusSaturating(local.syncInterval)) }
-        else if !suspended.isEmpty { consider(now.plusSaturating(local.syncInterval)) }
+        else if !suspended.isEmpty || pendingP.contains(where: { !dag.contains($0) }) { consider(now.plusSaturating(local.syncInterval)) }
         if insertedSinceStatus || hasRealWork {
             consider((lastStatusAt ?? 0).plusSaturating(local.syncInterval))
         }

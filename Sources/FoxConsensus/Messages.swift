@@ -14,10 +14,16 @@ public enum Message: Equatable, Sendable {
     case recoverQuery
     /// (b) the answerer's lastOwnRound, (a) the highest block it holds authored by the asker.
     case recoverAnswer(lastOwnRound: UInt64, block: [UInt8]?)
+    /// State sync (10.3): "I am at commit index k; send a newer proven checkpoint".
+    case stateRequest(commitIndex: UInt64)
+    /// An encoded `CoreSnapshot` (with C_k and the application snapshot) and the proof: V
+    /// signed blocks of distinct authors attesting C_k. Verified by the receiver.
+    case stateResponse(snapshot: [UInt8], proof: [[UInt8]])
 
     public static let version: UInt8 = 1
     static let maxBlocks = 1024
     static let maxRefs = 4096
+    public static let maxSnapshotBytes = 256 << 20
 
     public func encode() -> [UInt8] {
         var w = ByteWriter()
@@ -38,6 +44,10 @@ public enum Message: Equatable, Sendable {
             w.u8(6); w.u64(last)
             if let b = block { w.u8(1); w.lengthPrefixed(b) } else { w.u8(0) }
             Message.appendCheck(&w)
+        case .stateRequest(let k):
+            w.u8(7); w.u64(k); Message.appendCheck(&w)
+        case .stateResponse(let snap, let proof):
+            w.u8(8); w.lengthPrefixed(snap); w.u16(UInt16(proof.count)); for b in proof { w.lengthPrefixed(b) }
         }
         return w.bytes
     }
@@ -89,6 +99,15 @@ public enum Message: Equatable, Sendable {
             if try r.presence("recover.block") { b = try r.lengthPrefixed(max: limit, "recover.block") }
             try check(&r)
             return .recoverAnswer(lastOwnRound: last, block: b)
+        case 7:
+            let k = try r.u64("state.k"); try check(&r); return .stateRequest(commitIndex: k)
+        case 8:
+            let snap = try r.lengthPrefixed(max: Message.maxSnapshotBytes, "state.snapshot")
+            let c = Int(try r.u16("state.proof.count")); if c > Int(UInt16.max) { throw DecodeError("state.proof.count") }
+            var proof: [[UInt8]] = []
+            for _ in 0..<c { proof.append(try r.lengthPrefixed(max: limit, "state.proof")) }
+            try r.expectEnd("message")
+            return .stateResponse(snapshot: snap, proof: proof)
         default:
             throw DecodeError("message.type")
         }

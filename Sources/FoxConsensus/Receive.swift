@@ -15,7 +15,9 @@ extension ConsensusCore {
             }
         case .fetch(let refs):
             var found: [[UInt8]] = []
-            for r in refs.prefix(local.maxRefsPerFetch) { if let d = dag[r], r.round > 0 { found.append(d.bytes) } }
+            for r in refs.prefix(local.maxRefsPerFetch) where r.round > 0 {
+                if let d = dag[r] { found.append(d.bytes) } else if let b = retained[r] { found.append(b) }
+            }
             if !found.isEmpty {
                 metrics.blocksServed += found.count
                 out.append(.send(to: from, bytes: Message.blocks(found).encode()))
@@ -23,6 +25,7 @@ extension ConsensusCore {
         case .status(let rounds):
             guard rounds.count == n else { metrics.decodeErrors += 1; return }
             pushBlocks(to: from, theirRounds: rounds, now: now, out: &out)
+            maybeRequestState(peer: from, peerRound: rounds.max() ?? 0, now: now, out: &out)
             // Ahead of us somewhere: tell them where we are, at most once per sync interval.
             let behind = (0..<n).contains { rounds[$0] > dag.latestRound[$0] }
             if behind, now >= lastStatusReply[Int(from)].plusSaturating(local.syncInterval) || lastStatusReply[Int(from)] == 0 {
@@ -35,6 +38,10 @@ extension ConsensusCore {
             let r = dag.latestRound[Int(from)]
             if r > 0, let ref = dag.slot(Slot(author: from, round: r)).first { block = dag[ref]?.bytes }
             out.append(.send(to: from, bytes: Message.recoverAnswer(lastOwnRound: ownRound, block: block).encode()))
+        case .stateRequest(let k):
+            serveState(to: from, theirIndex: k, out: &out)
+        case .stateResponse(let snap, let proof):
+            receiveState(snapshot: snap, proof: proof, now: now, out: &out)
         case .recoverAnswer(let last, let block):
             guard mode == .recovering else { return }
             if recoveryAnswers[from] == nil { recoveryAnswers[from] = (last, block) }
@@ -74,7 +81,8 @@ extension ConsensusCore {
         if ref.round < horizon { metrics.belowHorizon += 1; return }
         if dag.contains(ref) || suspended[ref] != nil { metrics.duplicates += 1; return }
         // Flood bound: far above everything held.
-        if ref.round > dag.highestRound.plusSaturating(gcDepth) { metrics.suspendedDropped += 1; return }
+        // (After a state sync the decided prefix, not the old DAG, is where this node stands.)
+        if ref.round > max(dag.highestRound, decidedRound).plusSaturating(gcDepth) { metrics.suspendedDropped += 1; return }
         let solicited = fetched && requested.contains(ref)
         // Stale-store tripwire (10.4).
         if mode == .active {
@@ -150,7 +158,7 @@ extension ConsensusCore {
         if let w = waiters.removeValue(forKey: ref) { wakeQueue.append(contentsOf: w) }
         insertedSinceStatus = true
         dirtyDag = true
-        if let c = b.attestation { recordAttestation(c, author: ref.author) }
+        if let c = b.attestation { recordAttestation(c, author: ref.author, bytes: bytes) }
     }
 
     /// Re-examines parked blocks whose missing parents arrived (causal order), or the whole
@@ -180,6 +188,7 @@ extension ConsensusCore {
         // Forget refs no parked block needs any more.
         var needed = Set<BlockRef>()
         for (_, s) in suspended { for p in s.block.parents where p.round >= horizon && !dag.contains(p) { needed.insert(p) } }
+        for p in pendingP where p.round >= horizon && !dag.contains(p) { needed.insert(p) }
         for r in missing.keys where !needed.contains(r) { missing[r] = nil; requested.remove(r) }
         var byPeer: [UInt16: [BlockRef]] = [:]
         for r in needed.sorted() {
@@ -214,9 +223,18 @@ extension ConsensusCore {
         guard recoveryAnswers.count >= min(need, n - 1) else { return }
         var maxA: UInt64 = 0, maxB: UInt64 = 0
         var best: [UInt8]? = nil
+        // Cross-check (b): among ≥ 2f+1 answers at most f are Byzantine, so the (f+1)-th highest
+        // claim lies within the honest claims. A claim more than gcDepth above it is backed by
+        // at most f answerers, all of which may be lying (a huge value would stall this node
+        // forever: it may never sign at or below it). Honest lastOwnRounds differ by more than
+        // the window only when f+1 answerers are themselves out of the window; such a claim is
+        // dropped and counted. (a) is a signed own block and needs no cross-check.
+        let claims = recoveryAnswers.values.map(\.lastOwnRound).sorted(by: >)
+        let fPlus1th = claims.count > committee.f ? claims[committee.f] : (claims.last ?? 0)
+        let cap = fPlus1th.plusSaturating(gcDepth)
         for peer in recoveryAnswers.keys.sorted() {
             let a = recoveryAnswers[peer]!
-            maxB = max(maxB, a.lastOwnRound)
+            if a.lastOwnRound > cap { metrics.recoveryClaimsDropped += 1 } else { maxB = max(maxB, a.lastOwnRound) }
             if let bytes = a.block,
                let (b, d) = try? BlockValidator.validate(bytes, committee: committee, verifier: verifier), b.author == me {
                 if b.round > maxA { maxA = b.round; best = bytes }
@@ -240,26 +258,5 @@ extension ConsensusCore {
         metaDirty = true
         recoveryAnswers = [:]
         mode = .awaitingRecoveryPersist(0)
-    }
-
-    // MARK: checkpoint attestations (10.3)
-
-    mutating func recordAttestation(_ c: Checkpoint, author: UInt16) {
-        if let s = stableCheckpoint, c.commitIndex <= s.commitIndex { return }
-        attestations[c.commitIndex, default: [:]][author] = c
-        let votes = attestations[c.commitIndex]!
-        var same = 0, total = 0
-        for (_, v) in votes { total += 1; if v == c { same += 1 } }
-        _ = total
-        if same >= committee.validity, provenCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
-            provenCheckpoint = c
-            metrics.checkpointsProven += 1
-        }
-        if same >= q, stableCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
-            stableCheckpoint = c
-            for k in attestations.keys where k <= c.commitIndex { attestations[k] = nil }
-        }
-        // Bound: keep attestations for at most 16 checkpoint indices.
-        if attestations.count > 16, let low = attestations.keys.min() { attestations[low] = nil }
     }
 }

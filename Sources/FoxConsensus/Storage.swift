@@ -21,7 +21,8 @@ public struct CoreSnapshot: Hashable, Sendable {
     public var emitted: [BlockRef]
     public var sequencer: Sequencer
     public var checkpoint: Checkpoint?
-
+    /// The host's application-state snapshot at commit k (opaque bytes, section 10.3).
+    public var app: [UInt8] = []
 }
 
 /// One durable transaction (group commit, section 9). Applied atomically by `sync`.

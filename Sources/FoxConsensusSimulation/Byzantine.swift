@@ -31,6 +31,14 @@ extension Simulator {
             default:
                 return [(to, bytes)]
             }
+        case .recoveryInflater:
+            switch type {
+            case 6:
+                let huge = UInt64.max / 2 + (rng.next() >> 8)
+                return [(to, Message.recoverAnswer(lastOwnRound: huge, block: nil).encode())]
+            default:
+                return [(to, bytes)]
+            }
         case .forge, .badParents, .timestampOutlier, .flood:
             return [(to, bytes)]
         }
@@ -132,7 +140,7 @@ extension Simulator {
         case .lyingSync:
             // Replayed old blocks.
             for (b, _) in seen.prefix(4) { sendAll(from: i, Message.blocks([b]).encode()) }
-        case .twins, .withhold, .silent, .timestampOutlier:
+        case .twins, .withhold, .silent, .timestampOutlier, .recoveryInflater:
             break
         }
     }

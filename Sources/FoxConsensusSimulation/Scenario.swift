@@ -17,6 +17,8 @@ public enum ByzantineKind: String, CaseIterable, Sendable {
     case lyingSync
     /// Garbage, replays and validly signed blocks far above the current round.
     case flood
+    /// Answers every RecoverQuery with a huge lastOwnRound (10.4), to stall a recovering node.
+    case recoveryInflater
 }
 
 public struct LinkModel: Sendable {
@@ -75,6 +77,7 @@ public struct Scenario: Sendable {
         l.recoveryRetry = 150_000_000
         l.maxSuspendedBlocks = 512
         l.maxSuspendedBytesPerAuthor = 256 << 10
+        l.appSnapshots = true
         return l
     }()
     public var diskLatency: (UInt64, UInt64) = (200_000, 2_000_000)
@@ -205,8 +208,7 @@ public struct Scenario: Sendable {
             let minority = Array(ids.shuffled(rng: &rng).prefix(f))
             s.faults = [(t1, .partition([ids.filter { !minority.contains($0) }, minority])), (t2, .heal)]
             s.healTime = t2
-            // Nodes cut off longer than the window cannot catch up without state sync.
-            s.expectLiveness = false
+            // Nodes cut off longer than the window catch up by state sync (10.3).
         case "random":
             s.link.loss = Double(rng.range(0, 10)) / 100
             s.link.duplicate = Double(rng.range(0, 5)) / 100
@@ -225,6 +227,13 @@ public struct Scenario: Sendable {
         default:
             if name.hasPrefix("byz-"), let kind = ByzantineKind(rawValue: String(name.dropFirst(4))) {
                 for v in ids.shuffled(rng: &rng).prefix(f) { s.byzantine[v] = kind }
+                if kind == .recoveryInflater {
+                    // An honest node loses its disk and must recover through the liar's answers.
+                    let v = ids.filter { s.byzantine[$0] == nil }.shuffled(rng: &rng)[0]
+                    s.faults = [(t1, .wipe(v)), (t1 + rng.range(10_000_000, 200_000_000), .restart(v))]
+                    s.healTime = s.faults[1].0
+                    s.duration = 5_000_000_000
+                }
                 if kind == .timestampOutlier {
                     for v in s.byzantine.keys { s.clockOffsets[Int(v)] = rng.chance(0.5) ? 3_600_000_000_000 : -1_000_000_000 }
                 }

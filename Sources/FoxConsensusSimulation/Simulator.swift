@@ -16,6 +16,8 @@ public struct SimResult: Sendable {
     public var readinessViolations: Int
     public var maxDagBlocks: Int
     public var maxSuspended: Int
+    /// State syncs installed by honest nodes (10.3).
+    public var stateSyncs: Int
     public var stats: SimStats
     public var passed: Bool { violations.isEmpty }
     /// The line to paste to reproduce a failure.
@@ -50,11 +52,16 @@ final class SimNode {
     var crashedAfter: UInt64? = nil
     var slow: UInt64 = 1
     var seenBlocks: [[UInt8]] = []
+    /// The abstract application state per twin: appHash[k] = H(appHash[k−1] ‖ entries applied
+    /// by commit k). Durable with the commits (survives crashes, lost on wipe); state sync
+    /// installs it from the snapshot bytes.
+    var appHash: [[UInt64: Digest]]
     init(id: UInt16, twins: Int, offset: Int64, byz: ByzantineKind?) {
         self.id = id
         cores = Array(repeating: nil, count: twins)
         stores = (0..<twins).map { _ in InMemoryConsensusStorage() }
         timerGen = Array(repeating: 0, count: twins)
+        appHash = Array(repeating: [:], count: twins)
         diskBusyUntil = Array(repeating: 0, count: twins)
         clockOffset = offset
         self.byz = byz
@@ -194,6 +201,14 @@ public final class Simulator {
         guard let outs = node.cores[twin]?.step(input, now: lt) else { return }
         var submittedBody: [UInt8]? = nil
         if case .submit(_, let body) = input { submittedBody = body }
+        var appSnapshotsDue: [UInt64] = []
+        defer {
+            // The host hands its application snapshot for each checkpoint commit (10.3).
+            for k in appSnapshotsDue where node.up {
+                var w = ByteWriter(); w.digest(node.appHash[twin][k] ?? .zero)
+                step(i, twin: twin, .appSnapshot(commitIndex: k, bytes: w.bytes))
+            }
+        }
         for o in outs {
             switch o {
             case .send(let to, let bytes):
@@ -215,7 +230,15 @@ public final class Simulator {
                 let when = virt <= Int64(clamping: now) ? now + 1 : UInt64(virt)
                 queue.push(when, .timer(node: i, twin: twin, gen: node.timerGen[twin], nodeGen: node.gen))
             case .deliver(let d):
+                applyToApp(i, twin: twin, d)
                 if twin == 0 { delivered(i, d) }
+                if d.checkpointDue { appSnapshotsDue.append(d.subDag.index) }
+            case .stateSynced(let c, let app):
+                var r = ByteReader(app)
+                let h = (try? r.digest("app")) ?? .zero
+                node.appHash[twin][c.commitIndex] = h
+                trace?("t=\(now) node \(i) state-synced to commit \(c.commitIndex)")
+                if twin == 0 { checker.stateSynced(i, c, appHash: h, time: now) }
             case .accepted(let id):
                 if let b = submittedBody {
                     checker.submitted(id, body: b)
@@ -234,6 +257,23 @@ public final class Simulator {
                 checker.halted(i, why, time: now)
             }
         }
+    }
+
+    /// Applies a commit to the node's abstract application state; honest nodes must agree on it
+    /// at every commit index (property 7), also after a state sync.
+    func applyToApp(_ i: Int, twin: Int, _ d: Delivery) {
+        let k = d.subDag.index
+        let prev: Digest
+        if k == 1 { prev = .zero } else if let p = nodes[i].appHash[twin][k - 1] { prev = p } else {
+            if isHonest(i) { checker.fail("determinism", "node \(i) applies commit \(k) without the application state of \(k - 1)", now) }
+            return
+        }
+        var w = ByteWriter(); w.digest(prev)
+        for e in d.applied { w.u16(e.id.origin); w.u64(e.id.incarnation); w.u64(e.id.seq); w.lengthPrefixed(e.body) }
+        let h = Digest.sha256(w.bytes)
+        nodes[i].appHash[twin][k] = h
+        if nodes[i].appHash[twin].count > 64 { nodes[i].appHash[twin][k - 64] = nil }
+        if twin == 0 { checker.appState(i, k, h, time: now) }
     }
 
     func delivered(_ i: Int, _ d: Delivery) {
@@ -302,6 +342,7 @@ public final class Simulator {
         case .wipe(let i):
             crash(Int(i))
             for s in nodes[Int(i)].stores { s.wipe() }
+            for t in nodes[Int(i)].appHash.indices { nodes[Int(i)].appHash[t] = [:] }
         case .backup(let i):
             nodes[Int(i)].backup = nodes[Int(i)].stores[0].copy()
         case .restoreBackup(let i):
@@ -365,6 +406,10 @@ public final class Simulator {
                 }
             }
         }
+        // The core's own readiness-bound counter (section 7) must stay at zero on honest nodes.
+        for i in live where (nodes[i].cores[0]?.metrics.readinessBoundViolations ?? 0) > 0 {
+            checker.fail("readiness-bound", "node \(i) counted \(nodes[i].cores[0]!.metrics.readinessBoundViolations) readiness-bound violations", now)
+        }
         guard scenario.expectLiveness else { return }
         let maxCommit = live.map { checker.nodeCommits[$0] }.max() ?? 0
         for i in live where checker.nodeCommits[i] != maxCommit && nodes[i].cores[0]?.mode == .active {
@@ -422,7 +467,7 @@ public final class Simulator {
                          entriesApplied: checker.appliedSet.count, entriesAccepted: accepted, events: events, messages: messages,
                          simulatedSeconds: Double(scenario.duration) / 1e9, forcedEmissions: forced, equivocationsSeen: equiv,
                          invalidBlocks: invalid, readinessViolations: ready, maxDagBlocks: maxDag, maxSuspended: maxSusp,
-                         stats: stats,
+                         stateSyncs: checker.stateSyncs, stats: stats,
                          reproduce: "foxsim --scenario \(scenario.name) --nodes \(n) --seed \(scenario.seed)")
     }
 }

@@ -32,6 +32,24 @@ struct DagScript {
         return ref
     }
 
+    /// Builds and signs a block with explicit parent refs (equivocation scripts).
+    @discardableResult
+    mutating func addRefs(_ author: Int, _ round: UInt64, refs: [BlockRef], variant: UInt64 = 0) -> BlockRef {
+        var b = Block(epoch: committee.epoch, round: round, author: UInt16(author), timestamp: round * 1000 + variant,
+                      parents: refs.sorted(), payloadDigest: BlockCodec.payloadDigest([]), attestation: nil, payload: [], signature: [])
+        b.signature = keys.signers[author].sign(b.digest)
+        let ref = b.ref
+        blocks[ref.slot, default: []].append(ref)
+        bytes[ref] = BlockCodec.encode(b)
+        return ref
+    }
+
+    /// The first block of (author, round).
+    func at(_ author: Int, _ round: UInt64) -> BlockRef { blocks[Slot(author: UInt16(author), round: round)]![0] }
+
+    /// Every block of rounds ≤ `round`.
+    func upTo(_ round: UInt64) -> [BlockRef] { bytes.keys.filter { $0.round <= round }.sorted() }
+
     /// Adds a full round where every listed author references all `parents` authors.
     mutating func round(_ r: UInt64, authors: [Int], parents: [Int]) {
         for a in authors { add(a, r, parents: parents) }
@@ -50,14 +68,31 @@ struct ScriptedNode {
                              verifier: s.keys.verifier, image: ScriptedNode.observer)
         _ = core.step(.start, now: 0)
     }
+    /// Feeds blocks in (round, author, digest) order through the real receive path. A second
+    /// block of a slot already held arrives as a fetched missing parent (section 5: only then is
+    /// an equivocating block accepted).
     mutating func feed(_ s: DagScript, _ refs: [BlockRef]) {
-        for r in refs.sorted() {
+        for r in refs.sorted() where !core.dag.contains(r) {
             let from = r.author == core.me ? UInt16((Int(core.me) + 1) % s.committee.n) : r.author
-            let out = core.step(.message(from: from, bytes: s.message(r)), now: 1)
+            var msg = s.message(r)
+            if !core.dag.slot(r.slot).isEmpty {
+                core.requested.insert(r)
+                msg = Message.blocks([s.bytes[r]!]).encode()
+            }
+            let out = core.step(.message(from: from, bytes: msg), now: 1)
             outputs += out
             for o in out { if case .deliver(let d) = o { deliveries.append(d) } }
         }
     }
+    /// Feeds blocks as one fetched sync response (one step, so one committer pass sees them all).
+    mutating func feedBatch(_ s: DagScript, _ refs: [BlockRef], from: UInt16) {
+        let list = refs.sorted().filter { !core.dag.contains($0) }
+        for r in list { core.requested.insert(r) }
+        let out = core.step(.message(from: from, bytes: Message.blocks(list.map { s.bytes[$0]! }).encode()), now: 1)
+        outputs += out
+        for o in out { if case .deliver(let d) = o { deliveries.append(d) } }
+    }
+
     /// A store whose lastOwnRound is far ahead: the node only observes the scripted DAG (its own
     /// scripted blocks arrive from the network without tripping the stale-store check).
     static var observer: StoreImage {
@@ -66,4 +101,6 @@ struct ScriptedNode {
         return img
     }
     var leaders: [BlockRef] { deliveries.map { $0.subDag.leader } }
+    var leaderRounds: [UInt64] { leaders.map(\.round) }
+    var haltReason: String? { if case .halted(let why) = core.mode { return why } else { return nil } }
 }

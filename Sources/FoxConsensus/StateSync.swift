@@ -1,0 +1,225 @@
+// Checkpoints and state sync (section 10.3).
+extension CoreSnapshot {
+    /// Canonical encoding (the state-sync transfer and the stateDigest input).
+    public func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(1)
+        w.u64(commitIndex); w.u64(leaderRound); w.digest(runningHash); w.u64(commitTime)
+        w.u32(UInt32(pending.count)); for r in pending { w.ref(r) }
+        w.u32(UInt32(emitted.count)); for r in emitted { w.ref(r) }
+        sequencer.encode(into: &w)
+        if let c = checkpoint {
+            w.u8(1); w.u64(c.commitIndex); w.digest(c.runningHash); w.digest(c.stateDigest); w.u64(c.leaderRound)
+        } else { w.u8(0) }
+        w.lengthPrefixed(app)
+        return w.bytes
+    }
+
+    /// Strict decoding: the bytes must re-encode identically.
+    public static func decode(_ bytes: [UInt8], committee: Committee) throws -> CoreSnapshot {
+        var r = ByteReader(bytes)
+        guard try r.u8("snapshot.version") == 1 else { throw DecodeError("snapshot.version") }
+        let k = try r.u64("snapshot.k"), lr = try r.u64("snapshot.leaderRound")
+        let rh = try r.digest("snapshot.runningHash"), ct = try r.u64("snapshot.commitTime")
+        func refs(_ f: String) throws -> [BlockRef] {
+            let c = Int(try r.u32(f + ".count"))
+            if c > 1 << 22 || c * BlockCodec.refBytes > r.remaining { throw DecodeError(f + ".count") }
+            var out: [BlockRef] = []
+            for _ in 0..<c { out.append(try r.ref(f)) }
+            if out != out.sorted() || Set(out).count != out.count { throw DecodeError(f + ".order") }
+            return out
+        }
+        let pending = try refs("snapshot.pending"), emitted = try refs("snapshot.emitted")
+        let seq = try Sequencer.decode(&r, maxHeldBack: committee.params.maxHeldBack, maxEntryBytes: committee.maxEntryBytes)
+        if seq.origins.count != committee.n { throw DecodeError("snapshot.sequencer.n") }
+        var cp: Checkpoint? = nil
+        if try r.presence("snapshot.checkpoint") {
+            cp = Checkpoint(commitIndex: try r.u64("c.k"), runningHash: try r.digest("c.rh"), stateDigest: try r.digest("c.sd"),
+                            leaderRound: try r.u64("c.r"))
+        }
+        let app = try r.lengthPrefixed(max: Message.maxSnapshotBytes, "snapshot.app")
+        try r.expectEnd("snapshot")
+        let s = CoreSnapshot(commitIndex: k, leaderRound: lr, runningHash: rh, commitTime: ct, pending: pending, emitted: emitted,
+                             sequencer: seq, checkpoint: cp, app: app)
+        if s.encode() != bytes { throw DecodeError("snapshot.canonical") }
+        return s
+    }
+
+    /// stateDigest_k (10.3): SHA-256 of the replicated state right after commit k: the sequencer,
+    /// commitTime, the sorted refs of P, the emitted refs of the window (what a state-synced node
+    /// needs to continue linearizing; derivable from the commit records) and the digest of the
+    /// application snapshot.
+    public var stateDigest: Digest {
+        var w = ByteWriter()
+        w.raw(Array("foxmq/state/v1".utf8))
+        sequencer.encode(into: &w)
+        w.u64(commitTime)
+        w.u32(UInt32(pending.count)); for r in pending { w.ref(r) }
+        w.u32(UInt32(emitted.count)); for r in emitted { w.ref(r) }
+        w.digest(Digest.sha256(app))
+        return Digest.sha256(w.bytes)
+    }
+}
+
+extension ConsensusCore {
+    /// Completes C_k once the application snapshot is known: attest it in the next own blocks,
+    /// persist the snapshot, make it servable.
+    mutating func completeCheckpoint(_ core: CoreSnapshot, app: [UInt8]) -> Checkpoint {
+        var snap = core
+        snap.app = app
+        let c = Checkpoint(commitIndex: core.commitIndex, runningHash: core.runningHash, stateDigest: snap.stateDigest,
+                           leaderRound: core.leaderRound)
+        snap.checkpoint = c
+        if lastCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true { lastCheckpoint = c }
+        ownCheckpoints[c.commitIndex] = c
+        if ownCheckpoints.count > 8, let low = ownCheckpoints.keys.min() { ownCheckpoints[low] = nil }
+        if !replaying {
+            newSnapshot = snap
+            // Disk keeps what a restart from the previous snapshot needs.
+            if previousSnapshotHorizon > 0 { pruneBelow = previousSnapshotHorizon }
+        }
+        previousSnapshotHorizon = lastSnapshot.map { $0.leaderRound.minusSaturating(gcDepth) } ?? 0
+        lastSnapshot = snap
+        servable[c.commitIndex] = snap
+        while servable.count > 3, let low = servable.keys.min() { servable[low] = nil }
+        let floor = retainFloor
+        for r in retained.keys where r.round < floor { retained[r] = nil }
+        return c
+    }
+
+    /// Lowest round kept for state-syncing peers: the window of the oldest servable snapshot.
+    var retainFloor: UInt64 {
+        guard let low = servable.keys.min(), let s = servable[low] else { return .max }
+        return s.leaderRound.minusSaturating(gcDepth)
+    }
+
+    /// Records the attestation of a block; a checkpoint with V identical attestations is proven
+    /// and the attesting blocks are kept as its proof.
+    mutating func recordAttestation(_ c: Checkpoint, author: UInt16, bytes: [UInt8]) {
+        if let s = stableCheckpoint, c.commitIndex <= s.commitIndex, proofs[c.commitIndex] != nil { return }
+        if attestations[c.commitIndex]?[author] != nil { return }
+        attestations[c.commitIndex, default: [:]][author] = c
+        attestationBytes[c.commitIndex, default: [:]][author] = bytes
+        let votes = attestations[c.commitIndex]!
+        var same: [UInt16] = []
+        for a in votes.keys.sorted() where votes[a] == c { same.append(a) }
+        if same.count >= committee.validity {
+            if proofs[c.commitIndex] == nil, let b = attestationBytes[c.commitIndex] {
+                proofs[c.commitIndex] = same.prefix(committee.validity).map { b[$0]! }
+                while proofs.count > 4, let low = proofs.keys.min() { proofs[low] = nil }
+            }
+            if provenCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
+                provenCheckpoint = c
+                metrics.checkpointsProven += 1
+            }
+        }
+        if same.count >= q, stableCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
+            stableCheckpoint = c
+            for k in attestations.keys where k < c.commitIndex { attestations[k] = nil; attestationBytes[k] = nil }
+        }
+        // Bound: keep attestations for at most 16 checkpoint indices.
+        while attestations.count > 16, let low = attestations.keys.min() { attestations[low] = nil; attestationBytes[low] = nil }
+    }
+
+    // MARK: serving
+
+    mutating func serveState(to peer: UInt16, theirIndex: UInt64, out: inout [Output]) {
+        for k in servable.keys.sorted(by: >) where k > theirIndex {
+            guard let s = servable[k], let proof = proofs[k], let c = s.checkpoint, provenCheckpointMatches(c) else { continue }
+            metrics.stateResponsesServed += 1
+            out.append(.send(to: peer, bytes: Message.stateResponse(snapshot: s.encode(), proof: proof).encode()))
+            return
+        }
+    }
+
+    /// The proof held for C_k attests exactly this node's own C_k.
+    func provenCheckpointMatches(_ c: Checkpoint) -> Bool {
+        guard let proof = proofs[c.commitIndex] else { return false }
+        return proof.allSatisfy { b in
+            (try? BlockCodec.decode(b, maxParents: committee.maxParents, maxBlockBytes: committee.params.maxBlockBytes,
+                                    maxEntryBytes: committee.maxEntryBytes))?.attestation == c
+        }
+    }
+
+    // MARK: requesting
+
+    /// A peer announces rounds beyond what this node's peers still retain above its decided
+    /// prefix: block sync cannot close the gap, ask for a proven checkpoint (10.3).
+    mutating func maybeRequestState(peer: UInt16, peerRound: UInt64, now: UInt64, out: inout [Output]) {
+        guard mode == .active, peerRound > decidedRound.plusSaturating(gcDepth).plusSaturating(3) else { return }
+        if let last = lastStateRequest, now < last.plusSaturating(local.syncInterval) { return }
+        lastStateRequest = max(now, 1)
+        stateRequestAttempts += 1
+        let msg = Message.stateRequest(commitIndex: commitIndex).encode()
+        out.append(.send(to: peer, bytes: msg))
+        // And one more peer in rotation: the announcer may be lying.
+        var other = UInt16((Int(peer) + stateRequestAttempts) % n)
+        if other == me { other = UInt16((Int(other) + 1) % n) }
+        if other != peer { out.append(.send(to: other, bytes: msg)) }
+    }
+
+    /// Verifies a state response: the snapshot re-derives C_k, and V distinct authors' valid
+    /// signed blocks attest exactly C_k (one of them is honest, and honest computations agree).
+    mutating func receiveState(snapshot bytes: [UInt8], proof: [[UInt8]], now: UInt64, out: inout [Output]) {
+        guard mode == .active else { return }
+        guard let s = try? CoreSnapshot.decode(bytes, committee: committee), let c = s.checkpoint,
+              c.commitIndex == s.commitIndex, c.runningHash == s.runningHash, c.leaderRound == s.leaderRound,
+              c.stateDigest == s.stateDigest else {
+            metrics.stateResponsesRejected += 1; return
+        }
+        guard s.commitIndex > commitIndex, s.leaderRound > decidedRound else { return }
+        var authors = Set<UInt16>()
+        for b in proof.prefix(n) {
+            guard let (blk, _) = try? BlockValidator.validate(b, committee: committee, verifier: verifier), blk.attestation == c else { continue }
+            authors.insert(blk.author)
+        }
+        guard authors.count >= committee.validity else { metrics.stateResponsesRejected += 1; return }
+        installState(s, checkpoint: c, now: now, out: &out)
+    }
+
+    /// Resumes from a verified snapshot: the decided prefix jumps to R_k, the horizon to
+    /// gcRound_{k+1}; block sync fetches the window, the committer continues at k + 1.
+    mutating func installState(_ s: CoreSnapshot, checkpoint c: Checkpoint, now: UInt64, out: inout [Output]) {
+        let newHorizon = max(horizon, s.leaderRound.minusSaturating(gcDepth))
+        sequencer = s.sequencer
+        let o = sequencer.origins[Int(me)]
+        ownUnapplied = ownUnapplied.filter { $0.incarnation > o.incarnation || ($0.incarnation == o.incarnation && $0.seq >= o.nextSeq) }
+        emitted = Set(s.emitted)
+        // Re-proposal (11) of own entries in never-emitted blocks the new horizon passes.
+        var round = max(horizon, dag.lowestRound)
+        let already = Set(reproposals.map(\.id))
+        while round < newHorizon && round <= dag.highestRound {
+            for r in dag.refs(at: round) where r.author == me && r.round > 0 && !emitted.contains(r) {
+                for e in dag[r]?.block.payload ?? [] where e.id.incarnation == incarnation && ownUnapplied.contains(e.id) && !already.contains(e.id) {
+                    reproposals.append(e)
+                    metrics.reproposed += 1
+                }
+            }
+            round += 1
+        }
+        reproposals.sort { $0.id < $1.id }
+        commitIndex = s.commitIndex
+        lastLeaderRound = s.leaderRound
+        decidedRound = s.leaderRound
+        runningHash = s.runningHash
+        commitTime = s.commitTime
+        pendingP = Set(s.pending)
+        enteredP = [:]
+        horizon = newHorizon
+        for r in dag.prune(below: horizon) {
+            uncovered.remove(r); nonEmptyUnemitted.remove(r); insertedAt[r] = nil
+        }
+        for r in emitted { nonEmptyUnemitted.remove(r); dag.dropPayload(r) }
+        for r in suspended.keys.sorted() where r.round < horizon { unpark(r) }
+        for r in missing.keys where r.round < horizon { missing[r] = nil; requested.remove(r) }
+        awaitingApp = [:]
+        lastSnapshot = s
+        newSnapshot = s
+        pruneBelow = horizon
+        previousSnapshotHorizon = horizon
+        metrics.stateSyncs += 1
+        out.append(.stateSynced(checkpoint: c, app: s.app))
+        drainSuspended(now: now, full: true)
+        dirtyDag = true
+    }
+}
