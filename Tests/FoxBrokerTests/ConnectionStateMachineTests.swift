@@ -520,3 +520,48 @@ extension ConnectionStateMachineTests {
         #expect(outputs.last == .close)
     }
 }
+
+/// Findings of the spec review, each pinned by a test.
+@Suite struct ConnectionStateMachineReviewTests {
+    typealias H = MachineHarness
+
+    // Goal: a CONNECT of level 3 (or 4's predecessor "MQIsdp") is refused in the 3.x form, so
+    // the client reads return code 0x01 (3.1.1 §3.1.2.2 [MQTT-3.1.2-2]); level 6 stays 5.0.
+    @Test func unsupportedOldLevelIsRefusedIn311Form() {
+        var old = H()
+        var error = MQTTDecodeError(.unsupportedProtocolVersion, field: "CONNECT.protocolLevel", "protocol level 3")
+        error.protocolLevel = 3
+        let outputs = old.run { machine, outputs in machine.decodeFailed(error, into: &outputs) }
+        #expect(outputs == [.send(.connAck(ConnAck(sessionPresent: false, reasonCode: .unsupportedProtocolVersion))), .close])
+        #expect(old.machine.protocolVersion == .v311)
+        var encoded = ByteBuffer()
+        Packet.connAck(ConnAck(sessionPresent: false, reasonCode: .unsupportedProtocolVersion))
+            .encode(into: &encoded, version: old.machine.protocolVersion)
+        #expect(Array(encoded.readableBytesView) == [0x20, 0x02, 0x00, 0x01])
+
+        var future = H()
+        error.protocolLevel = 6
+        _ = future.run { machine, outputs in machine.decodeFailed(error, into: &outputs) }
+        #expect(future.machine.protocolVersion == .v5)
+    }
+
+    // Goal: nothing larger than the client's Maximum Packet Size is sent: CONNACK drops its
+    // optional capability properties, DISCONNECT its reason string (MQTT 5.0 §3.1.2.11.4
+    // [MQTT-3.1.2-24], §3.14.2.2.3 [MQTT-3.14.2-3]).
+    @Test func smallMaximumPacketSizeTrimsConnAckAndDisconnect() {
+        var harness = H()
+        let outputs = harness.connected(H.connect(configure: { $0.properties.maximumPacketSize = 20 }))
+        guard case .send(let connAck) = outputs.first else {
+            Issue.record("expected CONNACK, got \(outputs)")
+            return
+        }
+        #expect(connAck.encodedLength(version: .v5) <= 20)
+        let failed = harness.receive(.connect(H.connect()))
+        guard case .send(let disconnect) = failed.first, case .disconnect(let packet) = disconnect else {
+            Issue.record("expected DISCONNECT, got \(failed)")
+            return
+        }
+        #expect(packet.reasonCode == .protocolError)
+        #expect(disconnect.encodedLength(version: .v5) <= 20)
+    }
+}
