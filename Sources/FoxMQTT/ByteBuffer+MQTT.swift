@@ -81,7 +81,9 @@ extension ByteBuffer {
 
     /// A topic name: a UTF-8 string, also reporting in the same pass over the bytes whether it
     /// holds a wildcard character ('+' or '#'), since this is on the PUBLISH hot path.
-    mutating func readMQTTTopicString(_ field: @autoclosure () -> String) throws(MQTTDecodeError) -> (string: String, hasWildcard: Bool) {
+    mutating func readMQTTTopicString(_ field: @autoclosure () -> String) throws(MQTTDecodeError) -> (
+        string: String, hasWildcard: Bool
+    ) {
         let length = Int(try readMQTTUInt16(field()))
         return try readMQTTStringBytes(length: length, field: field)
     }

@@ -81,8 +81,8 @@ public struct Properties: Hashable, Sendable {
         }
 
         static func == (lhs: Storage, rhs: Storage) -> Bool {
-            lhs === rhs || (
-                lhs.payloadFormatIndicator == rhs.payloadFormatIndicator
+            lhs === rhs
+                || (lhs.payloadFormatIndicator == rhs.payloadFormatIndicator
                     && lhs.messageExpiryIntervalSeconds == rhs.messageExpiryIntervalSeconds
                     && lhs.contentType == rhs.contentType
                     && lhs.responseTopic == rhs.responseTopic

@@ -43,11 +43,13 @@ struct FoxLogHandler: LogHandler {
             line = "{" + fields.joined(separator: ",") + "}"
         case .full:
             let rendered = all.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            line = "\(Self.timestamp()) \(event.level.rawValue.uppercased()) \(label): \(event.message)"
+            line =
+                "\(Self.timestamp()) \(event.level.rawValue.uppercased()) \(label): \(event.message)"
                 + (rendered.isEmpty ? "" : " \(rendered)") + " (\(event.source) \(event.file):\(event.line))"
         case .compact:
             let rendered = all.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            line = "\(Self.timestamp()) \(event.level.rawValue.uppercased()) \(event.message)"
+            line =
+                "\(Self.timestamp()) \(event.level.rawValue.uppercased()) \(event.message)"
                 + (rendered.isEmpty ? "" : " \(rendered)")
         }
         writeStandardError(line + "\n")

@@ -24,13 +24,19 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "The configuration directory.")
     var directory: String = "foxmq.d"
 
-    @Option(name: [.customShort("f"), .long], help: ArgumentHelp("This node's secret key (PEM); default DIR/key_0.pem. Used by clusters.", valueName: "PEM"))
+    @Option(
+        name: [.customShort("f"), .long],
+        help: ArgumentHelp("This node's secret key (PEM); default DIR/key_0.pem. Used by clusters.", valueName: "PEM"))
     var secretKeyFile: String?
 
-    @Option(name: [.customShort("L"), .long], help: ArgumentHelp("Address of the MQTT listener.", valueName: "HOST:PORT"))
+    @Option(
+        name: [.customShort("L"), .long], help: ArgumentHelp("Address of the MQTT listener.", valueName: "HOST:PORT"))
     var mqttAddr: String = "0.0.0.0:1883"
 
-    @Option(name: [.customShort("C"), .long], help: ArgumentHelp("Address of the cluster listener (accepted; the cluster is not yet wired).", valueName: "HOST:PORT"))
+    @Option(
+        name: [.customShort("C"), .long],
+        help: ArgumentHelp(
+            "Address of the cluster listener (accepted; the cluster is not yet wired).", valueName: "HOST:PORT"))
     var clusterAddr: String = "0.0.0.0:19793"
 
     @Flag(help: "Accept clients that send no user name (refused otherwise).")
@@ -42,28 +48,39 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Address of the WebSocket listener.", valueName: "HOST:PORT"))
     var websocketsAddr: String = "0.0.0.0:8080"
 
-    @Option(help: ArgumentHelp("Log format: json (one object per line), full or compact. Level from FOXMQ_LOG or RUST_LOG.", valueName: "FORMAT"))
+    @Option(
+        help: ArgumentHelp(
+            "Log format: json (one object per line), full or compact. Level from FOXMQ_LOG or RUST_LOG.",
+            valueName: "FORMAT"))
     var log: LogFormat = .full
 
     @Option(help: ArgumentHelp("Cluster TLS certificate (accepted; the cluster is not yet wired).", valueName: "PEM"))
     var clusterCert: String?
 
-    @Option(help: ArgumentHelp("Cluster TLS root certificate (accepted; the cluster is not yet wired).", valueName: "PEM"))
+    @Option(
+        help: ArgumentHelp("Cluster TLS root certificate (accepted; the cluster is not yet wired).", valueName: "PEM"))
     var clusterRootCert: String?
 
-    @Option(help: ArgumentHelp("Accept a cluster peer with this certificate (accepted; the cluster is not yet wired).", valueName: "PEM"))
+    @Option(
+        help: ArgumentHelp(
+            "Accept a cluster peer with this certificate (accepted; the cluster is not yet wired).", valueName: "PEM"))
     var clusterAcceptPeerWithCert: [String] = []
 
-    @Option(help: ArgumentHelp("Largest packet accepted from a client, in bytes (announced in CONNACK).", valueName: "BYTES"))
+    @Option(
+        help: ArgumentHelp(
+            "Largest packet accepted from a client, in bytes (announced in CONNACK).", valueName: "BYTES"))
     var maxPacketSize: Int = 1_048_576
 
     @Option(help: ArgumentHelp("Open client connections at most.", valueName: "N"))
     var maxConnections: Int = 100_000
 
-    @Option(help: ArgumentHelp("Inbound QoS 1/2 messages a client may leave unacknowledged (Receive Maximum).", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Inbound QoS 1/2 messages a client may leave unacknowledged (Receive Maximum).", valueName: "N"))
     var receiveMaximum: UInt16 = 1024
 
-    @Option(help: ArgumentHelp("Outbound QoS 1/2 messages unacknowledged per client, whatever it allows.", valueName: "N"))
+    @Option(
+        help: ArgumentHelp("Outbound QoS 1/2 messages unacknowledged per client, whatever it allows.", valueName: "N"))
     var maxInflight: Int = 1024
 
     @Option(help: ArgumentHelp("Messages queued per session beyond the in-flight window.", valueName: "N"))
@@ -78,7 +95,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Topic aliases a client may define (Topic Alias Maximum).", valueName: "N"))
     var topicAliasMaximum: UInt16 = 1024
 
-    @Option(help: ArgumentHelp("Keep alive granted at most, in seconds (0 = whatever the client asks).", valueName: "SECONDS"))
+    @Option(
+        help: ArgumentHelp(
+            "Keep alive granted at most, in seconds (0 = whatever the client asks).", valueName: "SECONDS"))
     var maxKeepAlive: UInt16 = 0
 
     @Option(help: ArgumentHelp("Seconds a new socket has to complete CONNECT.", valueName: "SECONDS"))
@@ -95,7 +114,9 @@ struct RunCommand: AsyncParsableCommand {
         guard (1...65535).contains(maxInflight) else { throw ValidationError("--max-inflight must be 1...65535.") }
         guard maxQueuedMessages >= 0 else { throw ValidationError("--max-queued-messages must not be negative.") }
         guard maxTopicLevels >= 1 else { throw ValidationError("--max-topic-levels must be at least 1.") }
-        guard maxSubscriptionsPerClient >= 1 else { throw ValidationError("--max-subscriptions-per-client must be at least 1.") }
+        guard maxSubscriptionsPerClient >= 1 else {
+            throw ValidationError("--max-subscriptions-per-client must be at least 1.")
+        }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1.") }
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second.") }
     }
@@ -115,7 +136,9 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         if users.isEmpty && !allowAnonymousLogin {
-            logger.warning("no users in \(UsersFile.path(inDirectory: directory)) and anonymous login is off: every client will be refused. Add one with `foxmq user add` or pass --allow-anonymous-login.")
+            logger.warning(
+                "no users in \(UsersFile.path(inDirectory: directory)) and anonymous login is off: every client will be refused. Add one with `foxmq user add` or pass --allow-anonymous-login."
+            )
         }
 
         var configuration = NodeConfiguration()
@@ -141,7 +164,8 @@ struct RunCommand: AsyncParsableCommand {
         configuration.brokerLimits.queuedMessageCountMax = maxQueuedMessages
         configuration.brokerLimits.subscriptionCountMax = maxSubscriptionsPerClient
 
-        let node = BrokerNode(configuration: configuration, authenticator: UserDirectoryAuthenticator(directory: users), logger: logger)
+        let node = BrokerNode(
+            configuration: configuration, authenticator: UserDirectoryAuthenticator(directory: users), logger: logger)
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         do {
             try await node.start()
@@ -150,7 +174,9 @@ struct RunCommand: AsyncParsableCommand {
             await node.shutdown()
             throw ExitCode(2)
         }
-        logger.info("foxmq running", metadata: ["directory": "\(directory)", "users": "\(users.count)", "anonymous": "\(allowAnonymousLogin)"])
+        logger.info(
+            "foxmq running",
+            metadata: ["directory": "\(directory)", "users": "\(users.count)", "anonymous": "\(allowAnonymousLogin)"])
         let signal = await signals.next()
         logger.info("signal \(signal) received: shutting down")
         await node.shutdown()

@@ -49,11 +49,13 @@ final class BrokerHarness {
     ) -> [BrokerAction] {
         subscribe(
             conn: conn,
-            [TopicSubscription(
-                topicFilter: filter,
-                options: SubscriptionOptions(
-                    qos: qos, noLocal: noLocal, retainAsPublished: retainAsPublished,
-                    retainHandling: retainHandling))],
+            [
+                TopicSubscription(
+                    topicFilter: filter,
+                    options: SubscriptionOptions(
+                        qos: qos, noLocal: noLocal, retainAsPublished: retainAsPublished,
+                        retainHandling: retainHandling))
+            ],
             identifier: identifier, packetIdentifier: packetIdentifier)
     }
 
@@ -134,7 +136,8 @@ func will(
 ) -> Will {
     var properties = Properties()
     properties.willDelayIntervalSeconds = delay
-    return Will(topicName: topic, payload: ByteBuffer(string: payload), qos: qos, retain: retain, properties: properties)
+    return Will(
+        topicName: topic, payload: ByteBuffer(string: payload), qos: qos, retain: retain, properties: properties)
 }
 
 extension Publish {

@@ -81,7 +81,8 @@ struct EventGenerator {
         var lastWill: Will?
         if random.chance(40) {
             lastWill = will(
-                random.pick(Self.topics), random.pick(["w", ""]), qos: random.pick([.atMostOnce, .atLeastOnce, .exactlyOnce]),
+                random.pick(Self.topics), random.pick(["w", ""]),
+                qos: random.pick([.atMostOnce, .atLeastOnce, .exactlyOnce]),
                 retain: random.chance(30), delay: random.pick([nil, 0, 2, 30]))
         }
         return .sessionOpen(
@@ -108,14 +109,18 @@ struct EventGenerator {
         if random.chance(50) { properties.subscriptionIdentifiers = [UInt32.random(in: 1...5, using: &random)] }
         return .subscribe(
             cid(connection),
-            Subscribe(packetIdentifier: UInt16.random(in: 1...100, using: &random), subscriptions: subscriptions, properties: properties))
+            Subscribe(
+                packetIdentifier: UInt16.random(in: 1...100, using: &random), subscriptions: subscriptions,
+                properties: properties))
     }
 
     mutating func unsubscribe() -> BrokerEvent? {
         guard let connection = someConnection() else { return nil }
         return .unsubscribe(
             cid(connection),
-            Unsubscribe(packetIdentifier: UInt16.random(in: 1...100, using: &random), topicFilters: [random.pick(Self.filters)]))
+            Unsubscribe(
+                packetIdentifier: UInt16.random(in: 1...100, using: &random), topicFilters: [random.pick(Self.filters)])
+        )
     }
 
     mutating func publish() -> BrokerEvent? {
@@ -144,7 +149,8 @@ struct EventGenerator {
                 if random.chance(50) {
                     return .pubAck(cid(connection), packetIdentifier: id)
                 }
-                return .pubRec(cid(connection), packetIdentifier: id, reasonCode: random.chance(15) ? .unspecifiedError : .success)
+                return .pubRec(
+                    cid(connection), packetIdentifier: id, reasonCode: random.chance(15) ? .unspecifiedError : .success)
             }
         case 1:
             if var ids = awaitingComp[connection], !ids.isEmpty {
@@ -165,7 +171,8 @@ struct EventGenerator {
         let id = UInt16.random(in: 1...8, using: &random)
         return random.pick([
             .pubAck(cid(connection), packetIdentifier: id), .pubComp(cid(connection), packetIdentifier: id),
-            .pubRel(cid(connection), packetIdentifier: id), .pubRec(cid(connection), packetIdentifier: id, reasonCode: .success),
+            .pubRel(cid(connection), packetIdentifier: id),
+            .pubRec(cid(connection), packetIdentifier: id, reasonCode: .success),
         ])
     }
 
@@ -177,7 +184,9 @@ struct EventGenerator {
         }
         let cause: SessionClose.Cause = random.pick([.abnormal, .normalDisconnect, .disconnectWithWill])
         return .sessionClose(
-            cid(connection), SessionClose(cause: cause, sessionExpiryIntervalSeconds: random.chance(20) ? random.pick([0, 5, 100]) : nil))
+            cid(connection),
+            SessionClose(
+                cause: cause, sessionExpiryIntervalSeconds: random.chance(20) ? random.pick([0, 5, 100]) : nil))
     }
 
     /// Learns what the broker sent, to acknowledge it later.
@@ -259,7 +268,9 @@ struct EventGenerator {
             check(session.subscriptions.count <= state.limits.subscriptionCountMax, "\(client) subscriptions")
             subscriptions += session.subscriptions.count
             if let connection = session.connection {
-                check(state.connectionOwners[connection] == client, "\(client) attached to \(connection) without ownership")
+                check(
+                    state.connectionOwners[connection] == client,
+                    "\(client) attached to \(connection) without ownership")
                 check(!state.detachedSessions.contains(client), "\(client) attached and detached")
                 check(session.pendingWill == nil, "\(client) attached with a pending will")
             } else {
@@ -268,7 +279,9 @@ struct EventGenerator {
             }
         }
         for (connection, client) in state.connectionOwners {
-            check(state.sessions[client]?.connection == connection, "\(connection) owns \(client) which is not attached to it")
+            check(
+                state.sessions[client]?.connection == connection,
+                "\(connection) owns \(client) which is not attached to it")
         }
         for client in state.detachedSessions {
             check(state.sessions[client] != nil, "detached \(client) has no session")
@@ -279,12 +292,16 @@ struct EventGenerator {
                 let client = state.connectionOwners[connection], let session = state.sessions[client]
             else { continue }
             if let maximum = session.maximumPacketSize {
-                check(Packet.publish(publish).encodedLength(version: session.protocolVersion) <= Int(maximum), "PUBLISH larger than the client allows")
+                check(
+                    Packet.publish(publish).encodedLength(version: session.protocolVersion) <= Int(maximum),
+                    "PUBLISH larger than the client allows")
             }
             if publish.qos != .atMostOnce && !publish.dup {
                 // A new QoS 1/2 PUBLISH is only sent into a free window slot (§4.9).
                 let window = session.outbound.windowSize
-                check(session.outbound.inflight.count <= window, "\(client) has \(session.outbound.inflight.count) in flight, window \(window)")
+                check(
+                    session.outbound.inflight.count <= window,
+                    "\(client) has \(session.outbound.inflight.count) in flight, window \(window)")
             }
             if publish.qos != .atMostOnce {
                 guard let id = publish.packetIdentifier else {

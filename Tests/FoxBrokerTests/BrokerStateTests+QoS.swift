@@ -75,7 +75,8 @@ import Testing
             broker.pubRel(conn: 5, 7)
                 == [.send(cid(5), .pubComp(PubComp(packetIdentifier: 7, reasonCode: .packetIdentifierNotFound)))])
         // After the release the identifier is free: the same identifier is a new message.
-        #expect(broker.publish(conn: 5, "t", "again", qos: .exactlyOnce, packetIdentifier: 7).payloads(to: 1) == ["again"])
+        #expect(
+            broker.publish(conn: 5, "t", "again", qos: .exactlyOnce, packetIdentifier: 7).payloads(to: 1) == ["again"])
     }
 
     // Goal: the unreleased QoS 2 identifiers belong to the session: a resend after a reconnect
@@ -96,7 +97,8 @@ import Testing
         let broker = subscriberAndPublisher(subscriptionQoS: .atLeastOnce, receiveMaximum: 2)
         var delivered: [Publish] = []
         for (index, text) in ["a", "b", "c"].enumerated() {
-            delivered += broker.publish(conn: 5, "t", text, qos: .atLeastOnce, packetIdentifier: UInt16(index + 1)).publishes(to: 1)
+            delivered += broker.publish(conn: 5, "t", text, qos: .atLeastOnce, packetIdentifier: UInt16(index + 1))
+                .publishes(to: 1)
         }
         #expect(delivered.map(\.payloadString) == ["a", "b"])
         #expect(Set(delivered.map(\.packetIdentifier)).count == 2)
@@ -134,7 +136,8 @@ import Testing
     // frees the slot (MQTT 5.0 §4.3.3, §3.5.2.1).
     @Test func outboundPubRecFailureEndsTheExchange() {
         let broker = subscriberAndPublisher(subscriptionQoS: .exactlyOnce, receiveMaximum: 1)
-        let id = broker.publish(conn: 5, "t", "one", qos: .exactlyOnce, packetIdentifier: 1).publishes(to: 1)[0].packetIdentifier!
+        let id = broker.publish(conn: 5, "t", "one", qos: .exactlyOnce, packetIdentifier: 1).publishes(to: 1)[0]
+            .packetIdentifier!
         broker.publish(conn: 5, "t", "two", qos: .exactlyOnce, packetIdentifier: 2)
         let refused = broker.pubRec(conn: 1, id, .unspecifiedError)
         #expect(refused.packets(to: 1).filter { if case .pubRel = $0 { true } else { false } }.isEmpty)
@@ -195,7 +198,8 @@ import Testing
         #expect(broker.publish(conn: 5, "t", big, qos: .atLeastOnce, packetIdentifier: 1).publishes(to: 1).isEmpty)
         #expect(broker.publish(conn: 5, "t", big).publishes(to: 1).isEmpty)
         #expect(broker.session("s")?.outbound.inflight.isEmpty == true)
-        #expect(broker.publish(conn: 5, "t", "small", qos: .atLeastOnce, packetIdentifier: 2).payloads(to: 1) == ["small"])
+        #expect(
+            broker.publish(conn: 5, "t", "small", qos: .atLeastOnce, packetIdentifier: 2).payloads(to: 1) == ["small"])
     }
 
     // Goal: the Maximum Packet Size check counts the whole encoded PUBLISH, so a message that
@@ -205,7 +209,8 @@ import Testing
             topicName: "t", payload: ByteBuffer(string: "12345"), qos: .atLeastOnce, packetIdentifier: 1)
         let size = UInt32(Packet.publish(probe).encodedLength(version: .v5))
         let broker = subscriberAndPublisher(subscriptionQoS: .atLeastOnce, maximumPacketSize: size)
-        #expect(broker.publish(conn: 5, "t", "12345", qos: .atLeastOnce, packetIdentifier: 1).payloads(to: 1) == ["12345"])
+        #expect(
+            broker.publish(conn: 5, "t", "12345", qos: .atLeastOnce, packetIdentifier: 1).payloads(to: 1) == ["12345"])
         #expect(broker.publish(conn: 5, "t", "123456", qos: .atLeastOnce, packetIdentifier: 2).payloads(to: 1).isEmpty)
     }
 
@@ -220,7 +225,8 @@ import Testing
         broker.connect("p", conn: 5)
         var delivered: [String] = []
         for index in 1...4 {
-            delivered += broker.publish(conn: 5, "t", "\(index)", qos: .atLeastOnce, packetIdentifier: UInt16(index)).payloads(to: 1)
+            delivered += broker.publish(conn: 5, "t", "\(index)", qos: .atLeastOnce, packetIdentifier: UInt16(index))
+                .payloads(to: 1)
         }
         #expect(delivered == ["1", "2"])
         #expect(broker.session("s")?.outbound.queue.count == 2)
@@ -230,7 +236,8 @@ import Testing
     // the counter wraps (MQTT 5.0 §2.2.1 [MQTT-2.2.1-3]).
     @Test func packetIdentifiersSkipThoseInFlight() {
         let broker = subscriberAndPublisher(subscriptionQoS: .atLeastOnce, receiveMaximum: 3)
-        let held = broker.publish(conn: 5, "t", "held", qos: .atLeastOnce, packetIdentifier: 1).publishes(to: 1)[0].packetIdentifier!
+        let held = broker.publish(conn: 5, "t", "held", qos: .atLeastOnce, packetIdentifier: 1).publishes(to: 1)[0]
+            .packetIdentifier!
         var seen: Set<UInt16> = []
         // Cycle through the whole identifier space with one message held in flight.
         for round in 0..<Int(UInt16.max) {
@@ -261,9 +268,12 @@ extension BrokerStateQoSTests {
         broker.publish(conn: 5, "t", "small", qos: .atLeastOnce, packetIdentifier: 2)  // queued
         broker.close(conn: 1)
 
-        let resumed = broker.connect("s", conn: 2, cleanStart: false, expiry: 600, receiveMaximum: 1, maximumPacketSize: 64)
+        let resumed = broker.connect(
+            "s", conn: 2, cleanStart: false, expiry: 600, receiveMaximum: 1, maximumPacketSize: 64)
         for publish in resumed.publishes(to: 2) {
-            #expect(Packet.publish(publish).encodedLength(version: .v5) <= 64, "sent a PUBLISH larger than the client's maximum")
+            #expect(
+                Packet.publish(publish).encodedLength(version: .v5) <= 64,
+                "sent a PUBLISH larger than the client's maximum")
         }
         #expect(resumed.payloads(to: 2) == ["small"])
     }

@@ -111,7 +111,9 @@ import Testing
             return
         }
         #expect(two.payloadString == "two" && two.dup && two.packetIdentifier == ids[1] && two.qos == .atLeastOnce)
-        #expect(three.payloadString == "three" && three.dup && three.packetIdentifier == ids[2] && three.qos == .exactlyOnce)
+        #expect(
+            three.payloadString == "three" && three.dup && three.packetIdentifier == ids[2] && three.qos == .exactlyOnce
+        )
         // "four" waits for a window slot; completing "one" frees it.
         #expect(broker.pubComp(conn: 2, ids[0]).payloads(to: 2) == ["four"])
     }

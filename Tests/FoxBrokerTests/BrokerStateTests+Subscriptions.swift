@@ -235,7 +235,8 @@ import Testing
         broker.close(conn: 2)
         broker.connect("p", conn: 5)
         for index in 0..<4 {
-            let actions = broker.publish(conn: 5, "t", "\(index)", qos: .atLeastOnce, packetIdentifier: UInt16(index + 1))
+            let actions = broker.publish(
+                conn: 5, "t", "\(index)", qos: .atLeastOnce, packetIdentifier: UInt16(index + 1))
             #expect(actions.payloads(to: 1) == ["\(index)"])
         }
         #expect(broker.session("b")?.outbound.queue.isEmpty == true)
@@ -264,7 +265,12 @@ import Testing
         let actions = broker.unsubscribe(conn: 1, ["a", "nope", "$share/g/b", "a"], packetIdentifier: 9)
         #expect(
             actions.packets(to: 1)
-                == [.unsubAck(UnsubAck(packetIdentifier: 9, reasonCodes: [.success, .noSubscriptionExisted, .success, .noSubscriptionExisted]))])
+                == [
+                    .unsubAck(
+                        UnsubAck(
+                            packetIdentifier: 9,
+                            reasonCodes: [.success, .noSubscriptionExisted, .success, .noSubscriptionExisted]))
+                ])
         #expect(broker.state.subscriptionCount == 0)
         broker.connect("p", conn: 5)
         #expect(broker.publish(conn: 5, "a").publishes(to: 1).isEmpty)
@@ -280,11 +286,18 @@ import Testing
         broker.connect("s", conn: 1)
         let actions = broker.subscribe(
             conn: 1,
-            ["a", "b", "c", "a"].map { TopicSubscription(topicFilter: $0, options: SubscriptionOptions(qos: .atLeastOnce)) },
+            ["a", "b", "c", "a"].map {
+                TopicSubscription(topicFilter: $0, options: SubscriptionOptions(qos: .atLeastOnce))
+            },
             packetIdentifier: 5)
         #expect(
             actions.packets(to: 1)
-                == [.subAck(SubAck(packetIdentifier: 5, reasonCodes: [.grantedQoS1, .grantedQoS1, .quotaExceeded, .grantedQoS1]))])
+                == [
+                    .subAck(
+                        SubAck(
+                            packetIdentifier: 5,
+                            reasonCodes: [.grantedQoS1, .grantedQoS1, .quotaExceeded, .grantedQoS1]))
+                ])
         #expect(broker.state.subscriptionCount == 2)
     }
 
@@ -295,7 +308,9 @@ import Testing
         limits.topicLevelCountMax = 3
         let broker = BrokerHarness(limits: limits)
         broker.connect("s", conn: 1)
-        let filters = ["a/#/b", "a+", "a/b#", "$share/g", "$share//a", "$share/g+/a", "$share/g/a/#/b", "a/b/c/d", "ok/+", ""]
+        let filters = [
+            "a/#/b", "a+", "a/b#", "$share/g", "$share//a", "$share/g+/a", "$share/g/a/#/b", "a/b/c/d", "ok/+", "",
+        ]
         let actions = broker.subscribe(
             conn: 1,
             filters.map { TopicSubscription(topicFilter: $0, options: SubscriptionOptions(qos: .atMostOnce)) },
@@ -303,7 +318,15 @@ import Testing
         let invalid = ReasonCode.topicFilterInvalid
         #expect(
             actions.packets(to: 1)
-                == [.subAck(SubAck(packetIdentifier: 6, reasonCodes: [invalid, invalid, invalid, invalid, invalid, invalid, invalid, invalid, .grantedQoS0, invalid]))])
+                == [
+                    .subAck(
+                        SubAck(
+                            packetIdentifier: 6,
+                            reasonCodes: [
+                                invalid, invalid, invalid, invalid, invalid, invalid, invalid, invalid, .grantedQoS0,
+                                invalid,
+                            ]))
+                ])
         #expect(broker.state.subscriptionCount == 1)
     }
 }

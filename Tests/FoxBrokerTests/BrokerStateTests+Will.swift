@@ -141,7 +141,9 @@ import Testing
     @Test func dueWillsArePublishedInDeadlineOrder() {
         let broker = watched()
         for (index, name) in ["e", "d", "c", "b", "a"].enumerated() {
-            broker.connect(name, conn: UInt64(index + 1), cleanStart: false, expiry: 600, will: will("will/\(name)", name, delay: 10))
+            broker.connect(
+                name, conn: UInt64(index + 1), cleanStart: false, expiry: 600,
+                will: will("will/\(name)", name, delay: 10))
         }
         for (index, _) in ["e", "d", "c", "b", "a"].enumerated() {
             broker.close(conn: UInt64(index + 1))

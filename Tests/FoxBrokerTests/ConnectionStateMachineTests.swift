@@ -14,7 +14,9 @@ struct MachineHarness {
         machine = ConnectionStateMachine(connection: Self.connection, limits: limits)
     }
 
-    static func limits(anonymous: Bool = true, configure: (inout ConnectionLimits) -> Void = { _ in }) -> ConnectionLimits {
+    static func limits(anonymous: Bool = true, configure: (inout ConnectionLimits) -> Void = { _ in })
+        -> ConnectionLimits
+    {
         var limits = ConnectionLimits()
         limits.allowAnonymousLogin = anonymous
         configure(&limits)
@@ -39,7 +41,9 @@ struct MachineHarness {
         return outputs
     }
 
-    mutating func run(_ input: (inout ConnectionStateMachine, inout [ConnectionStateMachine.Output]) -> Void) -> [ConnectionStateMachine.Output] {
+    mutating func run(_ input: (inout ConnectionStateMachine, inout [ConnectionStateMachine.Output]) -> Void)
+        -> [ConnectionStateMachine.Output]
+    {
         var outputs: [ConnectionStateMachine.Output] = []
         input(&machine, &outputs)
         return outputs
@@ -65,16 +69,24 @@ struct MachineHarness {
         return connect
     }
 
-    static func publish(_ topic: String, qos: QoS = .atMostOnce, packetIdentifier: UInt16? = nil, alias: UInt16? = nil) -> Packet {
+    static func publish(_ topic: String, qos: QoS = .atMostOnce, packetIdentifier: UInt16? = nil, alias: UInt16? = nil)
+        -> Packet
+    {
         var properties = Properties()
         properties.topicAlias = alias
         return .publish(
-            Publish(topicName: topic, payload: ByteBuffer(string: "m"), qos: qos, packetIdentifier: packetIdentifier, properties: properties))
+            Publish(
+                topicName: topic, payload: ByteBuffer(string: "m"), qos: qos, packetIdentifier: packetIdentifier,
+                properties: properties))
     }
 
     static func submitted(_ event: BrokerEvent) -> ConnectionStateMachine.Output { .submit(event) }
-    static var abnormalClose: ConnectionStateMachine.Output { submitted(.sessionClose(connection, SessionClose(cause: .abnormal))) }
-    static func disconnect(_ code: ReasonCode) -> ConnectionStateMachine.Output { .send(.disconnect(Disconnect(reasonCode: code))) }
+    static var abnormalClose: ConnectionStateMachine.Output {
+        submitted(.sessionClose(connection, SessionClose(cause: .abnormal)))
+    }
+    static func disconnect(_ code: ReasonCode) -> ConnectionStateMachine.Output {
+        .send(.disconnect(Disconnect(reasonCode: code)))
+    }
 
     /// The reason code of a DISCONNECT first in `outputs` (its reason string aside).
     static func disconnectCode(_ outputs: [ConnectionStateMachine.Output]) -> ReasonCode? {
@@ -107,7 +119,10 @@ struct MachineHarness {
         #expect(harness.machine.isClosed)
 
         var named = H(limits: H.limits(anonymous: false))
-        #expect(named.receive(.connect(H.connect(version, username: "u"))) == [.authenticate(username: "u", password: Array("pw".utf8))])
+        #expect(
+            named.receive(.connect(H.connect(version, username: "u"))) == [
+                .authenticate(username: "u", password: Array("pw".utf8))
+            ])
         var allowed = H(limits: H.limits(anonymous: true))
         #expect(allowed.receive(.connect(H.connect(version))) == [.authenticate(username: nil, password: nil)])
         #expect(!allowed.machine.isReading)
@@ -118,7 +133,10 @@ struct MachineHarness {
     @Test func badCredentialsRefused() {
         var harness = H(limits: H.limits(anonymous: false))
         _ = harness.receive(.connect(H.connect(username: "u")))
-        #expect(harness.authenticated(false) == [.send(.connAck(ConnAck(sessionPresent: false, reasonCode: .badUserNameOrPassword))), .close])
+        #expect(
+            harness.authenticated(false) == [
+                .send(.connAck(ConnAck(sessionPresent: false, reasonCode: .badUserNameOrPassword))), .close,
+            ])
         #expect(harness.machine.isClosed)
     }
 
@@ -167,12 +185,14 @@ struct MachineHarness {
     @Test func sessionOpenCarriesTheConnect() {
         var harness = H()
         let lastWill = will("w/t", qos: .atLeastOnce)
-        _ = harness.receive(.connect(H.connect(cleanStart: false) {
-            $0.will = lastWill
-            $0.properties.sessionExpiryIntervalSeconds = 30
-            $0.properties.receiveMaximum = 5
-            $0.properties.maximumPacketSize = 1000
-        }))
+        _ = harness.receive(
+            .connect(
+                H.connect(cleanStart: false) {
+                    $0.will = lastWill
+                    $0.properties.sessionExpiryIntervalSeconds = 30
+                    $0.properties.receiveMaximum = 5
+                    $0.properties.maximumPacketSize = 1000
+                }))
         let expected = SessionOpen(
             connection: H.connection, clientIdentifier: "client", protocolVersion: .v5, cleanStart: false,
             sessionExpiryIntervalSeconds: 30, will: lastWill, receiveMaximum: 5, maximumPacketSize: 1000)
@@ -189,11 +209,12 @@ struct MachineHarness {
     // Goal: CONNACK of 5.0 announces the broker's capabilities and limits (MQTT 5.0 §3.2.2.3),
     // and the keep alive watch is 1.5 times the keep alive (§3.1.2.10).
     @Test func connAckCapabilities() {
-        var harness = H(limits: H.limits {
-            $0.receiveMaximum = 10
-            $0.maximumPacketSizeBytes = 2000
-            $0.topicAliasMaximum = 3
-        })
+        var harness = H(
+            limits: H.limits {
+                $0.receiveMaximum = 10
+                $0.maximumPacketSizeBytes = 2000
+                $0.topicAliasMaximum = 3
+            })
         let outputs = harness.connected(H.connect(keepAlive: 20))
         var properties = Properties()
         properties.receiveMaximum = 10
@@ -286,7 +307,10 @@ struct MachineHarness {
         #expect(harness.receive(H.publish("t", qos: .exactlyOnce, packetIdentifier: 2)).count == 1)
         // A resend of an identifier already counted takes no new slot.
         #expect(harness.receive(H.publish("t", qos: .atLeastOnce, packetIdentifier: 1)).count == 1)
-        #expect(harness.broker(.send(H.connection, .pubAck(PubAck(packetIdentifier: 1)))) == [.send(.pubAck(PubAck(packetIdentifier: 1)))])
+        #expect(
+            harness.broker(.send(H.connection, .pubAck(PubAck(packetIdentifier: 1)))) == [
+                .send(.pubAck(PubAck(packetIdentifier: 1)))
+            ])
         #expect(harness.receive(H.publish("t", qos: .atLeastOnce, packetIdentifier: 3)).count == 1)
         // PUBREC (success) keeps the QoS 2 slot; only PUBCOMP frees it.
         _ = harness.broker(.send(H.connection, .pubRec(PubRec(packetIdentifier: 2))))
@@ -347,7 +371,12 @@ struct MachineHarness {
         kept.connected(H.connect { $0.properties.sessionExpiryIntervalSeconds = 10 })
         #expect(
             kept.receive(.disconnect(Disconnect(reasonCode: .normalDisconnection, properties: properties)))
-                == [H.submitted(.sessionClose(H.connection, SessionClose(cause: .normalDisconnect, sessionExpiryIntervalSeconds: 30))), .close])
+                == [
+                    H.submitted(
+                        .sessionClose(
+                            H.connection, SessionClose(cause: .normalDisconnect, sessionExpiryIntervalSeconds: 30))),
+                    .close,
+                ])
     }
 
     // Goal: keep alive expiry sends DISCONNECT 0x8D and closes as abnormal (MQTT 5.0 §3.1.2.10
@@ -395,7 +424,8 @@ struct MachineHarness {
     @Test func brokerDisconnect() {
         var harness = H()
         harness.connected()
-        #expect(harness.broker(.disconnect(H.connection, .sessionTakenOver)) == [H.disconnect(.sessionTakenOver), .close])
+        #expect(
+            harness.broker(.disconnect(H.connection, .sessionTakenOver)) == [H.disconnect(.sessionTakenOver), .close])
         #expect(harness.run { $0.channelClosed(into: &$1) } == [])
     }
 
@@ -414,7 +444,8 @@ struct MachineHarness {
         var harness = H()
         harness.connected(H.connect { $0.properties.topicAliasMaximum = 2 })
         func send(_ topic: String) -> Publish? {
-            let outputs = harness.broker(.send(H.connection, .publish(Publish(topicName: topic, payload: ByteBuffer(string: "m")))))
+            let outputs = harness.broker(
+                .send(H.connection, .publish(Publish(topicName: topic, payload: ByteBuffer(string: "m")))))
             guard case .send(.publish(let publish)) = outputs.first else { return nil }
             return publish
         }
@@ -452,7 +483,8 @@ struct MachineHarness {
         #expect(Array(outputs.dropFirst()) == [H.abnormalClose, .close])
         var v311 = H()
         v311.connected(H.connect(.v311))
-        #expect(v311.run { $0.decodeFailed(.malformed("PUBLISH.qos", "QoS 3"), into: &$1) } == [H.abnormalClose, .close])
+        #expect(
+            v311.run { $0.decodeFailed(.malformed("PUBLISH.qos", "QoS 3"), into: &$1) } == [H.abnormalClose, .close])
     }
 
     // Goal: packets only a server sends are a Protocol Error from a client (MQTT 5.0 §4.13).
@@ -496,10 +528,18 @@ struct MachineHarness {
         var harness = H()
         harness.connected()
         #expect(harness.receive(.pingReq) == [.send(.pingResp)])
-        let subscribe = Subscribe(packetIdentifier: 3, subscriptions: [TopicSubscription(topicFilter: "t", options: SubscriptionOptions(qos: .atLeastOnce))])
+        let subscribe = Subscribe(
+            packetIdentifier: 3,
+            subscriptions: [TopicSubscription(topicFilter: "t", options: SubscriptionOptions(qos: .atLeastOnce))])
         #expect(harness.receive(.subscribe(subscribe)) == [H.submitted(.subscribe(H.connection, subscribe))])
-        #expect(harness.receive(.pubAck(PubAck(packetIdentifier: 9))) == [H.submitted(.pubAck(H.connection, packetIdentifier: 9))])
-        #expect(harness.receive(.pubRel(PubRel(packetIdentifier: 9))) == [H.submitted(.pubRel(H.connection, packetIdentifier: 9))])
+        #expect(
+            harness.receive(.pubAck(PubAck(packetIdentifier: 9))) == [
+                H.submitted(.pubAck(H.connection, packetIdentifier: 9))
+            ])
+        #expect(
+            harness.receive(.pubRel(PubRel(packetIdentifier: 9))) == [
+                H.submitted(.pubRel(H.connection, packetIdentifier: 9))
+            ])
     }
 }
 
@@ -532,7 +572,10 @@ extension ConnectionStateMachineTests {
         var error = MQTTDecodeError(.unsupportedProtocolVersion, field: "CONNECT.protocolLevel", "protocol level 3")
         error.protocolLevel = 3
         let outputs = old.run { machine, outputs in machine.decodeFailed(error, into: &outputs) }
-        #expect(outputs == [.send(.connAck(ConnAck(sessionPresent: false, reasonCode: .unsupportedProtocolVersion))), .close])
+        #expect(
+            outputs == [
+                .send(.connAck(ConnAck(sessionPresent: false, reasonCode: .unsupportedProtocolVersion))), .close,
+            ])
         #expect(old.machine.protocolVersion == .v311)
         var encoded = ByteBuffer()
         Packet.connAck(ConnAck(sessionPresent: false, reasonCode: .unsupportedProtocolVersion))

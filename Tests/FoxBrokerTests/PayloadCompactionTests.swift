@@ -29,9 +29,10 @@ import Testing
         large.writeRepeatingByte(0x61, count: 60_000)
         let payload = large.getSlice(at: 0, length: 5)!
         var retained = RetainedMessages()
-        retained.store(ApplicationMessage(
-            topicName: "t", payload: payload, qos: .atMostOnce, retain: true, properties: Properties(),
-            expiryDeadlineMillis: nil, originClientIdentifier: nil))
+        retained.store(
+            ApplicationMessage(
+                topicName: "t", payload: payload, qos: .atMostOnce, retain: true, properties: Properties(),
+                expiryDeadlineMillis: nil, originClientIdentifier: nil))
         let stored = retained.matching(filter: "t", nowMillis: 0)
         #expect(stored.count == 1)
         #expect(stored.first?.payload == payload)

@@ -12,7 +12,8 @@ import Testing
     func connAckIsTheFirstPacket(version: ProtocolVersion) async throws {
         let broker = ScriptedBroker()
         let peer = try await broker.peer(1, version: version)
-        let script = ScriptedPeer.bytes(ScriptedPeerTests.connect("eager", version: version), version: version)
+        let script =
+            ScriptedPeer.bytes(ScriptedPeerTests.connect("eager", version: version), version: version)
             + ScriptedPeer.bytes(.pingReq, version: version)
         try await peer.send(bytes: script)
         let first = try await peer.next()

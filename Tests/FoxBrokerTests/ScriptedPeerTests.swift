@@ -44,7 +44,8 @@ final class ScriptedBroker: Sendable {
     func peer(_ local: UInt64, version: ProtocolVersion = .v5) async throws -> ScriptedPeer {
         let services = self.services
         let channel = try await NIOAsyncTestingChannel { channel in
-            try channel.pipeline.syncOperations.addHandler(MQTTConnectionHandler(connection: cid(local), services: services))
+            try channel.pipeline.syncOperations.addHandler(
+                MQTTConnectionHandler(connection: cid(local), services: services))
         }
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1883)).get()
         return ScriptedPeer(channel: channel, version: version)
@@ -153,7 +154,9 @@ final class ScriptedPeer {
 
     static func subscribe(_ filter: String, qos: QoS, packetIdentifier: UInt16 = 1) -> Packet {
         .subscribe(
-            Subscribe(packetIdentifier: packetIdentifier, subscriptions: [TopicSubscription(topicFilter: filter, options: SubscriptionOptions(qos: qos))]))
+            Subscribe(
+                packetIdentifier: packetIdentifier,
+                subscriptions: [TopicSubscription(topicFilter: filter, options: SubscriptionOptions(qos: qos))]))
     }
 
     /// The CONNACK properties this broker announces with default limits.
@@ -178,11 +181,21 @@ final class ScriptedPeer {
         let broker = ScriptedBroker()
         let peer = try await broker.peer(1)
         try await peer.send(Self.connect("loop"))
-        #expect(try await peer.next() == .connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: Self.capabilities())))
+        #expect(
+            try await peer.next()
+                == .connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: Self.capabilities())))
         try await peer.send(Self.subscribe("t/+", qos: .atLeastOnce, packetIdentifier: 10))
         #expect(try await peer.next() == .subAck(SubAck(packetIdentifier: 10, reasonCodes: [.grantedQoS1])))
-        try await peer.send(.publish(Publish(topicName: "t/1", payload: ByteBuffer(string: "hello"), qos: .atLeastOnce, packetIdentifier: 77)))
-        #expect(try await peer.next() == .publish(Publish(topicName: "t/1", payload: ByteBuffer(string: "hello"), qos: .atLeastOnce, packetIdentifier: 1)))
+        try await peer.send(
+            .publish(
+                Publish(topicName: "t/1", payload: ByteBuffer(string: "hello"), qos: .atLeastOnce, packetIdentifier: 77)
+            ))
+        #expect(
+            try await peer.next()
+                == .publish(
+                    Publish(
+                        topicName: "t/1", payload: ByteBuffer(string: "hello"), qos: .atLeastOnce, packetIdentifier: 1))
+        )
         #expect(try await peer.next() == .pubAck(PubAck(packetIdentifier: 77)))
         try await peer.send(.pubAck(PubAck(packetIdentifier: 1)))
         try await peer.send(.pingReq)
@@ -211,10 +224,16 @@ final class ScriptedPeer {
 
         let publisher = try await broker.peer(2)
         try await publisher.send(Self.connect("pub"))
-        #expect(try await publisher.next() == .connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: Self.capabilities())))
-        try await publisher.send(.publish(Publish(topicName: "news", payload: ByteBuffer(string: "extra"), qos: .exactlyOnce, packetIdentifier: 5)))
+        #expect(
+            try await publisher.next()
+                == .connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: Self.capabilities())))
+        try await publisher.send(
+            .publish(
+                Publish(topicName: "news", payload: ByteBuffer(string: "extra"), qos: .exactlyOnce, packetIdentifier: 5)
+            ))
         #expect(try await publisher.next() == .pubRec(PubRec(packetIdentifier: 5)))
-        #expect(try await subscriber.next() == .publish(Publish(topicName: "news", payload: ByteBuffer(string: "extra"))))
+        #expect(
+            try await subscriber.next() == .publish(Publish(topicName: "news", payload: ByteBuffer(string: "extra"))))
         try await publisher.send(.pubRel(PubRel(packetIdentifier: 5)))
         #expect(try await publisher.next() == .pubComp(PubComp(packetIdentifier: 5)))
         await subscriber.close()
@@ -234,7 +253,9 @@ final class ScriptedPeer {
         try await new.send(Self.connect("same", cleanStart: false, sessionExpirySeconds: 60))
         #expect(try await old.next() == .disconnect(Disconnect(reasonCode: .sessionTakenOver)))
         #expect(try await old.waitUntilClosed())
-        #expect(try await new.next() == .connAck(ConnAck(sessionPresent: true, reasonCode: .success, properties: Self.capabilities())))
+        #expect(
+            try await new.next()
+                == .connAck(ConnAck(sessionPresent: true, reasonCode: .success, properties: Self.capabilities())))
         await new.close()
         try await broker.shutdown()
     }
@@ -287,9 +308,12 @@ final class ScriptedPeer {
         let peer = try await broker.peer(1)
         var script = ScriptedPeer.bytes(Self.connect("drip"), version: .v5)
         for byte in script { try await peer.send(bytes: [byte]) }
-        #expect(try await peer.next() == .connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: Self.capabilities())))
+        #expect(
+            try await peer.next()
+                == .connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: Self.capabilities())))
         // Two packets, their boundary inside a write: one byte at a time again.
-        script = ScriptedPeer.bytes(Self.subscribe("d", qos: .atMostOnce, packetIdentifier: 3), version: .v5)
+        script =
+            ScriptedPeer.bytes(Self.subscribe("d", qos: .atMostOnce, packetIdentifier: 3), version: .v5)
             + ScriptedPeer.bytes(.publish(Publish(topicName: "d", payload: ByteBuffer(string: "drop"))), version: .v5)
         for byte in script { try await peer.send(bytes: [byte]) }
         #expect(try await peer.next() == .subAck(SubAck(packetIdentifier: 3, reasonCodes: [.grantedQoS0])))
@@ -305,12 +329,15 @@ final class ScriptedPeer {
     @Test func manyPacketsInOneWrite() async throws {
         let broker = ScriptedBroker()
         let peer = try await broker.peer(1)
-        let script = ScriptedPeer.bytes(Self.connect("batch"), version: .v5)
+        let script =
+            ScriptedPeer.bytes(Self.connect("batch"), version: .v5)
             + ScriptedPeer.bytes(Self.subscribe("b", qos: .atMostOnce, packetIdentifier: 4), version: .v5)
             + ScriptedPeer.bytes(.publish(Publish(topicName: "b", payload: ByteBuffer(string: "1"))), version: .v5)
             + ScriptedPeer.bytes(.publish(Publish(topicName: "b", payload: ByteBuffer(string: "2"))), version: .v5)
         try await peer.send(bytes: script)
-        #expect(try await peer.next() == .connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: Self.capabilities())))
+        #expect(
+            try await peer.next()
+                == .connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: Self.capabilities())))
         #expect(try await peer.next() == .subAck(SubAck(packetIdentifier: 4, reasonCodes: [.grantedQoS0])))
         #expect(try await peer.next() == .publish(Publish(topicName: "b", payload: ByteBuffer(string: "1"))))
         #expect(try await peer.next() == .publish(Publish(topicName: "b", payload: ByteBuffer(string: "2"))))

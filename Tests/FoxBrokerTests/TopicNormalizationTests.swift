@@ -26,7 +26,9 @@ import Testing
             filter: Self.precomposed, shareName: nil, clientIdentifier: "x",
             entry: SubscriptionEntry(options: SubscriptionOptions(qos: .atMostOnce), subscriptionIdentifier: nil))
         var matched: [String] = []
-        tree.match(topicName: Self.decomposed, subscriber: { client, _ in matched.append(client.value) }, sharedGroup: { _ in })
+        tree.match(
+            topicName: Self.decomposed, subscriber: { client, _ in matched.append(client.value) }, sharedGroup: { _ in }
+        )
         #expect(matched.isEmpty)
     }
 

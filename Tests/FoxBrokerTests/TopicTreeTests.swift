@@ -141,7 +141,9 @@ import Testing
             if random.chance(25) {
                 // One member per group, named after its group, so a matched group names itself.
                 let group = "S\(index)"
-                tree.insert(filter: filter, shareName: ExactString("g\(index)"), clientIdentifier: ExactString(group), entry: Self.entry)
+                tree.insert(
+                    filter: filter, shareName: ExactString("g\(index)"), clientIdentifier: ExactString(group),
+                    entry: Self.entry)
                 shared.append((group, filter))
             } else {
                 let client = "c\(index)"
@@ -159,8 +161,10 @@ import Testing
         for _ in 0..<200 {
             let topic = randomTopic()
             let found = matchAll(tree, topic)
-            let expectedPlain = plain.filter { topicMatches(filter: $0.filter, topicName: topic) }.map(\.client).sorted()
-            let expectedShared = shared.filter { topicMatches(filter: $0.filter, topicName: topic) }.map(\.group).sorted()
+            let expectedPlain = plain.filter { topicMatches(filter: $0.filter, topicName: topic) }.map(\.client)
+                .sorted()
+            let expectedShared = shared.filter { topicMatches(filter: $0.filter, topicName: topic) }.map(\.group)
+                .sorted()
             #expect(found.subscribers == expectedPlain, "topic \(topic)")
             #expect(found.groups == expectedShared, "topic \(topic)")
         }

@@ -32,7 +32,9 @@ import Testing
     // protocol error. MQTT 5.0 §3.15.1, §2.2.2.2, §3.15.2.2.4.
     @Test func rules() {
         expectDecodeError([0xF1, 0x00], version: .v5, .malformedPacket, field: "AUTH.flags")
-        expectDecodeError([0xF0, 0x04, 0x18, 0x02, 0x01, 0x01], version: .v5, .malformedPacket, field: "properties.0x01")
-        expectDecodeError([0xF0, 0x06, 0x18, 0x04, 0x16, 0x00, 0x01, 0x01], version: .v5, .protocolError, field: "properties.0x16")
+        expectDecodeError(
+            [0xF0, 0x04, 0x18, 0x02, 0x01, 0x01], version: .v5, .malformedPacket, field: "properties.0x01")
+        expectDecodeError(
+            [0xF0, 0x06, 0x18, 0x04, 0x16, 0x00, 0x01, 0x01], version: .v5, .protocolError, field: "properties.0x16")
     }
 }

@@ -6,7 +6,9 @@ import Testing
     // Goal: 3.1.1 CONNACK with session present and return code 0.
     // MQTT 3.1.1 §3.2.2.2, §3.2.2.3.
     @Test func v311Accepted() throws {
-        let bytes: [UInt8] = [0x20, 0x02, /* CONNACK, remaining length 2 */ 0x01, /* session present */ 0x00 /* accepted */]
+        let bytes: [UInt8] = [
+            0x20, 0x02, /* CONNACK, remaining length 2 */ 0x01, /* session present */ 0x00 /* accepted */,
+        ]
         try expectRoundTrip(bytes, version: .v311, .connAck(ConnAck(sessionPresent: true, reasonCode: .success)))
     }
 
@@ -64,20 +66,24 @@ import Testing
         properties.receiveMaximum = 10
         try expectRoundTrip(
             bytes, version: .v5, .connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: properties)))
-        let refused: [UInt8] = [0x20, 0x03, /* CONNACK, 3 */ 0x00, 0x87, /* not authorized */ 0x00 /* no properties */]
+        let refused: [UInt8] = [
+            0x20, 0x03, /* CONNACK, 3 */ 0x00, 0x87, /* not authorized */ 0x00 /* no properties */,
+        ]
         try expectRoundTrip(refused, version: .v5, .connAck(ConnAck(sessionPresent: false, reasonCode: .notAuthorized)))
     }
 
     // Goal: reserved acknowledge flag bits are malformed.
     // MQTT 5.0 §3.2.2.1 [MQTT-3.2.2-1].
     @Test func reservedAcknowledgeFlags() {
-        expectDecodeError([0x20, 0x03, 0x02, 0x00, 0x00], version: .v5, .malformedPacket, field: "CONNACK.acknowledgeFlags")
+        expectDecodeError(
+            [0x20, 0x03, 0x02, 0x00, 0x00], version: .v5, .malformedPacket, field: "CONNACK.acknowledgeFlags")
     }
 
     // Goal: 3.1.1 CONNACK carries no properties: a third byte is left over.
     // MQTT 3.1.1 §3.2: remaining length 2.
     @Test func v311ExtraByte() {
-        expectDecodeError([0x20, 0x03, 0x00, 0x00, 0x00], version: .v311, .malformedPacket, field: "CONNACK.remainingLength")
+        expectDecodeError(
+            [0x20, 0x03, 0x00, 0x00, 0x00], version: .v311, .malformedPacket, field: "CONNACK.remainingLength")
     }
 
     // Goal: reserved fixed header flags of CONNACK are malformed.

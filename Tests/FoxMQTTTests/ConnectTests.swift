@@ -53,7 +53,8 @@ import Testing
         willProperties.willDelayIntervalSeconds = 5
         let connect = Connect(
             protocolVersion: .v5, cleanStart: true, keepAliveSeconds: 10, clientIdentifier: "c1",
-            will: Will(topicName: "w/t", payload: payload("bye"), qos: .atLeastOnce, retain: true, properties: willProperties),
+            will: Will(
+                topicName: "w/t", payload: payload("bye"), qos: .atLeastOnce, retain: true, properties: willProperties),
             username: "u", password: [1, 2], properties: properties)
         try expectRoundTrip(bytes, version: .v311, .connect(connect))
     }
@@ -87,11 +88,15 @@ import Testing
         try expectRoundTrip(
             bytes, version: .v5,
             .connect(
-                Connect(protocolVersion: .v5, cleanStart: false, keepAliveSeconds: 0, clientIdentifier: "", password: [9, 8])))
+                Connect(
+                    protocolVersion: .v5, cleanStart: false, keepAliveSeconds: 0, clientIdentifier: "",
+                    password: [9, 8])))
     }
 
     /// A 3.1.1 or 5.0 CONNECT header with the given name bytes, level and flags, then `rest`.
-    private func connect(name: [UInt8] = [0x4D, 0x51, 0x54, 0x54], level: UInt8, flags: UInt8, _ rest: [UInt8]) -> [UInt8] {
+    private func connect(name: [UInt8] = [0x4D, 0x51, 0x54, 0x54], level: UInt8, flags: UInt8, _ rest: [UInt8])
+        -> [UInt8]
+    {
         let body: [UInt8] = [0x00, UInt8(name.count)] + name + [level, flags, 0x00, 0x3C] + rest
         return [0x10, UInt8(body.count)] + body
     }
@@ -120,7 +125,8 @@ import Testing
     // Goal: the reserved connect flag must be 0.
     // MQTT 5.0 §3.1.2.3 [MQTT-3.1.2-3]: Malformed Packet.
     @Test func reservedFlag() {
-        expectDecodeError(connect(level: 4, flags: 0x03, [0x00, 0x00]), version: .v311, .malformedPacket, field: "CONNECT.flags")
+        expectDecodeError(
+            connect(level: 4, flags: 0x03, [0x00, 0x00]), version: .v311, .malformedPacket, field: "CONNECT.flags")
         expectDecodeError(
             connect(level: 5, flags: 0x01, [0x00, 0x00, 0x00]), version: .v5, .malformedPacket, field: "CONNECT.flags")
     }
@@ -129,14 +135,16 @@ import Testing
     // MQTT 5.0 §3.1.2.6 [MQTT-3.1.2-11], §3.1.2.7 [MQTT-3.1.2-13].
     @Test(arguments: [UInt8(0x08), 0x10, 0x20])
     func willBitsWithoutWill(flags: UInt8) {
-        expectDecodeError(connect(level: 4, flags: flags, [0x00, 0x00]), version: .v311, .malformedPacket, field: "CONNECT.flags")
+        expectDecodeError(
+            connect(level: 4, flags: flags, [0x00, 0x00]), version: .v311, .malformedPacket, field: "CONNECT.flags")
     }
 
     // Goal: will QoS 3 is malformed.
     // MQTT 5.0 §3.1.2.6 [MQTT-3.1.2-12].
     @Test func willQoS3() {
         let rest: [UInt8] = [0x00, 0x00, 0x00, 0x01, 0x74, 0x00, 0x00]  // id "", will topic "t", will payload ""
-        expectDecodeError(connect(level: 4, flags: 0x1C, rest), version: .v311, .malformedPacket, field: "CONNECT.flags")
+        expectDecodeError(
+            connect(level: 4, flags: 0x1C, rest), version: .v311, .malformedPacket, field: "CONNECT.flags")
     }
 
     // Goal: in 3.1.1 a password requires a user name.
@@ -151,16 +159,21 @@ import Testing
     // MQTT 5.0 §3.1.3.3: the will topic is a topic name; §4.7.3.
     @Test func willTopicWithWildcard() {
         let rest: [UInt8] = [0x00, 0x00, 0x00, 0x01, 0x23, 0x00, 0x00]  // id "", will topic "#", payload ""
-        expectDecodeError(connect(level: 4, flags: 0x04, rest), version: .v311, .topicNameInvalid, field: "CONNECT.willTopic")
+        expectDecodeError(
+            connect(level: 4, flags: 0x04, rest), version: .v311, .topicNameInvalid, field: "CONNECT.willTopic")
         let empty: [UInt8] = [0x00, 0x00, 0x00, 0x00, 0x00, 0x00]
-        expectDecodeError(connect(level: 4, flags: 0x04, empty), version: .v311, .topicNameInvalid, field: "CONNECT.willTopic")
+        expectDecodeError(
+            connect(level: 4, flags: 0x04, empty), version: .v311, .topicNameInvalid, field: "CONNECT.willTopic")
     }
 
     // Goal: a body that ends inside a field, or has bytes after the last field, is malformed.
     // MQTT 5.0 §1.5.4, §2.1.4: the remaining length covers exactly the fields.
     @Test func shortAndLongBodies() {
-        expectDecodeError(connect(level: 4, flags: 0x02, [0x00, 0x05, 0x61]), version: .v311, .malformedPacket, field: "CONNECT.clientIdentifier")
-        expectDecodeError(connect(level: 4, flags: 0x82, [0x00, 0x00]), version: .v311, .malformedPacket, field: "CONNECT.username")
+        expectDecodeError(
+            connect(level: 4, flags: 0x02, [0x00, 0x05, 0x61]), version: .v311, .malformedPacket,
+            field: "CONNECT.clientIdentifier")
+        expectDecodeError(
+            connect(level: 4, flags: 0x82, [0x00, 0x00]), version: .v311, .malformedPacket, field: "CONNECT.username")
         expectDecodeError(
             connect(level: 4, flags: 0x02, [0x00, 0x00, 0xAA]), version: .v311, .malformedPacket,
             field: "CONNECT.remainingLength")
@@ -183,7 +196,8 @@ import Testing
             0x05, 0x11, 0x00, 0x00, 0x00, 0x01,  // will properties: session expiry (not allowed)
             0x00, 0x01, 0x74, 0x00, 0x00,  // will topic "t", payload ""
         ]
-        expectDecodeError(connect(level: 5, flags: 0x04, rest), version: .v5, .malformedPacket, field: "properties.0x11")
+        expectDecodeError(
+            connect(level: 5, flags: 0x04, rest), version: .v5, .malformedPacket, field: "properties.0x11")
     }
 
     // Goal: authentication data without an authentication method is a protocol error.

@@ -6,7 +6,8 @@ import Testing
     // Goal: 3.1.1 DISCONNECT has no body; any reason code is dropped when encoding.
     // MQTT 3.1.1 §3.14.
     @Test func v311() throws {
-        try expectRoundTrip([0xE0, 0x00 /* DISCONNECT, remaining length 0 */], version: .v311, .disconnect(Disconnect()))
+        try expectRoundTrip(
+            [0xE0, 0x00 /* DISCONNECT, remaining length 0 */], version: .v311, .disconnect(Disconnect()))
         expectEncode(.disconnect(Disconnect(reasonCode: .serverShuttingDown)), version: .v311, [0xE0, 0x00])
         expectDecodeError([0xE0, 0x01, 0x00], version: .v311, .malformedPacket, field: "DISCONNECT.remainingLength")
     }

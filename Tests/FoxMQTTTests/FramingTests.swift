@@ -88,7 +88,8 @@ import Testing
             Publish(topicName: "t", payload: ByteBuffer(repeating: 0x61, count: remainingLength - 3)))
         var buffer = ByteBuffer()
         publish.encode(into: &buffer, version: .v311)
-        let headerLength = remainingLength < 128 ? 2 : remainingLength < 16_384 ? 3 : remainingLength < 2_097_152 ? 4 : 5
+        let headerLength =
+            remainingLength < 128 ? 2 : remainingLength < 16_384 ? 3 : remainingLength < 2_097_152 ? 4 : 5
         #expect(buffer.readableBytes == headerLength + remainingLength)
         #expect(publish.encodedLength(version: .v311) == buffer.readableBytes)
         var decoder = FrameDecoder(maximumPacketSize: 4_000_000)

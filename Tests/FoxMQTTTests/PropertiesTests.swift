@@ -63,12 +63,16 @@ let propertyCases: [PropertyCase] = {
 func packet(carrying properties: Properties, in context: PropertyContext) -> Packet {
     switch context {
     case .connect:
-        .connect(Connect(protocolVersion: .v5, cleanStart: true, keepAliveSeconds: 0, clientIdentifier: "c", properties: properties))
+        .connect(
+            Connect(
+                protocolVersion: .v5, cleanStart: true, keepAliveSeconds: 0, clientIdentifier: "c",
+                properties: properties))
     case .will:
         .connect(
             Connect(
                 protocolVersion: .v5, cleanStart: true, keepAliveSeconds: 0, clientIdentifier: "c",
-                will: Will(topicName: "w", payload: ByteBuffer(), qos: .atMostOnce, retain: false, properties: properties)))
+                will: Will(
+                    topicName: "w", payload: ByteBuffer(), qos: .atMostOnce, retain: false, properties: properties)))
     case .connAck: .connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: properties))
     case .publish: .publish(Publish(topicName: "t", payload: ByteBuffer(), properties: properties))
     case .pubAck: .pubAck(PubAck(packetIdentifier: 1, properties: properties))
@@ -78,7 +82,8 @@ func packet(carrying properties: Properties, in context: PropertyContext) -> Pac
     case .subscribe:
         .subscribe(
             Subscribe(
-                packetIdentifier: 1, subscriptions: [TopicSubscription(topicFilter: "f", options: SubscriptionOptions(qos: .atMostOnce))],
+                packetIdentifier: 1,
+                subscriptions: [TopicSubscription(topicFilter: "f", options: SubscriptionOptions(qos: .atMostOnce))],
                 properties: properties))
     case .subAck: .subAck(SubAck(packetIdentifier: 1, reasonCodes: [.grantedQoS0], properties: properties))
     case .unsubscribe: .unsubscribe(Unsubscribe(packetIdentifier: 1, topicFilters: ["f"], properties: properties))
@@ -170,7 +175,8 @@ func packet(carrying properties: Properties, in context: PropertyContext) -> Pac
     @Test func repeats() throws {
         var properties = Properties()
         properties.userProperties = [UserProperty("a", "1"), UserProperty("a", "2"), UserProperty("b", "")]
-        try expectEncodeDecode(.connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: properties)), version: .v5)
+        try expectEncodeDecode(
+            .connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: properties)), version: .v5)
         // CONNACK with receive maximum twice
         expectDecodeError(
             [0x20, 0x09, 0x00, 0x00, 0x06, 0x21, 0x00, 0x01, 0x21, 0x00, 0x02], version: .v5, .protocolError,
@@ -180,15 +186,18 @@ func packet(carrying properties: Properties, in context: PropertyContext) -> Pac
     // Goal: an unknown identifier is malformed, also one encoded as a multi-byte varint.
     // MQTT 5.0 §2.2.2.2: the identifier is a variable byte integer.
     @Test func unknownIdentifier() {
-        expectDecodeError([0x20, 0x05, 0x00, 0x00, 0x02, 0x04, 0x00], version: .v5, .malformedPacket, field: "properties.0x04")
-        expectDecodeError([0x20, 0x05, 0x00, 0x00, 0x02, 0x81, 0x01], version: .v5, .malformedPacket, field: "properties.0x81")
+        expectDecodeError(
+            [0x20, 0x05, 0x00, 0x00, 0x02, 0x04, 0x00], version: .v5, .malformedPacket, field: "properties.0x04")
+        expectDecodeError(
+            [0x20, 0x05, 0x00, 0x00, 0x02, 0x81, 0x01], version: .v5, .malformedPacket, field: "properties.0x81")
     }
 
     // Goal: a property value cut short by the property length is malformed.
     // MQTT 5.0 §2.2.2.1: the property length bounds the properties.
     @Test func valueCutByPropertyLength() {
         // property length 2 holds only the identifier and one of the two bytes of receive maximum
-        expectDecodeError([0x20, 0x06, 0x00, 0x00, 0x02, 0x21, 0x00, 0x01], version: .v5, .malformedPacket, field: "properties.0x21")
+        expectDecodeError(
+            [0x20, 0x06, 0x00, 0x00, 0x02, 0x21, 0x00, 0x01], version: .v5, .malformedPacket, field: "properties.0x21")
     }
 }
 

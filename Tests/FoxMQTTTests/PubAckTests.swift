@@ -15,9 +15,11 @@ import Testing
     @Test func v5ShortForms() throws {
         let expected = Packet.pubAck(PubAck(packetIdentifier: 1))
         try expectRoundTrip([0x40, 0x02, /* PUBACK, 2 */ 0x00, 0x01 /* id 1 */], version: .v5, expected)
-        try expectDecode([0x40, 0x03, /* PUBACK, 3 */ 0x00, 0x01, /* id 1 */ 0x00 /* success */], version: .v5, expected)
         try expectDecode(
-            [0x40, 0x04, /* PUBACK, 4 */ 0x00, 0x01, /* id 1 */ 0x00, /* success */ 0x00 /* no properties */], version: .v5,
+            [0x40, 0x03, /* PUBACK, 3 */ 0x00, 0x01, /* id 1 */ 0x00 /* success */], version: .v5, expected)
+        try expectDecode(
+            [0x40, 0x04, /* PUBACK, 4 */ 0x00, 0x01, /* id 1 */ 0x00, /* success */ 0x00 /* no properties */],
+            version: .v5,
             expected)
     }
 
@@ -25,7 +27,8 @@ import Testing
     // MQTT 5.0 §3.4.2.1, §3.4.2.2.
     @Test func v5ReasonCodeOnly() throws {
         let bytes: [UInt8] = [0x40, 0x03, /* PUBACK, 3 */ 0x00, 0x02, /* id 2 */ 0x10 /* no matching subscribers */]
-        try expectRoundTrip(bytes, version: .v5, .pubAck(PubAck(packetIdentifier: 2, reasonCode: .noMatchingSubscribers)))
+        try expectRoundTrip(
+            bytes, version: .v5, .pubAck(PubAck(packetIdentifier: 2, reasonCode: .noMatchingSubscribers)))
     }
 
     // Goal: reason code with a reason string and a user property.
@@ -43,7 +46,8 @@ import Testing
         properties.reasonString = "no"
         properties.userProperties = [UserProperty("k", "")]
         try expectRoundTrip(
-            bytes, version: .v5, .pubAck(PubAck(packetIdentifier: 3, reasonCode: .notAuthorized, properties: properties)))
+            bytes, version: .v5,
+            .pubAck(PubAck(packetIdentifier: 3, reasonCode: .notAuthorized, properties: properties)))
     }
 
     // Goal: packet identifier 0 is a protocol error in both versions.
@@ -56,7 +60,8 @@ import Testing
     // Goal: 3.1.1 PUBACK has exactly two bytes; a short body or an extra byte is malformed.
     // MQTT 3.1.1 §3.4.1: remaining length 2.
     @Test func v311Lengths() {
-        expectDecodeError([0x40, 0x03, 0x00, 0x01, 0x00], version: .v311, .malformedPacket, field: "PUBACK.remainingLength")
+        expectDecodeError(
+            [0x40, 0x03, 0x00, 0x01, 0x00], version: .v311, .malformedPacket, field: "PUBACK.remainingLength")
         expectDecodeError([0x40, 0x01, 0x00], version: .v311, .malformedPacket, field: "PUBACK.packetIdentifier")
     }
 

@@ -13,7 +13,9 @@ import Testing
     // Goal: 5.0 short form for Success, reason code only, and reason code with properties.
     // MQTT 5.0 §3.7.2.1: remaining length 2 means Success; below 4 no property length.
     @Test func v5Forms() throws {
-        try expectRoundTrip([0x70, 0x02, /* PUBCOMP, 2 */ 0x00, 0x2A /* id 42 */], version: .v5, .pubComp(PubComp(packetIdentifier: 42)))
+        try expectRoundTrip(
+            [0x70, 0x02, /* PUBCOMP, 2 */ 0x00, 0x2A /* id 42 */], version: .v5, .pubComp(PubComp(packetIdentifier: 42))
+        )
         try expectRoundTrip(
             [0x70, 0x03, /* PUBCOMP, 3 */ 0x00, 0x2A, /* id 42 */ 0x92 /* packet identifier not found */], version: .v5,
             .pubComp(PubComp(packetIdentifier: 42, reasonCode: .packetIdentifierNotFound)))
@@ -58,6 +60,7 @@ import Testing
     // Goal: 3.1.1 PUBCOMP has exactly two bytes.
     // MQTT 3.1.1 §3.7.1: remaining length 2.
     @Test func v311ExtraByte() {
-        expectDecodeError([0x70, 0x03, 0x00, 0x01, 0x00], version: .v311, .malformedPacket, field: "PUBCOMP.remainingLength")
+        expectDecodeError(
+            [0x70, 0x03, 0x00, 0x01, 0x00], version: .v311, .malformedPacket, field: "PUBCOMP.remainingLength")
     }
 }

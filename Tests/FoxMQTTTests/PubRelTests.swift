@@ -13,7 +13,8 @@ import Testing
     // Goal: 5.0 short form for Success, reason code only, and reason code with properties.
     // MQTT 5.0 §3.6.2.1: remaining length 2 means Success; below 4 no property length.
     @Test func v5Forms() throws {
-        try expectRoundTrip([0x62, 0x02, /* PUBREL, 2 */ 0x00, 0x2A /* id 42 */], version: .v5, .pubRel(PubRel(packetIdentifier: 42)))
+        try expectRoundTrip(
+            [0x62, 0x02, /* PUBREL, 2 */ 0x00, 0x2A /* id 42 */], version: .v5, .pubRel(PubRel(packetIdentifier: 42)))
         try expectRoundTrip(
             [0x62, 0x03, /* PUBREL, 3 */ 0x00, 0x2A, /* id 42 */ 0x92 /* packet identifier not found */], version: .v5,
             .pubRel(PubRel(packetIdentifier: 42, reasonCode: .packetIdentifierNotFound)))
@@ -58,6 +59,7 @@ import Testing
     // Goal: 3.1.1 PUBREL has exactly two bytes.
     // MQTT 3.1.1 §3.6.1: remaining length 2.
     @Test func v311ExtraByte() {
-        expectDecodeError([0x62, 0x03, 0x00, 0x01, 0x00], version: .v311, .malformedPacket, field: "PUBREL.remainingLength")
+        expectDecodeError(
+            [0x62, 0x03, 0x00, 0x01, 0x00], version: .v311, .malformedPacket, field: "PUBREL.remainingLength")
     }
 }

@@ -26,7 +26,9 @@ import Testing
         try expectRoundTrip(
             bytes, version: .v311,
             .publish(
-                Publish(topicName: "a/b", payload: payload("x"), qos: .atLeastOnce, retain: true, dup: true, packetIdentifier: 10)))
+                Publish(
+                    topicName: "a/b", payload: payload("x"), qos: .atLeastOnce, retain: true, dup: true,
+                    packetIdentifier: 10)))
     }
 
     // Goal: 5.0 QoS 2 PUBLISH with properties and an empty payload.
@@ -48,7 +50,9 @@ import Testing
         try expectRoundTrip(
             bytes, version: .v5,
             .publish(
-                Publish(topicName: "t", payload: ByteBuffer(), qos: .exactlyOnce, packetIdentifier: 1, properties: properties)))
+                Publish(
+                    topicName: "t", payload: ByteBuffer(), qos: .exactlyOnce, packetIdentifier: 1,
+                    properties: properties)))
     }
 
     // Goal: in 5.0 an empty topic name is allowed when a topic alias is present.
@@ -62,7 +66,8 @@ import Testing
         ]
         var properties = Properties()
         properties.topicAlias = 7
-        try expectRoundTrip(bytes, version: .v5, .publish(Publish(topicName: "", payload: payload("z"), properties: properties)))
+        try expectRoundTrip(
+            bytes, version: .v5, .publish(Publish(topicName: "", payload: payload("z"), properties: properties)))
     }
 
     // Goal: a PUBLISH to a subscriber may carry several subscription identifiers.
@@ -77,7 +82,8 @@ import Testing
         ]
         var properties = Properties()
         properties.subscriptionIdentifiers = [1, 128]
-        try expectRoundTrip(bytes, version: .v5, .publish(Publish(topicName: "t", payload: ByteBuffer(), properties: properties)))
+        try expectRoundTrip(
+            bytes, version: .v5, .publish(Publish(topicName: "t", payload: ByteBuffer(), properties: properties)))
     }
 
     // Goal: multi-byte UTF-8 topics are accepted.
@@ -96,8 +102,10 @@ import Testing
     // Goal: QoS 3 in the fixed header is malformed.
     // MQTT 5.0 §3.3.1.2 [MQTT-3.3.1-4].
     @Test func qos3() {
-        expectDecodeError([0x36, 0x05, 0x00, 0x01, 0x74, 0x00, 0x01], version: .v311, .malformedPacket, field: "PUBLISH.qos")
-        expectDecodeError([0x36, 0x06, 0x00, 0x01, 0x74, 0x00, 0x01, 0x00], version: .v5, .malformedPacket, field: "PUBLISH.qos")
+        expectDecodeError(
+            [0x36, 0x05, 0x00, 0x01, 0x74, 0x00, 0x01], version: .v311, .malformedPacket, field: "PUBLISH.qos")
+        expectDecodeError(
+            [0x36, 0x06, 0x00, 0x01, 0x74, 0x00, 0x01, 0x00], version: .v5, .malformedPacket, field: "PUBLISH.qos")
     }
 
     // Goal: DUP on a QoS 0 message is malformed (3.1.1 too).
@@ -110,17 +118,22 @@ import Testing
     // Goal: wildcards in a topic name are Topic Name Invalid.
     // MQTT 5.0 §3.3.2.1 [MQTT-3.3.2-2].
     @Test func wildcardInTopicName() {
-        expectDecodeError([0x30, 0x05, 0x00, 0x03, 0x61, 0x2B, 0x62], version: .v311, .topicNameInvalid, field: "PUBLISH.topicName")
-        expectDecodeError([0x30, 0x06, 0x00, 0x03, 0x61, 0x2F, 0x23, 0x00], version: .v5, .topicNameInvalid, field: "PUBLISH.topicName")
+        expectDecodeError(
+            [0x30, 0x05, 0x00, 0x03, 0x61, 0x2B, 0x62], version: .v311, .topicNameInvalid, field: "PUBLISH.topicName")
+        expectDecodeError(
+            [0x30, 0x06, 0x00, 0x03, 0x61, 0x2F, 0x23, 0x00], version: .v5, .topicNameInvalid,
+            field: "PUBLISH.topicName")
     }
 
     // Goal: packet identifier 0 on a QoS > 0 PUBLISH is a protocol error.
     // MQTT 5.0 §2.2.1 [MQTT-2.2.1-3].
     @Test func packetIdentifierZero() {
         expectDecodeError(
-            [0x32, 0x05, 0x00, 0x01, 0x74, 0x00, 0x00], version: .v311, .protocolError, field: "PUBLISH.packetIdentifier")
+            [0x32, 0x05, 0x00, 0x01, 0x74, 0x00, 0x00], version: .v311, .protocolError,
+            field: "PUBLISH.packetIdentifier")
         expectDecodeError(
-            [0x34, 0x06, 0x00, 0x01, 0x74, 0x00, 0x00, 0x00], version: .v5, .protocolError, field: "PUBLISH.packetIdentifier")
+            [0x34, 0x06, 0x00, 0x01, 0x74, 0x00, 0x00, 0x00], version: .v5, .protocolError,
+            field: "PUBLISH.packetIdentifier")
     }
 
     // Goal: an empty topic name is invalid in 3.1.1, and a protocol error in 5.0 without alias.
@@ -134,7 +147,8 @@ import Testing
     // MQTT 5.0 §3.3.2.3.4 [MQTT-3.3.2-8].
     @Test func topicAliasZero() {
         expectDecodeError(
-            [0x30, 0x07, 0x00, 0x01, 0x74, 0x03, 0x23, 0x00, 0x00], version: .v5, .topicAliasInvalid, field: "properties.0x23")
+            [0x30, 0x07, 0x00, 0x01, 0x74, 0x03, 0x23, 0x00, 0x00], version: .v5, .topicAliasInvalid,
+            field: "properties.0x23")
     }
 
     // Goal: ill-formed UTF-8 topic names are malformed: overlong '/', a surrogate, U+0000.
@@ -149,13 +163,15 @@ import Testing
     // MQTT 5.0 §1.5.4: the two-byte length prefixes the string.
     @Test func shortBody() {
         expectDecodeError([0x30, 0x03, 0x00, 0x05, 0x61], version: .v311, .malformedPacket, field: "PUBLISH.topicName")
-        expectDecodeError([0x32, 0x04, 0x00, 0x01, 0x74, 0x00], version: .v311, .malformedPacket, field: "PUBLISH.packetIdentifier")
+        expectDecodeError(
+            [0x32, 0x04, 0x00, 0x01, 0x74, 0x00], version: .v311, .malformedPacket, field: "PUBLISH.packetIdentifier")
     }
 
     // Goal: a property length running past the body is malformed.
     // MQTT 5.0 §2.2.2.1.
     @Test func propertyLengthTooLong() {
-        expectDecodeError([0x30, 0x05, 0x00, 0x01, 0x74, 0x05, 0x01], version: .v5, .malformedPacket, field: "PUBLISH.propertyLength")
+        expectDecodeError(
+            [0x30, 0x05, 0x00, 0x01, 0x74, 0x05, 0x01], version: .v5, .malformedPacket, field: "PUBLISH.propertyLength")
     }
 
     // Goal: properties of other packets are malformed in PUBLISH; repeats are protocol errors.
@@ -165,7 +181,8 @@ import Testing
             [0x30, 0x09, 0x00, 0x01, 0x74, 0x05, 0x11, 0x00, 0x00, 0x00, 0x01], version: .v5, .malformedPacket,
             field: "properties.0x11")
         expectDecodeError(
-            [0x30, 0x0E, 0x00, 0x01, 0x74, 0x0A, 0x02, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x02], version: .v5,
+            [0x30, 0x0E, 0x00, 0x01, 0x74, 0x0A, 0x02, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x02],
+            version: .v5,
             .protocolError, field: "properties.0x02")
         expectDecodeError(
             [0x30, 0x06, 0x00, 0x01, 0x74, 0x02, 0x01, 0x02], version: .v5, .protocolError, field: "properties.0x01")
@@ -181,7 +198,8 @@ import Testing
         let publish = Packet.publish(Publish(topicName: "t", payload: big, qos: .atLeastOnce, packetIdentifier: 3))
         publish.encode(into: &buffer, version: .v5)
         // 0xEE, 0x32, remaining length 206 = 0xCE 0x01, "t", id 3, no properties, payload
-        #expect(Array(buffer.readableBytesView.prefix(10)) == [0xEE, 0x32, 0xCE, 0x01, 0x00, 0x01, 0x74, 0x00, 0x03, 0x00])
+        #expect(
+            Array(buffer.readableBytesView.prefix(10)) == [0xEE, 0x32, 0xCE, 0x01, 0x00, 0x01, 0x74, 0x00, 0x03, 0x00])
         #expect(buffer.readableBytes == 1 + 3 + 206)
         #expect(publish.encodedLength(version: .v5) == 209)
     }

@@ -44,7 +44,8 @@ import Testing
         properties.reasonString = "no"
         try expectRoundTrip(
             bytes, version: .v5,
-            .subAck(SubAck(packetIdentifier: 2, reasonCodes: [.grantedQoS0, .topicFilterInvalid], properties: properties)))
+            .subAck(
+                SubAck(packetIdentifier: 2, reasonCodes: [.grantedQoS0, .topicFilterInvalid], properties: properties)))
     }
 
     // Goal: a SUBACK without reason codes is malformed.

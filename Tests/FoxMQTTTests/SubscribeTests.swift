@@ -35,7 +35,8 @@ import Testing
         ]
         var properties = Properties()
         properties.subscriptionIdentifiers = [128]
-        let options = SubscriptionOptions(qos: .atLeastOnce, noLocal: true, retainAsPublished: true, retainHandling: .doNotSend)
+        let options = SubscriptionOptions(
+            qos: .atLeastOnce, noLocal: true, retainAsPublished: true, retainHandling: .doNotSend)
         try expectRoundTrip(
             bytes, version: .v5,
             .subscribe(
@@ -47,13 +48,17 @@ import Testing
     // Goal: wildcard misuse is not the decoder's business: the broker answers SUBACK 0x8F.
     // MQTT 5.0 §3.8.3: the filter is a UTF-8 string; §3.9.3 0x8F Topic Filter Invalid.
     @Test func wildcardMisuseIsDecoded() throws {
-        let bytes: [UInt8] = [0x82, 0x09, 0x00, 0x01, /* id 1 */ 0x00, 0x04, 0x61, 0x2F, 0x62, 0x23, /* "a/b#" */ 0x00]
+        let bytes: [UInt8] = [
+            0x82, 0x09, 0x00, 0x01, /* id 1 */ 0x00, 0x04, 0x61, 0x2F, 0x62, 0x23, /* "a/b#" */ 0x00,
+        ]
         try expectRoundTrip(
             bytes, version: .v311,
             .subscribe(
                 Subscribe(
                     packetIdentifier: 1,
-                    subscriptions: [TopicSubscription(topicFilter: "a/b#", options: SubscriptionOptions(qos: .atMostOnce))])))
+                    subscriptions: [
+                        TopicSubscription(topicFilter: "a/b#", options: SubscriptionOptions(qos: .atMostOnce))
+                    ])))
     }
 
     // Goal: a SUBSCRIBE without filters is a protocol error in 5.0 and malformed in 3.1.1.
@@ -66,7 +71,9 @@ import Testing
     // Goal: the fixed header flags must be 0010.
     // MQTT 5.0 §3.8.1 [MQTT-3.8.1-1].
     @Test func reservedFlags() {
-        expectDecodeError([0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00], version: .v311, .malformedPacket, field: "SUBSCRIBE.flags")
+        expectDecodeError(
+            [0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00], version: .v311, .malformedPacket, field: "SUBSCRIBE.flags"
+        )
     }
 
     // Goal: option byte checks: reserved bits 6-7, QoS 3, retain handling 3.
@@ -94,26 +101,33 @@ import Testing
     // MQTT 5.0 §3.8.3.1 [MQTT-3.8.3-4].
     @Test func noLocalOnSharedSubscription() {
         let filter = Array("$share/g/a".utf8)
-        let bytes: [UInt8] = [0x82, UInt8(6 + filter.count), 0x00, 0x01, 0x00, 0x00, UInt8(filter.count)] + filter + [0x04]
+        let bytes: [UInt8] =
+            [0x82, UInt8(6 + filter.count), 0x00, 0x01, 0x00, 0x00, UInt8(filter.count)] + filter + [0x04]
         expectDecodeError(bytes, version: .v5, .protocolError, field: "SUBSCRIBE.subscriptionOptions")
     }
 
     // Goal: an empty topic filter is malformed.
     // MQTT 5.0 §4.7.3 [MQTT-4.7.3-1].
     @Test func emptyFilter() {
-        expectDecodeError([0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00], version: .v311, .malformedPacket, field: "SUBSCRIBE.topicFilter")
+        expectDecodeError(
+            [0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00], version: .v311, .malformedPacket, field: "SUBSCRIBE.topicFilter"
+        )
     }
 
     // Goal: a filter without its options byte is malformed.
     // MQTT 5.0 §3.8.3: each filter is followed by an options byte.
     @Test func missingOptions() {
-        expectDecodeError([0x82, 0x05, 0x00, 0x01, 0x00, 0x01, 0x61], version: .v311, .malformedPacket, field: "SUBSCRIBE.subscriptionOptions")
+        expectDecodeError(
+            [0x82, 0x05, 0x00, 0x01, 0x00, 0x01, 0x61], version: .v311, .malformedPacket,
+            field: "SUBSCRIBE.subscriptionOptions")
     }
 
     // Goal: packet identifier 0 is a protocol error.
     // MQTT 5.0 §2.2.1 [MQTT-2.2.1-3].
     @Test func packetIdentifierZero() {
-        expectDecodeError([0x82, 0x06, 0x00, 0x00, 0x00, 0x01, 0x61, 0x00], version: .v311, .protocolError, field: "SUBSCRIBE.packetIdentifier")
+        expectDecodeError(
+            [0x82, 0x06, 0x00, 0x00, 0x00, 0x01, 0x61, 0x00], version: .v311, .protocolError,
+            field: "SUBSCRIBE.packetIdentifier")
     }
 
     // Goal: SUBSCRIBE allows one subscription identifier; two are a protocol error, 0 too.

@@ -16,8 +16,10 @@ import Testing
     }
 
     @Test func versionFieldIsOptional() throws {
-        let phc = try Argon2PHC.parse("$argon2i$m=4096,t=3,p=1$c29tZXNhbHRzb21lc2FsdA$mYIO4o1rz9pgnq7vI1g0U3MQ4r8pnqZfGhcQ2HWhCGo")
-            .get()
+        let phc = try Argon2PHC.parse(
+            "$argon2i$m=4096,t=3,p=1$c29tZXNhbHRzb21lc2FsdA$mYIO4o1rz9pgnq7vI1g0U3MQ4r8pnqZfGhcQ2HWhCGo"
+        )
+        .get()
         #expect(phc.version == 16)
         #expect(phc.variant == .argon2i)
     }

@@ -65,7 +65,9 @@ import Testing
         let users = UserDirectory(UsersFile(users: ["alice": PasswordHasherTests.cffiSecret]))
         let results = await withTaskGroup(of: Bool.self) { group in
             for i in 0..<4 {
-                group.addTask { users.verify(username: "alice", password: Array((i % 2 == 0 ? "secret" : "nope").utf8)) }
+                group.addTask {
+                    users.verify(username: "alice", password: Array((i % 2 == 0 ? "secret" : "nope").utf8))
+                }
             }
             return await group.reduce(into: [Bool]()) { $0.append($1) }
         }

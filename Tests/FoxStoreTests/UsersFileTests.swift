@@ -118,10 +118,15 @@ import Testing
 
     @Test(arguments: [
         ("[users.alice\npassword-hash = \"x\"\n", "line 1", "invalid TOML"),
-        ("[users.alice]\npassword-hash = \"\(secretHash)\"\n\n[users.bob]\npassword-hash = \n", "line 5", "invalid TOML"),
+        (
+            "[users.alice]\npassword-hash = \"\(secretHash)\"\n\n[users.bob]\npassword-hash = \n", "line 5",
+            "invalid TOML"
+        ),
         ("[users.alice]\npassword = \"secret\"\n", "\"alice\"", "missing password-hash"),
-        ("[users.alice]\npassword-hash = \"$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW\"\n",
-         "\"alice\"", "not an Argon2 PHC string"),
+        (
+            "[users.alice]\npassword-hash = \"$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW\"\n",
+            "\"alice\"", "not an Argon2 PHC string"
+        ),
         ("[users.alice]\npassword-hash = \"secret\"\n", "\"alice\"", "not an Argon2 PHC string"),
         ("[users.alice]\npassword-hash = 42\n", "\"alice\"", "must be a string"),
         ("users = \"alice\"\n", "users", "must be a table"),

@@ -104,7 +104,9 @@ struct ConnectionStateMachine {
         }
     }
 
-    private mutating func receivedConnect(_ connect: Connect, makeIdentifier: () -> String, into outputs: inout [Output]) {
+    private mutating func receivedConnect(
+        _ connect: Connect, makeIdentifier: () -> String, into outputs: inout [Output]
+    ) {
         let version = connect.protocolVersion
         protocolVersion = version
         if version == .v5, connect.properties.authenticationMethod != nil {
@@ -171,7 +173,9 @@ struct ConnectionStateMachine {
         outputs.append(.submit(.sessionOpen(open)))
     }
 
-    private mutating func receivedWhileConnected(_ packet: Packet, _ connected: inout Connected, into outputs: inout [Output]) {
+    private mutating func receivedWhileConnected(
+        _ packet: Packet, _ connected: inout Connected, into outputs: inout [Output]
+    ) {
         switch packet {
         case .publish(var publish):
             do {
@@ -197,7 +201,9 @@ struct ConnectionStateMachine {
             if let packetIdentifier = publish.packetIdentifier {
                 connected.inboundUnacknowledged.insert(packetIdentifier)
                 if connected.inboundUnacknowledged.count > Int(limits.receiveMaximum) {
-                    fail(.receiveMaximumExceeded, "more than \(limits.receiveMaximum) unacknowledged QoS 1/2 messages", into: &outputs)
+                    fail(
+                        .receiveMaximumExceeded, "more than \(limits.receiveMaximum) unacknowledged QoS 1/2 messages",
+                        into: &outputs)
                     return
                 }
             }
@@ -205,7 +211,8 @@ struct ConnectionStateMachine {
         case .pubAck(let pubAck):
             outputs.append(.submit(.pubAck(connection, packetIdentifier: pubAck.packetIdentifier)))
         case .pubRec(let pubRec):
-            outputs.append(.submit(.pubRec(connection, packetIdentifier: pubRec.packetIdentifier, reasonCode: pubRec.reasonCode)))
+            outputs.append(
+                .submit(.pubRec(connection, packetIdentifier: pubRec.packetIdentifier, reasonCode: pubRec.reasonCode)))
         case .pubRel(let pubRel):
             outputs.append(.submit(.pubRel(connection, packetIdentifier: pubRel.packetIdentifier)))
         case .pubComp(let pubComp):
@@ -226,7 +233,8 @@ struct ConnectionStateMachine {
             // Only reason 0x00 discards the will (§3.1.2.5).
             let cause: SessionClose.Cause =
                 disconnect.reasonCode == .normalDisconnection ? .normalDisconnect : .disconnectWithWill
-            outputs.append(.submit(.sessionClose(connection, SessionClose(cause: cause, sessionExpiryIntervalSeconds: newExpiry))))
+            outputs.append(
+                .submit(.sessionClose(connection, SessionClose(cause: cause, sessionExpiryIntervalSeconds: newExpiry))))
             state = .closed
             outputs.append(.close)
         case .connect:

@@ -53,7 +53,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         let handle = ConnectionHandle(
             eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop),
             pendingDeliveries: pendingDeliveries)
-        guard services.registry.register(machine.connection, handle, countMax: services.limits.connectionCountMax) else {
+        guard services.registry.register(machine.connection, handle, countMax: services.limits.connectionCountMax)
+        else {
             log(.warning, "connection refused: \(services.limits.connectionCountMax) connections open")
             context.close(promise: nil)
             return

@@ -1,4 +1,4 @@
-/// Topic aliases of one connection in both directions (MQTT 5.0 §3.3.2.3.4, §4.9... ).
+/// Topic aliases of one connection in both directions (MQTT 5.0 §3.3.2.3.4).
 /// Inbound: the client defines them, up to our Topic Alias Maximum. Outbound: we define them,
 /// up to the client's, first come first served (aliases are never reassigned, which keeps the
 /// mapping trivially consistent for the client).

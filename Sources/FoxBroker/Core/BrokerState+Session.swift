@@ -107,7 +107,11 @@ extension BrokerState {
             }
         }
         // Sorted: set order must not decide the order of what is published.
-        due.sort { ($0.deadline, $0.clientIdentifier, $0.what == .will ? 0 : 1) < ($1.deadline, $1.clientIdentifier, $1.what == .will ? 0 : 1) }
+        due.sort {
+            ($0.deadline, $0.clientIdentifier, $0.what == .will ? 0 : 1) < (
+                $1.deadline, $1.clientIdentifier, $1.what == .will ? 0 : 1
+            )
+        }
         for item in due {
             switch item.what {
             case .will:

@@ -85,10 +85,12 @@ public final class BrokerState {
         let reasonCode: ReasonCode = matched ? .success : .noMatchingSubscribers
         switch (publish.qos, publish.packetIdentifier) {
         case (.atLeastOnce, let packetIdentifier?):
-            actions.append(.send(connection, .pubAck(PubAck(packetIdentifier: packetIdentifier, reasonCode: reasonCode))))
+            actions.append(
+                .send(connection, .pubAck(PubAck(packetIdentifier: packetIdentifier, reasonCode: reasonCode))))
         case (.exactlyOnce, let packetIdentifier?):
             sessions[clientIdentifier]?.inboundQoS2Unreleased.insert(packetIdentifier)
-            actions.append(.send(connection, .pubRec(PubRec(packetIdentifier: packetIdentifier, reasonCode: reasonCode))))
+            actions.append(
+                .send(connection, .pubRec(PubRec(packetIdentifier: packetIdentifier, reasonCode: reasonCode))))
         default:
             break
         }
@@ -169,7 +171,9 @@ public final class BrokerState {
 
     private func subscribe(_ subscribe: Subscribe, from connection: ConnectionID, into actions: inout [BrokerAction]) {
         // Taken out of the table while changed, so its subscription table is not copied.
-        guard let clientIdentifier = connectionOwners[connection], var session = sessions.removeValue(forKey: clientIdentifier) else { return }
+        guard let clientIdentifier = connectionOwners[connection],
+            var session = sessions.removeValue(forKey: clientIdentifier)
+        else { return }
         var reasonCodes: [ReasonCode] = []
         reasonCodes.reserveCapacity(subscribe.subscriptions.count)
         var retainedDeliveries: [(ApplicationMessage, QoS, UInt32?)] = []
@@ -207,12 +211,14 @@ public final class BrokerState {
             }
             if sendRetained {
                 for message in retained.matching(filter: filter, nowMillis: nowMillis) {
-                    retainedDeliveries.append((message, min(message.qos, subscription.options.qos), subscriptionIdentifier))
+                    retainedDeliveries.append(
+                        (message, min(message.qos, subscription.options.qos), subscriptionIdentifier))
                 }
             }
         }
         sessions[clientIdentifier] = session
-        actions.append(.send(connection, .subAck(SubAck(packetIdentifier: subscribe.packetIdentifier, reasonCodes: reasonCodes))))
+        actions.append(
+            .send(connection, .subAck(SubAck(packetIdentifier: subscribe.packetIdentifier, reasonCodes: reasonCodes))))
         // Retained messages follow the SUBACK, with the retain flag set (§3.3.1.3).
         for (message, qos, identifier) in retainedDeliveries {
             sessions[clientIdentifier]?.deliver(
@@ -221,7 +227,9 @@ public final class BrokerState {
         }
     }
 
-    private func unsubscribe(_ unsubscribe: Unsubscribe, from connection: ConnectionID, into actions: inout [BrokerAction]) {
+    private func unsubscribe(
+        _ unsubscribe: Unsubscribe, from connection: ConnectionID, into actions: inout [BrokerAction]
+    ) {
         guard let clientIdentifier = connectionOwners[connection] else { return }
         var reasonCodes: [ReasonCode] = []
         for requested in unsubscribe.topicFilters {
@@ -232,7 +240,10 @@ public final class BrokerState {
                 reasonCodes.append(.noSubscriptionExisted)
             }
         }
-        actions.append(.send(connection, .unsubAck(UnsubAck(packetIdentifier: unsubscribe.packetIdentifier, reasonCodes: reasonCodes))))
+        actions.append(
+            .send(
+                connection,
+                .unsubAck(UnsubAck(packetIdentifier: unsubscribe.packetIdentifier, reasonCodes: reasonCodes))))
     }
 
     func removeFromTree(_ requested: String, clientIdentifier: ExactString) {

@@ -118,8 +118,11 @@ extension Session {
             actions.append(.send(connection, .pubRel(PubRel(packetIdentifier: packetIdentifier))))
         default:
             actions.append(
-                .send(connection, .pubRel(PubRel(
-                    packetIdentifier: packetIdentifier, reasonCode: .packetIdentifierNotFound))))
+                .send(
+                    connection,
+                    .pubRel(
+                        PubRel(
+                            packetIdentifier: packetIdentifier, reasonCode: .packetIdentifierNotFound))))
         }
     }
 

@@ -116,8 +116,9 @@ final class TopicTree {
     ) {
         let levels = topicLevels(topicName)
         let isSystemTopic = topicName.utf8.first == UInt8(ascii: "$")
-        match(levels[...], node: root, isFirstLevel: true, isSystemTopic: isSystemTopic,
-              subscriber: subscriber, sharedGroup: sharedGroup)
+        match(
+            levels[...], node: root, isFirstLevel: true, isSystemTopic: isSystemTopic,
+            subscriber: subscriber, sharedGroup: sharedGroup)
     }
 
     private func match(
@@ -136,12 +137,14 @@ final class TopicTree {
         }
         let rest = levels.dropFirst()
         if let exact = node.children[TopicLevel(level)] {
-            match(rest, node: exact, isFirstLevel: false, isSystemTopic: isSystemTopic,
-                  subscriber: subscriber, sharedGroup: sharedGroup)
+            match(
+                rest, node: exact, isFirstLevel: false, isSystemTopic: isSystemTopic,
+                subscriber: subscriber, sharedGroup: sharedGroup)
         }
         if wildcardsAllowed, let single = node.children[.singleLevelWildcard] {
-            match(rest, node: single, isFirstLevel: false, isSystemTopic: isSystemTopic,
-                  subscriber: subscriber, sharedGroup: sharedGroup)
+            match(
+                rest, node: single, isFirstLevel: false, isSystemTopic: isSystemTopic,
+                subscriber: subscriber, sharedGroup: sharedGroup)
         }
     }
 

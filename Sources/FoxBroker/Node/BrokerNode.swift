@@ -36,7 +36,10 @@ public final class BrokerNode: Sendable {
     private let connectionCounter = NIOLockedValueBox<UInt64>(0)
     private let logger: Logger
 
-    public init(configuration: NodeConfiguration, authenticator: any Authenticator, logger: Logger, clock: any BrokerClock = SystemClock()) {
+    public init(
+        configuration: NodeConfiguration, authenticator: any Authenticator, logger: Logger,
+        clock: any BrokerClock = SystemClock()
+    ) {
         configuration.connectionLimits.checkInvariants()
         self.configuration = configuration
         self.logger = logger
@@ -59,7 +62,8 @@ public final class BrokerNode: Sendable {
 
     public func start() async throws {
         let mqtt = try await bootstrap { channel in
-            channel.pipeline.addHandler(MQTTConnectionHandler(connection: self.nextConnectionID(), services: self.services))
+            channel.pipeline.addHandler(
+                MQTTConnectionHandler(connection: self.nextConnectionID(), services: self.services))
         }.bind(host: configuration.mqttHost, port: configuration.mqttPort).get()
         serverChannels.withLockedValue { $0.append(mqtt) }
         logger.info("MQTT listener started", metadata: ["address": "\(mqtt.localAddress.map { "\($0)" } ?? "?")"])
@@ -69,7 +73,8 @@ public final class BrokerNode: Sendable {
                 self.configureWebSocket(channel)
             }.bind(host: webSocketHost, port: configuration.webSocketPort).get()
             serverChannels.withLockedValue { $0.append(webSocket) }
-            logger.info("WebSocket listener started", metadata: ["address": "\(webSocket.localAddress.map { "\($0)" } ?? "?")"])
+            logger.info(
+                "WebSocket listener started", metadata: ["address": "\(webSocket.localAddress.map { "\($0)" } ?? "?")"])
         }
 
         let orderer = localOrderer
@@ -80,7 +85,8 @@ public final class BrokerNode: Sendable {
         tickTask.withLockedValue { $0 = task }
     }
 
-    private func bootstrap(_ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> ServerBootstrap {
+    private func bootstrap(_ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> ServerBootstrap
+    {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -88,7 +94,9 @@ public final class BrokerNode: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             // Small first reads: most connections are idle or send small packets, and the
             // allocator grows for the busy ones.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
+            .childChannelOption(
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+            )
             .childChannelInitializer(initializer)
     }
 
@@ -118,8 +126,8 @@ public final class BrokerNode: Sendable {
             upgradePipelineHandler: { channel, _ in
                 channel.pipeline.removeHandler(name: PlainHTTPRefusal.name).flatMap {
                     channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(WebSocketMQTTHandler())
-                    try channel.pipeline.syncOperations.addHandler(
+                        try channel.pipeline.syncOperations.addHandler(WebSocketMQTTHandler())
+                        try channel.pipeline.syncOperations.addHandler(
                             MQTTConnectionHandler(connection: self.nextConnectionID(), services: services))
                     }
                 }
@@ -148,11 +156,6 @@ public final class BrokerNode: Sendable {
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
         logger.info("stopped")
-    }
-
-    /// Broker state figures (for tests and metrics).
-    public func statistics() -> (sessions: Int, connected: Int, subscriptions: Int, retained: Int) {
-        localOrderer.withState { ($0.sessionCount, $0.connectedSessionCount, $0.subscriptionCount, $0.retainedMessageCount) }
     }
 }
 

@@ -11,7 +11,8 @@ final class ConnectionHandle: Sendable {
     /// leaves in one write and a lone message leaves at once.
     let pendingDeliveries: ManagedAtomic<Int>
 
-    init(eventLoop: any EventLoop, handler: NIOLoopBound<MQTTConnectionHandler>, pendingDeliveries: ManagedAtomic<Int>) {
+    init(eventLoop: any EventLoop, handler: NIOLoopBound<MQTTConnectionHandler>, pendingDeliveries: ManagedAtomic<Int>)
+    {
         self.eventLoop = eventLoop
         self.handler = handler
         self.pendingDeliveries = pendingDeliveries

@@ -4,7 +4,9 @@ import NIOCore
 /// Success without properties (remaining length 0, §3.15.2.1). A reason code without a property
 /// length is accepted, as for the other packets with a reason code.
 extension Auth: PacketCodec {
-    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError) -> Auth {
+    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError)
+        -> Auth
+    {
         guard body.readableBytes > 0 else { return Auth() }
         let reasonCode = ReasonCode(rawValue: try body.readMQTTByte("AUTH.reasonCode"))
         let properties = body.readableBytes > 0 ? try Properties.read(from: &body, context: .auth) : Properties()

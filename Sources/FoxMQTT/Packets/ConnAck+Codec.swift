@@ -3,7 +3,9 @@ import NIOCore
 /// CONNACK on the wire (MQTT 5.0 §3.2, 3.1.1 §3.2): acknowledge flags, reason code (3.1.1:
 /// return code), [properties].
 extension ConnAck: PacketCodec {
-    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError) -> ConnAck {
+    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError)
+        -> ConnAck
+    {
         let acknowledgeFlags = try body.readMQTTByte("CONNACK.acknowledgeFlags")
         // §3.2.2.1 [MQTT-3.2.2-1]: bits 7-1 are reserved.
         guard acknowledgeFlags & 0xFE == 0 else {

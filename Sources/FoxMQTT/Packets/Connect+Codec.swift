@@ -14,7 +14,9 @@ extension Connect: PacketCodec {
         static let username: UInt8 = 0b1000_0000
     }
 
-    static func read(flags: UInt8, from body: inout ByteBuffer, version _: ProtocolVersion) throws(MQTTDecodeError) -> Connect {
+    static func read(flags: UInt8, from body: inout ByteBuffer, version _: ProtocolVersion) throws(MQTTDecodeError)
+        -> Connect
+    {
         // §3.1.2.1: an incorrect protocol name; 3.1's "MQIsdp" is not supported either.
         let protocolName = try body.readMQTTString("CONNECT.protocolName")
         guard protocolName == "MQTT" else {

@@ -4,7 +4,9 @@ import NIOCore
 /// properties; remaining length 0 means Normal disconnection, and below 2 there is no property
 /// length (§3.14.2.1, §3.14.2.2.1).
 extension Disconnect: PacketCodec {
-    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError) -> Disconnect {
+    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError)
+        -> Disconnect
+    {
         guard version == .v5, body.readableBytes > 0 else { return Disconnect() }
         let reasonCode = ReasonCode(rawValue: try body.readMQTTByte("DISCONNECT.reasonCode"))
         let properties = body.readableBytes > 0 ? try Properties.read(from: &body, context: .disconnect) : Properties()

@@ -5,7 +5,8 @@ import NIOCore
 protocol PacketCodec {
     /// Reads the variable header and payload. `flags` is the low nibble of the fixed header,
     /// already checked for the reserved values. Bytes left unread are rejected by the caller.
-    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError) -> Self
+    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError)
+        -> Self
     /// The low nibble of the fixed header.
     var fixedHeaderFlags: UInt8 { get }
     /// The bytes `write` produces.
@@ -146,7 +147,9 @@ extension Packet {
 
 /// PINGREQ and PINGRESP: a fixed header only (§3.12, §3.13).
 private struct EmptyBody: PacketCodec {
-    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError) -> EmptyBody {
+    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError)
+        -> EmptyBody
+    {
         EmptyBody()
     }
     func remainingLength(version: ProtocolVersion) -> Int { 0 }

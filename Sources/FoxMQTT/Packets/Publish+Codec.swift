@@ -3,7 +3,9 @@ import NIOCore
 /// PUBLISH on the wire (MQTT 5.0 §3.3, 3.1.1 §3.3): flags DUP/QoS/RETAIN in the fixed header,
 /// topic name, packet identifier when QoS > 0, [properties], payload (the rest of the body).
 extension Publish: PacketCodec {
-    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError) -> Publish {
+    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError)
+        -> Publish
+    {
         // Packet.decode has rejected QoS 3 and DUP with QoS 0.
         let qos = QoS(rawValue: (flags >> 1) & 0b11)!
         let (topicName, hasWildcard) = try body.readMQTTTopicString("PUBLISH.topicName")

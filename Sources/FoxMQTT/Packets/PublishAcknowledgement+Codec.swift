@@ -13,7 +13,9 @@ protocol PublishAcknowledgement: PacketCodec {
 }
 
 extension PublishAcknowledgement {
-    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError) -> Self {
+    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError)
+        -> Self
+    {
         let name = context.name
         let packetIdentifier = try body.readMQTTPacketIdentifier("\(name).packetIdentifier")
         guard version == .v5, body.readableBytes > 0 else {

@@ -3,7 +3,9 @@ import NIOCore
 /// SUBACK on the wire (MQTT 5.0 §3.9, 3.1.1 §3.9): packet identifier, [properties], one reason
 /// code per topic filter. 3.1.1 has return codes 0x00-0x02 and 0x80 (failure) only.
 extension SubAck: PacketCodec {
-    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError) -> SubAck {
+    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError)
+        -> SubAck
+    {
         let packetIdentifier = try body.readMQTTPacketIdentifier("SUBACK.packetIdentifier")
         var properties = Properties()
         if version == .v5 {

@@ -3,7 +3,9 @@ import NIOCore
 /// SUBSCRIBE on the wire (MQTT 5.0 §3.8, 3.1.1 §3.8): packet identifier, [properties], then
 /// topic filter / subscription options pairs, at least one.
 extension Subscribe: PacketCodec {
-    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError) -> Subscribe {
+    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError)
+        -> Subscribe
+    {
         let packetIdentifier = try body.readMQTTPacketIdentifier("SUBSCRIBE.packetIdentifier")
         var properties = Properties()
         if version == .v5 {

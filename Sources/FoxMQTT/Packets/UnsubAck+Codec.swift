@@ -3,7 +3,9 @@ import NIOCore
 /// UNSUBACK on the wire (MQTT 5.0 §3.11, 3.1.1 §3.11): packet identifier, then in 5.0
 /// properties and one reason code per topic filter. 3.1.1 has no payload.
 extension UnsubAck: PacketCodec {
-    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError) -> UnsubAck {
+    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError)
+        -> UnsubAck
+    {
         let packetIdentifier = try body.readMQTTPacketIdentifier("UNSUBACK.packetIdentifier")
         guard version == .v5 else {
             // Packet.decode rejects any bytes left over.

@@ -3,7 +3,9 @@ import NIOCore
 /// UNSUBSCRIBE on the wire (MQTT 5.0 §3.10, 3.1.1 §3.10): packet identifier, [properties],
 /// then topic filters, at least one.
 extension Unsubscribe: PacketCodec {
-    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError) -> Unsubscribe {
+    static func read(flags: UInt8, from body: inout ByteBuffer, version: ProtocolVersion) throws(MQTTDecodeError)
+        -> Unsubscribe
+    {
         let packetIdentifier = try body.readMQTTPacketIdentifier("UNSUBSCRIBE.packetIdentifier")
         var properties = Properties()
         if version == .v5 {

@@ -208,7 +208,8 @@ public final class BenchClient: ChannelInboundHandler {
         }
         sending = false
         finishPublishing()
-        allReceived?.promise.fail(BenchError.protocolViolation(clientID, "connection closed before all retained messages arrived"))
+        allReceived?.promise.fail(
+            BenchError.protocolViolation(clientID, "connection closed before all retained messages arrived"))
         allReceived = nil
         context.fireChannelInactive()
     }
@@ -328,7 +329,10 @@ public final class BenchClient: ChannelInboundHandler {
             phase = .subscribing
             let subscribe = Subscribe(
                 packetIdentifier: 1,
-                subscriptions: [TopicSubscription(topicFilter: filter, options: SubscriptionOptions(qos: config.subscriberQoS ?? config.qos))])
+                subscriptions: [
+                    TopicSubscription(
+                        topicFilter: filter, options: SubscriptionOptions(qos: config.subscriberQoS ?? config.qos))
+                ])
             Packet.subscribe(subscribe).encode(into: &out, version: config.version)
             subscribeSentTime = monotonicNanos()
         } else {
@@ -416,7 +420,8 @@ public final class BenchClient: ChannelInboundHandler {
             if !retained {
                 _ = stats.latency.record(now >= stamp.timestamp ? (now - stamp.timestamp) / 1000 : 0)
             }
-            let index = config.mode == .retained
+            let index =
+                config.mode == .retained
                 ? stamp.sequence : config.topics.streamIndex(subscriber: subscriberIndex, sequence: stamp.sequence)
             trackers[Int(stamp.publisher)].record(index)
             pendingDeliveredBy[Int(stamp.publisher)] &+= 1
@@ -586,7 +591,8 @@ public final class BenchClient: ChannelInboundHandler {
     private func endToEndRoom(now: UInt64) -> Int {
         let delivered = counters.deliveredBy[Int(publisherIndex)].value.load(ordering: .relaxed)
         let deliveredMessages = UInt64(Double(delivered) / deliveriesPerMessage)
-        let outstanding = nextSequence > deliveredMessages + writtenOff ? nextSequence - deliveredMessages - writtenOff : 0
+        let outstanding =
+            nextSequence > deliveredMessages + writtenOff ? nextSequence - deliveredMessages - writtenOff : 0
         // The window counts deliveries: a message to 20 subscribers takes 20 of it.
         let share = Double(config.endToEndWindow) / Double(max(1, config.publishers))
         let window = max(1, Int(share / max(1, deliveriesPerMessage)))

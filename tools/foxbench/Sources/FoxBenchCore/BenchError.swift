@@ -13,7 +13,8 @@ public enum BenchError: Error, CustomStringConvertible, Sendable {
         case .refused(let client, let reason): "the broker refused \(client): CONNACK \(reason)"
         case .closedDuringHandshake(let client): "the broker closed the connection of \(client) before CONNACK/SUBACK"
         case .handshakeTimeout(let client, let seconds): "no CONNACK/SUBACK for \(client) within \(seconds) s"
-        case .subscribeRefused(let client, let reason): "the broker refused the subscription of \(client): SUBACK \(reason)"
+        case .subscribeRefused(let client, let reason):
+            "the broker refused the subscription of \(client): SUBACK \(reason)"
         case .protocolViolation(let client, let reason): "\(client): \(reason)"
         }
     }

@@ -4,9 +4,9 @@ import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// One foxbench run: connects the clients, drives them, collects the figures.
@@ -61,7 +61,8 @@ public final class BenchRun: Sendable {
             publishers: c.mode == .pubsub ? c.publishers : (c.mode == .retained ? 1 : 0),
             subscribers: c.mode == .pubsub ? c.subscribers : (c.mode == .retained ? 1 : c.idleConnections),
             payloadBytes: c.payloadSize, topicMode: c.mode == .pubsub ? c.topics.mode.rawValue : c.mode.rawValue,
-            subscriberFilter: filter, ratePerPublisher: c.ratePerPublisher, window: c.window, endToEndWindow: c.endToEndWindow,
+            subscriberFilter: filter, ratePerPublisher: c.ratePerPublisher, window: c.window,
+            endToEndWindow: c.endToEndWindow,
             count: c.mode == .retained ? UInt64(c.retainedCount) : c.count,
             durationSeconds: c.count == nil && c.mode == .pubsub ? c.durationSeconds : nil)
     }
@@ -80,7 +81,8 @@ public final class BenchRun: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(
                 .writeBufferWaterMark,
-                value: .init(low: max(1, config.outstandingBytes / 2), high: max(2, config.outstandingBytes)))
+                value: .init(low: max(1, config.outstandingBytes / 2), high: max(2, config.outstandingBytes))
+            )
             .connectTimeout(.seconds(config.connectionTimeoutSeconds))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -214,7 +216,8 @@ public final class BenchRun: Sendable {
                 return p
             }
             let interval = max(elapsed - lastElapsed, 0.001)
-            return "[\(fmt(elapsed, 0))s] sent \(sent) (\(fmt(Double(sent - lastSent) / interval, 0))/s), delivered \(delivered) (\(fmt(Double(delivered - lastDelivered) / interval, 0))/s)"
+            return
+                "[\(fmt(elapsed, 0))s] sent \(sent) (\(fmt(Double(sent - lastSent) / interval, 0))/s), delivered \(delivered) (\(fmt(Double(delivered - lastDelivered) / interval, 0))/s)"
                 + (c.qos != .atMostOnce ? ", acked \(acked)" : "")
         }
         defer { progress?.cancel() }
@@ -228,7 +231,9 @@ public final class BenchRun: Sendable {
         for r in results { sentBy[r.index] = r.sent }
         var expectedTotal: UInt64 = 0
         for s in 0..<c.subscribers {
-            for p in 0..<c.publishers { expectedTotal += c.topics.expectedCount(subscriber: s, publisher: p, sent: sentBy[p]) }
+            for p in 0..<c.publishers {
+                expectedTotal += c.topics.expectedCount(subscriber: s, publisher: p, sent: sentBy[p])
+            }
         }
         if c.subscribers > 0 {
             _ = await wait(
@@ -241,7 +246,8 @@ public final class BenchRun: Sendable {
 
         var subscriberResults: [SubscriberResult] = []
         for subscriber in subscribers {
-            subscriberResults.append(try await subscriber.eventLoop.submit { subscriber.value.subscriberResult() }.get())
+            subscriberResults.append(
+                try await subscriber.eventLoop.submit { subscriber.value.subscriberResult() }.get())
         }
         // Publishers that finished by abandon: their unacked count at the end.
         var unacked: UInt64 = 0

@@ -107,38 +107,58 @@ extension Report {
         let s = settings
         lines.append(
             "foxbench \(s.mode) against \(s.broker), MQTT \(s.protocolVersion)"
-                + (s.mode == "idle" ? "" : ", QoS \(s.qos)\(s.subscriberQoS != s.qos ? " (subscribers \(s.subscriberQoS))" : "")"))
+                + (s.mode == "idle"
+                    ? "" : ", QoS \(s.qos)\(s.subscriberQoS != s.qos ? " (subscribers \(s.subscriberQoS))" : "")"))
         switch s.mode {
         case "idle":
             if let idle {
-                lines.append("  connections   \(idle.connected) of \(idle.requested) in \(fmt(idle.connectSeconds)) s, \(idle.survived) still up after \(fmt(idle.holdSeconds)) s")
+                lines.append(
+                    "  connections   \(idle.connected) of \(idle.requested) in \(fmt(idle.connectSeconds)) s, \(idle.survived) still up after \(fmt(idle.holdSeconds)) s"
+                )
                 if let b = brokerRSSKilobytesBefore, let a = brokerRSSKilobytesAfter {
-                    lines.append("  broker RSS    \(b) kB -> \(a) kB" + (idle.bytesPerConnection.map { ", \(fmt($0, 0)) bytes per connection" } ?? ""))
+                    lines.append(
+                        "  broker RSS    \(b) kB -> \(a) kB"
+                            + (idle.bytesPerConnection.map { ", \(fmt($0, 0)) bytes per connection" } ?? ""))
                 }
             }
         case "retained":
             if let r = retained {
                 lines.append("  published     \(r.topics) retained topics in \(fmt(r.publishSeconds)) s")
                 if let t = r.subscribeToAllSeconds {
-                    lines.append("  # subscribe   all \(r.received) received in \(fmt(t)) s (\(fmt(r.messagesPerSecond ?? 0, 0)) msg/s)")
+                    lines.append(
+                        "  # subscribe   all \(r.received) received in \(fmt(t)) s (\(fmt(r.messagesPerSecond ?? 0, 0)) msg/s)"
+                    )
                 } else {
                     lines.append("  # subscribe   only \(r.received) of \(r.topics) received (timed out)")
                 }
             }
         default:
-            lines.append("  clients       \(s.publishers) publishers, \(s.subscribers) subscribers, \(s.payloadBytes)-byte payloads, topics \(s.topicMode) (\(s.subscriberFilter))")
-            lines.append("  offered       " + (s.ratePerPublisher.map { "\(fmt($0, 0)) msg/s per publisher" } ?? "as fast as possible (" + (s.qos > 0 ? "window \(s.window), " : "") + "end-to-end window \(s.endToEndWindow))"))
+            lines.append(
+                "  clients       \(s.publishers) publishers, \(s.subscribers) subscribers, \(s.payloadBytes)-byte payloads, topics \(s.topicMode) (\(s.subscriberFilter))"
+            )
+            lines.append(
+                "  offered       "
+                    + (s.ratePerPublisher.map { "\(fmt($0, 0)) msg/s per publisher" } ?? "as fast as possible ("
+                        + (s.qos > 0 ? "window \(s.window), " : "") + "end-to-end window \(s.endToEndWindow))"))
             lines.append("  sent          \(sent) in \(fmt(publishSeconds)) s = \(fmt(sentPerSecond, 0)) msg/s")
-            lines.append("  delivered     \(delivered) in \(fmt(deliverySeconds)) s = \(fmt(deliveredPerSecond, 0)) msg/s")
-            lines.append("  expected      \(delivery.expected): lost \(delivery.lost), duplicated \(delivery.duplicates), out of order \(delivery.orderViolations)" + (foreign > 0 ? ", foreign \(foreign)" : ""))
+            lines.append(
+                "  delivered     \(delivered) in \(fmt(deliverySeconds)) s = \(fmt(deliveredPerSecond, 0)) msg/s")
+            lines.append(
+                "  expected      \(delivery.expected): lost \(delivery.lost), duplicated \(delivery.duplicates), out of order \(delivery.orderViolations)"
+                    + (foreign > 0 ? ", foreign \(foreign)" : ""))
             if let l = latencyMicroseconds, l.count > 0 {
-                lines.append("  latency (ms)  p50 \(ms(l.p50))  p90 \(ms(l.p90))  p99 \(ms(l.p99))  p99.9 \(ms(l.p999))  max \(ms(l.max))")
+                lines.append(
+                    "  latency (ms)  p50 \(ms(l.p50))  p90 \(ms(l.p90))  p99 \(ms(l.p99))  p99.9 \(ms(l.p999))  max \(ms(l.max))"
+                )
             }
             if s.qos > 0, let a = ackLatencyMicroseconds, a.count > 0 {
-                lines.append("  \(s.qos == 1 ? "PUBACK " : "PUBCOMP") (ms)  p50 \(ms(a.p50))  p90 \(ms(a.p90))  p99 \(ms(a.p99))  p99.9 \(ms(a.p999))  max \(ms(a.max))")
+                lines.append(
+                    "  \(s.qos == 1 ? "PUBACK " : "PUBCOMP") (ms)  p50 \(ms(a.p50))  p90 \(ms(a.p90))  p99 \(ms(a.p99))  p99.9 \(ms(a.p999))  max \(ms(a.max))"
+                )
             }
             if unacked > 0 || ackErrors > 0 || disconnects > 0 {
-                lines.append("  problems      unacknowledged \(unacked), error acks \(ackErrors), disconnects \(disconnects)")
+                lines.append(
+                    "  problems      unacknowledged \(unacked), error acks \(ackErrors), disconnects \(disconnects)")
             }
             if let b = brokerRSSKilobytesBefore, let a = brokerRSSKilobytesAfter {
                 lines.append("  broker RSS    \(b) kB -> \(a) kB")

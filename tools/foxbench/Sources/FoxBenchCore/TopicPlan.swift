@@ -28,7 +28,9 @@ public struct TopicPlan: Sendable, Hashable {
     public var treeWidth: Int
     public var treeFilter: TreeFilter
 
-    public init(prefix: String, mode: TopicMode, publishers: Int, treeWidth: Int = 10, treeFilter: TreeFilter = .publisher) {
+    public init(
+        prefix: String, mode: TopicMode, publishers: Int, treeWidth: Int = 10, treeFilter: TreeFilter = .publisher
+    ) {
         precondition(publishers >= 1 && treeWidth >= 1)
         self.prefix = prefix
         self.mode = mode

@@ -1,7 +1,7 @@
 import ArgumentParser
+import Foundation
 import FoxBenchCore
 import FoxMQTT
-import Foundation
 
 extension TopicMode: ExpressibleByArgument {}
 extension TreeFilter: ExpressibleByArgument {}
@@ -58,7 +58,9 @@ struct FoxBench: AsyncParsableCommand {
     @Option(name: .customLong("tree-width"), help: "Tree: leaves per publisher (k in bench/<p>/<k>).")
     var treeWidth = 10
 
-    @Option(name: .customLong("tree-filter"), help: "Tree: subscriber filter: all (bench/#), publisher (bench/<p>/+), leaf (bench/+/<k>).")
+    @Option(
+        name: .customLong("tree-filter"),
+        help: "Tree: subscriber filter: all (bench/#), publisher (bench/<p>/+), leaf (bench/+/<k>).")
     var treeFilter: TreeFilter = .publisher
 
     @Option(name: .customLong("topic-prefix"), help: "First topic level.")
@@ -70,10 +72,16 @@ struct FoxBench: AsyncParsableCommand {
     @Option(help: "QoS 1/2 without --rate: unacknowledged messages per publisher.")
     var window = 64
 
-    @Option(name: .customLong("outstanding-bytes"), help: "QoS 0 without --rate: bytes a publisher may have queued unwritten before it pauses.")
+    @Option(
+        name: .customLong("outstanding-bytes"),
+        help: "QoS 0 without --rate: bytes a publisher may have queued unwritten before it pauses.")
     var outstandingBytes = 65_536
 
-    @Option(name: .customLong("e2e-window"), help: "Without --rate: deliveries outstanding (sent, not yet received by a subscriber) at most, shared equally by the publishers (0: only the QoS 1/2 window and the QoS 0 write buffer bound them).")
+    @Option(
+        name: .customLong("e2e-window"),
+        help:
+            "Without --rate: deliveries outstanding (sent, not yet received by a subscriber) at most, shared equally by the publishers (0: only the QoS 1/2 window and the QoS 0 write buffer bound them)."
+    )
     var endToEndWindow = 2000
 
     @Option(name: .shortAndLong, help: "Messages per publisher (instead of --duration).")
@@ -85,7 +93,9 @@ struct FoxBench: AsyncParsableCommand {
     @Option(help: "Seconds to wait for acks and deliveries after they stop coming in.")
     var drain: Double = 3
 
-    @Option(name: .customLong("connect-rate"), help: "New connections per second (default: unlimited, --connect-concurrency at a time).")
+    @Option(
+        name: .customLong("connect-rate"),
+        help: "New connections per second (default: unlimited, --connect-concurrency at a time).")
     var connectRate: Double?
 
     @Option(name: .customLong("connect-concurrency"), help: "Handshakes in progress at once.")
@@ -94,7 +104,9 @@ struct FoxBench: AsyncParsableCommand {
     @Option(help: "Keepalive seconds of the connections (idle connections: 300).")
     var keepalive: Int?
 
-    @Option(name: .customLong("retained"), help: "Retained storm: publish N retained topics, then subscribe with '#' and time them all arriving.")
+    @Option(
+        name: .customLong("retained"),
+        help: "Retained storm: publish N retained topics, then subscribe with '#' and time them all arriving.")
     var retainedCount: Int?
 
     @Option(name: .customLong("idle-connections"), help: "Open N connections that only CONNECT and stay.")
@@ -103,7 +115,9 @@ struct FoxBench: AsyncParsableCommand {
     @Option(help: "Idle connections: seconds to hold them once all are up.")
     var hold: Double = 10
 
-    @Option(name: .customLong("broker-pid"), help: "PID of the broker process on this machine: report its VmRSS before and after.")
+    @Option(
+        name: .customLong("broker-pid"),
+        help: "PID of the broker process on this machine: report its VmRSS before and after.")
     var brokerPID: Int32?
 
     @Option(name: .customLong("client-id-prefix"), help: "Client identifiers are PREFIX-<run>-p<i>/s<i>/i<i>.")
@@ -125,7 +139,9 @@ struct FoxBench: AsyncParsableCommand {
         guard payload >= 24 && payload <= 256 * 1024 * 1024 else {
             throw ValidationError("--payload must be at least 24 bytes (the timestamp and sequence stamp).")
         }
-        guard publishers >= 0, subscribers >= 0 else { throw ValidationError("--publishers and --subscribers must not be negative.") }
+        guard publishers >= 0, subscribers >= 0 else {
+            throw ValidationError("--publishers and --subscribers must not be negative.")
+        }
         if retainedCount == nil && idleConnections == nil && publishers < 1 {
             throw ValidationError("--publishers must be at least 1.")
         }
@@ -133,7 +149,9 @@ struct FoxBench: AsyncParsableCommand {
         guard treeWidth >= 1 else { throw ValidationError("--tree-width must be at least 1.") }
         if let rate, !(rate > 0) { throw ValidationError("--rate must be positive.") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1.") }
-        guard duration > 0, drain >= 0, hold >= 0 else { throw ValidationError("--duration must be positive; --drain and --hold not negative.") }
+        guard duration > 0, drain >= 0, hold >= 0 else {
+            throw ValidationError("--duration must be positive; --drain and --hold not negative.")
+        }
         if let connectRate, !(connectRate > 0) { throw ValidationError("--connect-rate must be positive.") }
         guard connectConcurrency >= 1 else { throw ValidationError("--connect-concurrency must be at least 1.") }
         guard endToEndWindow >= 0 else { throw ValidationError("--e2e-window must not be negative.") }
@@ -169,7 +187,9 @@ struct FoxBench: AsyncParsableCommand {
         c.qos = QoS(rawValue: UInt8(qos))!
         c.subscriberQoS = subQoS.map { QoS(rawValue: UInt8($0))! }
         c.payloadSize = payload
-        c.topics = TopicPlan(prefix: topicPrefix, mode: topic, publishers: max(1, publishers), treeWidth: treeWidth, treeFilter: treeFilter)
+        c.topics = TopicPlan(
+            prefix: topicPrefix, mode: topic, publishers: max(1, publishers), treeWidth: treeWidth,
+            treeFilter: treeFilter)
         c.ratePerPublisher = rate
         c.window = window
         c.outstandingBytes = outstandingBytes
