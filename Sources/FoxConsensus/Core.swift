@@ -234,6 +234,8 @@ public struct ConsensusCore {
     public var emittedCount: Int { emitted.count }
     public var uncoveredCount: Int { uncovered.count }
     public var ownUnappliedCount: Int { ownUnapplied.count }
+    /// Debug view: non-empty blocks held but not yet emitted (they keep the node proposing).
+    public var nonEmptyUnemittedDetail: String { nonEmptyUnemitted.sorted().map { "\($0)" }.joined(separator: ",") }
 
     // MARK: step
 
