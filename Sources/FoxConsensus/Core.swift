@@ -70,6 +70,8 @@ public struct CoreMetrics: Sendable {
     public var duplicates = 0
     public var belowHorizon = 0
     public var suspendedDropped = 0
+    /// Parked blocks evicted by a lower-round block of the same author (per-author quota).
+    public var suspendedEvicted = 0
     public var equivocations = 0
     public var forcedEmissions = 0
     public var blocksProposed = 0
@@ -232,6 +234,8 @@ public struct ConsensusCore {
     public var emittedCount: Int { emitted.count }
     public var uncoveredCount: Int { uncovered.count }
     public var ownUnappliedCount: Int { ownUnapplied.count }
+    /// Debug view: non-empty blocks held but not yet emitted (they keep the node proposing).
+    public var nonEmptyUnemittedDetail: String { nonEmptyUnemitted.sorted().map { "\($0)" }.joined(separator: ",") }
 
     // MARK: step
 

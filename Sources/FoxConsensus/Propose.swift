@@ -89,7 +89,14 @@ extension ConsensusCore {
                 if covered.contains(c) || c.author == me || c.round < floor { continue }
                 if slotsTaken.contains(c.slot) { continue }
                 // Skip a slot that already has another (covered) block in my history.
-                if dag.slot(c.slot).contains(where: { $0 != c && !uncovered.contains($0) }) { continue }
+                // Such a block (an equivocation's second block) is never linked by this node, so
+                // it is no work of this node's either: left in nonEmptyUnemitted it kept
+                // hasRealWork true until the horizon passed it, and the node never went idle
+                // (byz-badParents n=4 seed 200). A leader's history may still emit it.
+                if dag.slot(c.slot).contains(where: { $0 != c && !uncovered.contains($0) }) {
+                    nonEmptyUnemitted.remove(c)
+                    continue
+                }
                 weak.append(c)
                 slotsTaken.insert(c.slot)
                 covered.formUnion(dag.history(from: [c], floor: floor) { !self.uncovered.contains($0) })

@@ -119,9 +119,23 @@ extension ConsensusCore {
     mutating func park(_ b: Block, ref: BlockRef, bytes: [UInt8], from: UInt16, missing parents: [BlockRef],
                        now: UInt64, out: inout [Output]) {
         let a = Int(ref.author)
+        // Per-author quota full: the author's highest-round parked blocks give way to a lower
+        // one. Sync proceeds bottom-up, so the lowest rounds are the ones that unblock the DAG;
+        // without this a Byzantine author filling its quota with far-ahead blocks whose parents
+        // never resolve locks out its own genuine blocks, and with them every honest block
+        // that names one as a parent (liveness: byz-flood n=7 seeds 202, 212, 218, 236).
+        // Only the same author's blocks are evicted; an evicted block that is still needed
+        // is fetched again (retryFetches).
+        let perAuthorCount = max(16, local.maxSuspendedBlocks / n)
+        while suspendedBytesByAuthor[a] + bytes.count > local.maxSuspendedBytesPerAuthor
+                || suspendedCountByAuthor[a] >= perAuthorCount {
+            guard let victim = suspended.keys.filter({ Int($0.author) == a && $0.round > ref.round }).max() else { break }
+            unpark(victim)
+            metrics.suspendedEvicted += 1
+        }
         if suspended.count >= local.maxSuspendedBlocks || suspendedBytes + bytes.count > local.maxSuspendedBytes
             || suspendedBytesByAuthor[a] + bytes.count > local.maxSuspendedBytesPerAuthor
-            || suspendedCountByAuthor[a] >= max(16, local.maxSuspendedBlocks / n) {
+            || suspendedCountByAuthor[a] >= perAuthorCount {
             metrics.suspendedDropped += 1; return
         }
         suspended[ref] = (b, bytes, from)

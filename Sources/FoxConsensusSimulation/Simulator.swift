@@ -451,7 +451,7 @@ public final class Simulator {
             guard let c = node.cores[0] else { return "node \(node.id): down" }
             return "node \(node.id)\(node.byz.map { " byz=\($0)" } ?? ""): mode=\(c.mode) lastOwn=\(c.lastOwnRound) dagHigh=\(c.dag.highestRound) " +
                 "decided=\(c.decidedRound) commits=\(c.commitIndex) susp=\(c.suspendedCount) pending=\(c.pendingCount) P=\(c.pCount) " +
-                "latest=\(c.dag.latestRound) timeouts=\(c.metrics.leaderTimeouts) invalid=\(c.metrics.invalidByRule) \(c.suspendedDetail)"
+                "unemitted=[\(c.nonEmptyUnemittedDetail)] own=\(c.ownUnappliedCount) latest=\(c.dag.latestRound) timeouts=\(c.metrics.leaderTimeouts) invalid=\(c.metrics.invalidByRule) \(c.suspendedDetail)"
         }
     }
 

@@ -23,6 +23,23 @@ let seedsPerScenario: UInt64 = 3
         #expect(commits > 0)
     }
 
+    /// Seeds that once failed, with the root cause fixed in the core.
+    static let regressions: [(String, Int, UInt64)] = [
+        // A flood author's far-ahead parked blocks filled its per-author quota and locked out its
+        // genuine blocks, which an honest block named as parents (lower rounds now evict).
+        ("byz-flood", 7, 202),
+        // An equivocation's second non-empty block, never linked, kept hasRealWork true: the
+        // nodes never went idle and the run ended mid-round.
+        ("byz-badParents", 4, 200),
+    ]
+
+    @Test(arguments: regressions)
+    func regressionSeedHoldsEveryProperty(name: String, n: Int, seed: UInt64) {
+        let s = Scenario.make(name, n: n, seed: seed)
+        let r = Simulator(s).run()
+        #expect(r.passed, "\(s.description): \(r.violations.map(\.description).joined(separator: "; "))")
+    }
+
     @Test func sameSeedReproducesTheRunExactly() {
         for name in ["lossy", "byz-twins", "crash-restart"] {
             let a = Simulator(Scenario.make(name, n: 4, seed: 11)).run()
