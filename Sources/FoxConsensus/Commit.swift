@@ -76,7 +76,9 @@ extension ConsensusCore {
             while r >= d + 1 {
                 let direct = directDecision(r)
                 if case .conflict(let blocks) = direct {
-                    halt("commit rule: blocks \(blocks.map(\.description).joined(separator: ", ")) of slot \(r) are each directly committed; fault bound broken", out: &out)
+                    halt(
+                        "commit rule: blocks \(blocks.map(\.description).joined(separator: ", ")) of slot \(r) are each directly committed; fault bound broken",
+                        out: &out)
                     return
                 }
                 if case .decided(let s) = direct {
@@ -93,10 +95,13 @@ extension ConsensusCore {
                             let hist = dag.history(from: [anchor], floor: r + 2)
                             var qualifying: [BlockRef] = []
                             for b in slotBlocks(r) {
-                                if hist.contains(where: { $0.round == r + 2 && isCertificate($0, for: b) }) { qualifying.append(b) }
+                                if hist.contains(where: { $0.round == r + 2 && isCertificate($0, for: b) }) {
+                                    qualifying.append(b)
+                                }
                             }
                             if qualifying.count > 1 {
-                                halt("commit rule: two blocks of slot \(r) qualify; fault bound broken", out: &out); return
+                                halt("commit rule: two blocks of slot \(r) qualify; fault bound broken", out: &out);
+                                return
                             }
                             result = qualifying.first.map { .commit($0) } ?? .skip
                             break walk
@@ -118,7 +123,9 @@ extension ConsensusCore {
                     if pendingP.contains(where: { !dag.contains($0) }) { break }
                     linearize(leader: leader, now: now, out: &out)
                     if isHalted { return }
-                } else { metrics.skippedSlots += 1 }
+                } else {
+                    metrics.skippedSlots += 1
+                }
                 decidedRound = rr
                 progressed = true
                 rr += 1
@@ -162,7 +169,9 @@ extension ConsensusCore {
             for (i, x) in hs.enumerated() {
                 bits[i * words + i / 64] |= 1 << UInt64(i % 64)
                 let d = dag[x]!
-                for p in d.block.parents { if let j = index[p] { for w in 0..<words { bits[i * words + w] |= bits[j * words + w] } } }
+                for p in d.block.parents {
+                    if let j = index[p] { for w in 0..<words { bits[i * words + w] |= bits[j * words + w] } }
+                }
                 let a = Int(x.author), ts = d.block.timestamp
                 for w in 0..<words {
                     var word = bits[i * words + w]
@@ -190,7 +199,9 @@ extension ConsensusCore {
             var remainingParents = [Int](repeating: 0, count: m)
             var children = [[Int]](repeating: [], count: m)
             for (i, x) in hs.enumerated() where ready[i] {
-                for p in dag[x]!.block.parents { if let j = index[p] { remainingParents[i] += 1; children[j].append(i) } }
+                for p in dag[x]!.block.parents {
+                    if let j = index[p] { remainingParents[i] += 1; children[j].append(i) }
+                }
             }
             var available: [Int] = []
             for i in 0..<m where ready[i] && remainingParents[i] == 0 { available.append(i) }
@@ -241,29 +252,35 @@ extension ConsensusCore {
         }
         if !ownUnapplied.isEmpty {
             let o = sequencer.origins[Int(me)]
-            ownUnapplied = ownUnapplied.filter { $0.incarnation > o.incarnation || ($0.incarnation == o.incarnation && $0.seq >= o.nextSeq) }
+            ownUnapplied = ownUnapplied.filter {
+                $0.incarnation > o.incarnation || ($0.incarnation == o.incarnation && $0.seq >= o.nextSeq)
+            }
         }
         runningHash = h.finalize()
         if let ld = dag[leader] {
             var ts: [UInt64] = []
-            for p in ld.block.parents where p.round + 1 == leaderRound { if let pd = dag[p] { ts.append(pd.block.timestamp) } }
+            for p in ld.block.parents where p.round + 1 == leaderRound {
+                if let pd = dag[p] { ts.append(pd.block.timestamp) }
+            }
             ts.sort()
             if !ts.isEmpty { commitTime = max(commitTime, ts[(ts.count - 1) / 2]) }
         }
         commitIndex = k
         lastLeaderRound = leaderRound
         metrics.commits += 1
-        let sub = CommittedSubDag(index: k, leader: leader, blocks: order, runningHash: runningHash,
-                                  pending: pendingP.sorted(), forcedCount: forced, commitTime: commitTime)
+        let sub = CommittedSubDag(
+            index: k, leader: leader, blocks: order, runningHash: runningHash,
+            pending: pendingP.sorted(), forcedCount: forced, commitTime: commitTime)
         if let stored = storedCommitHashes[k], stored != runningHash {
             halt("replay: runningHash mismatch at commit \(k)", out: &out); return
         }
         var checkpoint: Checkpoint? = nil
         var checkpointDue = false
         if k % committee.params.checkpointInterval == 0 {
-            let core = CoreSnapshot(commitIndex: k, leaderRound: leaderRound, runningHash: runningHash, commitTime: commitTime,
-                                    pending: pendingP.sorted(), emitted: emitted.filter { $0.round >= gcNext }.sorted(),
-                                    sequencer: sequencer, checkpoint: nil)
+            let core = CoreSnapshot(
+                commitIndex: k, leaderRound: leaderRound, runningHash: runningHash, commitTime: commitTime,
+                pending: pendingP.sorted(), emitted: emitted.filter { $0.round >= gcNext }.sorted(),
+                sequencer: sequencer, checkpoint: nil)
             if !local.appSnapshots {
                 checkpoint = completeCheckpoint(core, app: [])
             } else if !replaying {
@@ -274,8 +291,11 @@ extension ConsensusCore {
             }
         }
         if !replaying { newCommitRecords.append(sub) }
-        out.append(.deliver(Delivery(subDag: sub, applied: applied, checkpoint: checkpoint, txn: 0, replayed: replaying,
-                                     checkpointDue: checkpointDue)))
+        out.append(
+            .deliver(
+                Delivery(
+                    subDag: sub, applied: applied, checkpoint: checkpoint, txn: 0, replayed: replaying,
+                    checkpointDue: checkpointDue)))
     }
 
     /// Advances the horizon to gcRound of the next commit and drops what lies below it.
@@ -286,7 +306,8 @@ extension ConsensusCore {
         var round = max(horizon, dag.lowestRound)
         while round < newHorizon && round <= dag.highestRound {
             for r in dag.refs(at: round) where r.author == me && r.round > 0 && !emitted.contains(r) {
-                for e in dag[r]?.block.payload ?? [] where e.id.incarnation == incarnation && ownUnapplied.contains(e.id) {
+                for e in dag[r]?.block.payload ?? []
+                where e.id.incarnation == incarnation && ownUnapplied.contains(e.id) {
                     reproposals.append(e)
                     metrics.reproposed += 1
                 }

@@ -12,9 +12,11 @@ public struct OrderingParameters: Hashable, Sendable {
     /// H: held-back entries per origin.
     public var maxHeldBack: Int
 
-    public init(fairMode: Bool = true, gcDepth: UInt64 = 5000, readinessThreshold: Int? = nil,
-                maxBlockBytes: Int = 1 << 20, maxWeakLinks: Int? = nil, checkpointInterval: UInt64 = 100,
-                maxHeldBack: Int = 10_000) {
+    public init(
+        fairMode: Bool = true, gcDepth: UInt64 = 5000, readinessThreshold: Int? = nil,
+        maxBlockBytes: Int = 1 << 20, maxWeakLinks: Int? = nil, checkpointInterval: UInt64 = 100,
+        maxHeldBack: Int = 10_000
+    ) {
         self.fairMode = fairMode; self.gcDepth = gcDepth; self.readinessThreshold = readinessThreshold
         self.maxBlockBytes = maxBlockBytes; self.maxWeakLinks = maxWeakLinks
         self.checkpointInterval = checkpointInterval; self.maxHeldBack = maxHeldBack

@@ -227,7 +227,9 @@ public struct ConsensusCore {
     public var suspendedDetail: String {
         suspended.keys.sorted().map { r in
             let miss = suspended[r]!.block.parents.filter { !dag.contains($0) && $0.round >= horizon }
-            return "\(r)<-[" + miss.map { "\($0)\(requested.contains($0) ? "?" : "")\(missing[$0].map { "a\($0.attempts)" } ?? "")" }.joined(separator: ",") + "]"
+            return "\(r)<-["
+                + miss.map { "\($0)\(requested.contains($0) ? "?" : "")\(missing[$0].map { "a\($0.attempts)" } ?? "")" }
+                .joined(separator: ",") + "]"
         }.joined(separator: " ")
     }
     public var pCount: Int { pendingP.count }
@@ -272,7 +274,9 @@ public struct ConsensusCore {
     mutating func finish(now: UInt64, out: [Output]) -> [Output] {
         var out = out
         if case .halted(let why) = mode {
-            if !out.contains(where: { if case .halted = $0 { return true } else { return false } }) { out.append(.halted(why)) }
+            if !out.contains(where: { if case .halted = $0 { return true } else { return false } }) {
+                out.append(.halted(why))
+            }
             return out
         }
         flushPersist(out: &out)
@@ -294,8 +298,9 @@ public struct ConsensusCore {
         guard let img = image else { return }
         image = nil
         for g in committee.genesis {
-            let gb = Block(epoch: committee.epoch, round: 0, author: g.author, timestamp: 0, parents: [],
-                           payloadDigest: Digest.zero, attestation: nil, payload: [], signature: [])
+            let gb = Block(
+                epoch: committee.epoch, round: 0, author: g.author, timestamp: 0, parents: [],
+                payloadDigest: Digest.zero, attestation: nil, payload: [], signature: [])
             dag.insert(gb, ref: g, bytes: [])
         }
         lastOwnRound = img.meta.lastOwnRound
@@ -319,10 +324,13 @@ public struct ConsensusCore {
         for c in img.commits { storedCommitHashes[c.index] = c.runningHash }
         // Blocks from the own disk: trusted bytes, strict decoding only; replay checks the hashes.
         for (ref, bytes) in img.blocks where ref.round >= max(horizon, 1) && !dag.contains(ref) {
-            guard let b = try? BlockCodec.decode(bytes, maxParents: committee.maxParents,
-                                                 maxBlockBytes: committee.params.maxBlockBytes,
-                                                 maxEntryBytes: committee.maxEntryBytes),
-                  b.digest == ref.digest else {
+            guard
+                let b = try? BlockCodec.decode(
+                    bytes, maxParents: committee.maxParents,
+                    maxBlockBytes: committee.params.maxBlockBytes,
+                    maxEntryBytes: committee.maxEntryBytes),
+                b.digest == ref.digest
+            else {
                 halt("store: corrupt block \(ref)", out: &out); return
             }
             if !b.parents.allSatisfy({ $0.round < horizon || dag.contains($0) }) {
@@ -374,7 +382,8 @@ public struct ConsensusCore {
         let e = Entry(id: EntryID(origin: me, incarnation: incarnation, seq: nextSeq), kind: kind, body: body)
         if e.encodedSize > committee.maxEntryBytes { out.append(.rejected(.tooLarge)); return }
         if pendingBytes + e.encodedSize > local.maxPendingBytes || pending.count >= local.maxPendingEntries
-            || ownUnapplied.count >= local.maxPendingEntries {
+            || ownUnapplied.count >= local.maxPendingEntries
+        {
             out.append(.rejected(.backpressure)); return
         }
         nextSeq += 1
@@ -416,8 +425,9 @@ public struct ConsensusCore {
         if metaDirty || ownBlockThisStep != nil {
             meta = StoredMeta(lastOwnRound: lastOwnRound, lastOwnDigest: lastOwnRef?.digest, restored: restoredFlag)
         }
-        let batch = PersistBatch(txn: txn, blocks: blocks, blockOrder: order, meta: meta, commits: newCommitRecords,
-                                 snapshot: newSnapshot, pruneBelowRound: pruneBelow)
+        let batch = PersistBatch(
+            txn: txn, blocks: blocks, blockOrder: order, meta: meta, commits: newCommitRecords,
+            snapshot: newSnapshot, pruneBelowRound: pruneBelow)
         out.append(.persist(batch))
         for i in out.indices {
             if case .deliver(var d) = out[i], d.txn == 0 { d.txn = txn; out[i] = .deliver(d) }
@@ -447,8 +457,11 @@ public struct ConsensusCore {
         }
         // Deadlines are absolute (from when a ref was last asked, or the last status), never
         // `now + interval`: a busy node would otherwise push its own retries back forever.
-        if let oldest = missing.values.map(\.lastAsked).min() { consider(oldest.plusSaturating(local.syncInterval)) }
-        else if !suspended.isEmpty || pendingP.contains(where: { !dag.contains($0) }) { consider(now.plusSaturating(local.syncInterval)) }
+        if let oldest = missing.values.map(\.lastAsked).min() {
+            consider(oldest.plusSaturating(local.syncInterval))
+        } else if !suspended.isEmpty || pendingP.contains(where: { !dag.contains($0) }) {
+            consider(now.plusSaturating(local.syncInterval))
+        }
         if insertedSinceStatus || hasRealWork {
             consider((lastStatusAt ?? 0).plusSaturating(local.syncInterval))
         }

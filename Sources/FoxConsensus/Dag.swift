@@ -47,7 +47,9 @@ public struct Dag: Sendable {
         byRound[ref.round] = list
         slots[ref.slot, default: []].append(ref)
         if ref.round > highestRound { highestRound = ref.round }
-        if Int(ref.author) < latestRound.count, ref.round > latestRound[Int(ref.author)] { latestRound[Int(ref.author)] = ref.round }
+        if Int(ref.author) < latestRound.count, ref.round > latestRound[Int(ref.author)] {
+            latestRound[Int(ref.author)] = ref.round
+        }
         headerBytes += 64 + b.parents.count * BlockCodec.refBytes
         payloadBytes += bytes.count
     }
@@ -84,10 +86,14 @@ public struct Dag: Sendable {
     }
 
     /// history(from) ∩ {round ≥ floor}, stopping at blocks for which `stop` holds.
-    public func history(from roots: [BlockRef], floor: UInt64, stop: (BlockRef) -> Bool = { _ in false }) -> Set<BlockRef> {
+    public func history(from roots: [BlockRef], floor: UInt64, stop: (BlockRef) -> Bool = { _ in false }) -> Set<
+        BlockRef
+    > {
         var seen = Set<BlockRef>()
         var stack: [BlockRef] = []
-        for r in roots where r.round >= floor && blocks[r] != nil && !stop(r) { if seen.insert(r).inserted { stack.append(r) } }
+        for r in roots where r.round >= floor && blocks[r] != nil && !stop(r) {
+            if seen.insert(r).inserted { stack.append(r) }
+        }
         while let r = stack.popLast() {
             guard let d = blocks[r] else { continue }
             for p in d.block.parents where p.round >= floor && blocks[p] != nil && !stop(p) {

@@ -5,7 +5,9 @@ public struct ByteWriter: Sendable {
     public init() {}
     public init(capacity: Int) { bytes.reserveCapacity(capacity) }
     @inline(__always) public mutating func u8(_ v: UInt8) { bytes.append(v) }
-    @inline(__always) public mutating func u16(_ v: UInt16) { bytes.append(UInt8(v >> 8)); bytes.append(UInt8(v & 0xFF)) }
+    @inline(__always) public mutating func u16(_ v: UInt16) {
+        bytes.append(UInt8(v >> 8)); bytes.append(UInt8(v & 0xFF))
+    }
     @inline(__always) public mutating func u32(_ v: UInt32) {
         for s in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) }
     }
@@ -33,7 +35,9 @@ public struct ByteReader {
     public var atEnd: Bool { offset == bytes.count }
 
     mutating func need(_ k: Int, _ field: String) throws { if remaining < k { throw DecodeError(field) } }
-    public mutating func u8(_ field: String) throws -> UInt8 { try need(1, field); defer { offset += 1 }; return bytes[offset] }
+    public mutating func u8(_ field: String) throws -> UInt8 {
+        try need(1, field); defer { offset += 1 }; return bytes[offset]
+    }
     public mutating func u16(_ field: String) throws -> UInt16 {
         try need(2, field); defer { offset += 2 }
         return UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
@@ -63,7 +67,11 @@ public struct ByteReader {
         BlockRef(round: try u64(field), author: try u16(field), digest: try digest(field))
     }
     public mutating func presence(_ field: String) throws -> Bool {
-        switch try u8(field) { case 0: return false; case 1: return true; default: throw DecodeError(field + ".presence") }
+        switch try u8(field) {
+        case 0: return false;
+        case 1: return true;
+        default: throw DecodeError(field + ".presence")
+        }
     }
     public func expectEnd(_ field: String) throws { if !atEnd { throw DecodeError(field + ".trailing") } }
 }
@@ -86,7 +94,9 @@ public enum BlockCodec {
         w.digest(b.payloadDigest)
         if let c = b.attestation {
             w.u8(1); w.u64(c.commitIndex); w.digest(c.runningHash); w.digest(c.stateDigest); w.u64(c.leaderRound)
-        } else { w.u8(0) }
+        } else {
+            w.u8(0)
+        }
         return w.bytes
     }
 
@@ -116,7 +126,8 @@ public enum BlockCodec {
 
     /// Strict decoding: structure, limits, no trailing bytes, and re-encoding reproduces the input.
     /// Returns the block and its header digest.
-    public static func decode(_ bytes: [UInt8], maxParents: Int, maxBlockBytes: Int, maxEntryBytes: Int) throws -> Block {
+    public static func decode(_ bytes: [UInt8], maxParents: Int, maxBlockBytes: Int, maxEntryBytes: Int) throws -> Block
+    {
         if bytes.count > maxBlockBytes + 4096 + maxParents * refBytes { throw DecodeError("block.size") }
         var r = ByteReader(bytes)
         guard try r.u8("version") == version else { throw DecodeError("version") }
@@ -129,22 +140,26 @@ public enum BlockCodec {
         let pd = try r.digest("payloadDigest")
         var att: Checkpoint? = nil
         if try r.presence("attestation") {
-            att = Checkpoint(commitIndex: try r.u64("attestation.k"), runningHash: try r.digest("attestation.runningHash"),
-                             stateDigest: try r.digest("attestation.stateDigest"), leaderRound: try r.u64("attestation.round"))
+            att = Checkpoint(
+                commitIndex: try r.u64("attestation.k"), runningHash: try r.digest("attestation.runningHash"),
+                stateDigest: try r.digest("attestation.stateDigest"), leaderRound: try r.u64("attestation.round"))
         }
         let count = Int(try r.u32("payload.count"))
         if count > maxBlockBytes / 23 { throw DecodeError("payload.count") }
         var payload: [Entry] = []; payload.reserveCapacity(count)
         for _ in 0..<count {
-            let id = EntryID(origin: try r.u16("entry.origin"), incarnation: try r.u64("entry.incarnation"), seq: try r.u64("entry.seq"))
+            let id = EntryID(
+                origin: try r.u16("entry.origin"), incarnation: try r.u64("entry.incarnation"),
+                seq: try r.u64("entry.seq"))
             let kind = try r.u8("entry.kind")
             let body = try r.lengthPrefixed(max: maxEntryBytes, "entry.body")
             payload.append(Entry(id: id, kind: kind, body: body))
         }
         let sig = try r.raw(signatureBytes, "signature")
         try r.expectEnd("block")
-        let b = Block(epoch: epoch, round: round, author: author, timestamp: ts, parents: parents, payloadDigest: pd,
-                      attestation: att, payload: payload, signature: sig)
+        let b = Block(
+            epoch: epoch, round: round, author: author, timestamp: ts, parents: parents, payloadDigest: pd,
+            attestation: att, payload: payload, signature: sig)
         if encode(b) != bytes { throw DecodeError("block.canonical") }
         return b
     }

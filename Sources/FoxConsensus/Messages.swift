@@ -103,7 +103,8 @@ public enum Message: Equatable, Sendable {
             let k = try r.u64("state.k"); try check(&r); return .stateRequest(commitIndex: k)
         case 8:
             let snap = try r.lengthPrefixed(max: Message.maxSnapshotBytes, "state.snapshot")
-            let c = Int(try r.u16("state.proof.count")); if c > Int(UInt16.max) { throw DecodeError("state.proof.count") }
+            let c = Int(try r.u16("state.proof.count"));
+            if c > Int(UInt16.max) { throw DecodeError("state.proof.count") }
             var proof: [[UInt8]] = []
             for _ in 0..<c { proof.append(try r.lengthPrefixed(max: limit, "state.proof")) }
             try r.expectEnd("message")

@@ -38,7 +38,9 @@ public struct Digest: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     public var bytes: [UInt8] {
         var out = [UInt8](); out.reserveCapacity(32)
-        for w in [w0, w1, w2, w3] { for s in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: w >> UInt64(s))) } }
+        for w in [w0, w1, w2, w3] {
+            for s in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: w >> UInt64(s))) }
+        }
         return out
     }
 

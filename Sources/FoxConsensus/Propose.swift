@@ -56,7 +56,8 @@ extension ConsensusCore {
         let real = hasRealWork
         if !real {
             guard idleHeartbeats < config.maxIdleHeartbeats,
-                  now >= (lastBlockTime ?? 0).plusSaturating(local.heartbeat) else { return }
+                now >= (lastBlockTime ?? 0).plusSaturating(local.heartbeat)
+            else { return }
         }
         propose(round: r + 1, now: now, out: &out)
         if timedOut { timeoutsInARow += 1; metrics.leaderTimeouts += 1 } else { timeoutsInARow = 0 }
@@ -113,7 +114,9 @@ extension ConsensusCore {
         var payload: [Entry] = []
         var size = 4
         let budget = committee.params.maxBlockBytes
-        while let e = reproposals.first, size + e.encodedSize <= budget { payload.append(e); size += e.encodedSize; reproposals.removeFirst() }
+        while let e = reproposals.first, size + e.encodedSize <= budget {
+            payload.append(e); size += e.encodedSize; reproposals.removeFirst()
+        }
         var taken = 0
         for e in pending {
             if size + e.encodedSize > budget { break }
@@ -123,9 +126,10 @@ extension ConsensusCore {
             for e in pending.prefix(taken) { pendingBytes -= e.encodedSize }
             pending.removeFirst(taken)
         }
-        var block = Block(epoch: committee.epoch, round: round, author: me, timestamp: ts, parents: parents,
-                          payloadDigest: BlockCodec.payloadDigest(payload), attestation: lastCheckpoint,
-                          payload: payload, signature: [])
+        var block = Block(
+            epoch: committee.epoch, round: round, author: me, timestamp: ts, parents: parents,
+            payloadDigest: BlockCodec.payloadDigest(payload), attestation: lastCheckpoint,
+            payload: payload, signature: [])
         let digest = block.digest
         block.signature = signer.sign(digest)
         assert((try? BlockValidator.checkStructure(block, committee: committee)) != nil, "own block must be valid")
@@ -137,7 +141,9 @@ extension ConsensusCore {
         metrics.blocksProposed += 1
         insert(block, ref: ref, bytes: bytes, now: now)
         // What the new block covers leaves the uncovered set.
-        for r in dag.history(from: [ref], floor: floor, stop: { $0 != ref && !self.uncovered.contains($0) }) { uncovered.remove(r) }
+        for r in dag.history(from: [ref], floor: floor, stop: { $0 != ref && !self.uncovered.contains($0) }) {
+            uncovered.remove(r)
+        }
         ownBlockThisStep = bytes
         // The committer may now advance (own block counts toward certificates).
         runCommitter(now: now, out: &out)

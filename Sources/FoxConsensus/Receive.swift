@@ -28,7 +28,9 @@ extension ConsensusCore {
             maybeRequestState(peer: from, peerRound: rounds.max() ?? 0, now: now, out: &out)
             // Ahead of us somewhere: tell them where we are, at most once per sync interval.
             let behind = (0..<n).contains { rounds[$0] > dag.latestRound[$0] }
-            if behind, now >= lastStatusReply[Int(from)].plusSaturating(local.syncInterval) || lastStatusReply[Int(from)] == 0 {
+            if behind,
+                now >= lastStatusReply[Int(from)].plusSaturating(local.syncInterval) || lastStatusReply[Int(from)] == 0
+            {
                 lastStatusReply[Int(from)] = max(now, 1)
                 out.append(.send(to: from, bytes: Message.status(dag.latestRound).encode()))
             }
@@ -82,7 +84,9 @@ extension ConsensusCore {
         if dag.contains(ref) || suspended[ref] != nil { metrics.duplicates += 1; return }
         // Flood bound: far above everything held.
         // (After a state sync the decided prefix, not the old DAG, is where this node stands.)
-        if ref.round > max(dag.highestRound, decidedRound).plusSaturating(gcDepth) { metrics.suspendedDropped += 1; return }
+        if ref.round > max(dag.highestRound, decidedRound).plusSaturating(gcDepth) {
+            metrics.suspendedDropped += 1; return
+        }
         let solicited = fetched && requested.contains(ref)
         // Stale-store tripwire (10.4).
         if mode == .active {
@@ -116,8 +120,10 @@ extension ConsensusCore {
         }
     }
 
-    mutating func park(_ b: Block, ref: BlockRef, bytes: [UInt8], from: UInt16, missing parents: [BlockRef],
-                       now: UInt64, out: inout [Output]) {
+    mutating func park(
+        _ b: Block, ref: BlockRef, bytes: [UInt8], from: UInt16, missing parents: [BlockRef],
+        now: UInt64, out: inout [Output]
+    ) {
         let a = Int(ref.author)
         // Per-author quota full: the author's highest-round parked blocks give way to a lower
         // one. Sync proceeds bottom-up, so the lowest rounds are the ones that unblock the DAG;
@@ -128,14 +134,18 @@ extension ConsensusCore {
         // is fetched again (retryFetches).
         let perAuthorCount = max(16, local.maxSuspendedBlocks / n)
         while suspendedBytesByAuthor[a] + bytes.count > local.maxSuspendedBytesPerAuthor
-                || suspendedCountByAuthor[a] >= perAuthorCount {
-            guard let victim = suspended.keys.filter({ Int($0.author) == a && $0.round > ref.round }).max() else { break }
+            || suspendedCountByAuthor[a] >= perAuthorCount
+        {
+            guard let victim = suspended.keys.filter({ Int($0.author) == a && $0.round > ref.round }).max() else {
+                break
+            }
             unpark(victim)
             metrics.suspendedEvicted += 1
         }
         if suspended.count >= local.maxSuspendedBlocks || suspendedBytes + bytes.count > local.maxSuspendedBytes
             || suspendedBytesByAuthor[a] + bytes.count > local.maxSuspendedBytesPerAuthor
-            || suspendedCountByAuthor[a] >= perAuthorCount {
+            || suspendedCountByAuthor[a] >= perAuthorCount
+        {
             metrics.suspendedDropped += 1; return
         }
         suspended[ref] = (b, bytes, from)
@@ -150,7 +160,8 @@ extension ConsensusCore {
         }
         if !ask.isEmpty {
             metrics.fetchesSent += 1
-            out.append(.send(to: from, bytes: Message.fetch(Array(ask.sorted().prefix(local.maxRefsPerFetch))).encode()))
+            out.append(
+                .send(to: from, bytes: Message.fetch(Array(ask.sorted().prefix(local.maxRefsPerFetch))).encode()))
         }
     }
 
@@ -201,7 +212,9 @@ extension ConsensusCore {
     mutating func retryFetches(now: UInt64, out: inout [Output]) {
         // Forget refs no parked block needs any more.
         var needed = Set<BlockRef>()
-        for (_, s) in suspended { for p in s.block.parents where p.round >= horizon && !dag.contains(p) { needed.insert(p) } }
+        for (_, s) in suspended {
+            for p in s.block.parents where p.round >= horizon && !dag.contains(p) { needed.insert(p) }
+        }
         for p in pendingP where p.round >= horizon && !dag.contains(p) { needed.insert(p) }
         for r in missing.keys where !needed.contains(r) { missing[r] = nil; requested.remove(r) }
         var byPeer: [UInt16: [BlockRef]] = [:]
@@ -218,7 +231,8 @@ extension ConsensusCore {
         }
         for peer in byPeer.keys.sorted() {
             metrics.fetchesSent += 1
-            out.append(.send(to: peer, bytes: Message.fetch(Array(byPeer[peer]!.prefix(local.maxRefsPerFetch))).encode()))
+            out.append(
+                .send(to: peer, bytes: Message.fetch(Array(byPeer[peer]!.prefix(local.maxRefsPerFetch))).encode()))
         }
     }
 
@@ -250,15 +264,19 @@ extension ConsensusCore {
             let a = recoveryAnswers[peer]!
             if a.lastOwnRound > cap { metrics.recoveryClaimsDropped += 1 } else { maxB = max(maxB, a.lastOwnRound) }
             if let bytes = a.block,
-               let (b, d) = try? BlockValidator.validate(bytes, committee: committee, verifier: verifier), b.author == me {
+                let (b, d) = try? BlockValidator.validate(bytes, committee: committee, verifier: verifier),
+                b.author == me
+            {
                 if b.round > maxA { maxA = b.round; best = bytes }
                 let ref = BlockRef(round: b.round, author: me, digest: d)
                 if !dag.contains(ref) && ref.round >= horizon {
                     if b.parents.allSatisfy({ $0.round < horizon || dag.contains($0) }) {
                         insert(b, ref: ref, bytes: bytes, now: now)
                     } else {
-                        park(b, ref: ref, bytes: bytes, from: peer, missing: b.parents.filter { !dag.contains($0) && $0.round >= horizon },
-                             now: now, out: &out)
+                        park(
+                            b, ref: ref, bytes: bytes, from: peer,
+                            missing: b.parents.filter { !dag.contains($0) && $0.round >= horizon },
+                            now: now, out: &out)
                     }
                 }
             }

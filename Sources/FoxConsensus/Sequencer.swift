@@ -73,7 +73,8 @@ public struct Sequencer: Hashable, Sendable {
             let c = Int(try r.u32("sequencer.held.count"))
             if c > maxHeldBack { throw DecodeError("sequencer.held.count") }
             for _ in 0..<c {
-                let id = EntryID(origin: try r.u16("e.origin"), incarnation: try r.u64("e.inc"), seq: try r.u64("e.seq"))
+                let id = EntryID(
+                    origin: try r.u16("e.origin"), incarnation: try r.u64("e.inc"), seq: try r.u64("e.seq"))
                 let kind = try r.u8("e.kind"); let body = try r.lengthPrefixed(max: maxEntryBytes, "e.body")
                 o.heldBack.append(Entry(id: id, kind: kind, body: body))
             }

@@ -25,8 +25,11 @@ public struct P256BlockSigner: BlockSigner, @unchecked Sendable {
     public init(key: P256.Signing.PrivateKey) { self.key = key }
     public func sign(_ digest: Digest) -> [UInt8] {
         // Signing fails only on a broken key or RNG: a programmer/platform error.
-        let sig = try! key.signature(for: SignatureDomain.message(digest))
-        return Array(sig.rawRepresentation)
+        do {
+            return Array(try key.signature(for: SignatureDomain.message(digest)).rawRepresentation)
+        } catch {
+            preconditionFailure("P-256 signing failed: \(error)")
+        }
     }
 }
 
@@ -39,7 +42,8 @@ public struct P256SignatureVerifier: SignatureVerifier, @unchecked Sendable {
     }
     public func verify(_ signature: [UInt8], digest: Digest, author: UInt16) -> Bool {
         guard Int(author) < keys.count, signature.count == 64,
-              let s = try? P256.Signing.ECDSASignature(rawRepresentation: signature) else { return false }
+            let s = try? P256.Signing.ECDSASignature(rawRepresentation: signature)
+        else { return false }
         return keys[Int(author)].isValidSignature(s, for: SignatureDomain.message(digest))
     }
 }

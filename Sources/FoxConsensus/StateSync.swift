@@ -10,7 +10,9 @@ extension CoreSnapshot {
         sequencer.encode(into: &w)
         if let c = checkpoint {
             w.u8(1); w.u64(c.commitIndex); w.digest(c.runningHash); w.digest(c.stateDigest); w.u64(c.leaderRound)
-        } else { w.u8(0) }
+        } else {
+            w.u8(0)
+        }
         w.lengthPrefixed(app)
         return w.bytes
     }
@@ -30,17 +32,20 @@ extension CoreSnapshot {
             return out
         }
         let pending = try refs("snapshot.pending"), emitted = try refs("snapshot.emitted")
-        let seq = try Sequencer.decode(&r, maxHeldBack: committee.params.maxHeldBack, maxEntryBytes: committee.maxEntryBytes)
+        let seq = try Sequencer.decode(
+            &r, maxHeldBack: committee.params.maxHeldBack, maxEntryBytes: committee.maxEntryBytes)
         if seq.origins.count != committee.n { throw DecodeError("snapshot.sequencer.n") }
         var cp: Checkpoint? = nil
         if try r.presence("snapshot.checkpoint") {
-            cp = Checkpoint(commitIndex: try r.u64("c.k"), runningHash: try r.digest("c.rh"), stateDigest: try r.digest("c.sd"),
-                            leaderRound: try r.u64("c.r"))
+            cp = Checkpoint(
+                commitIndex: try r.u64("c.k"), runningHash: try r.digest("c.rh"), stateDigest: try r.digest("c.sd"),
+                leaderRound: try r.u64("c.r"))
         }
         let app = try r.lengthPrefixed(max: Message.maxSnapshotBytes, "snapshot.app")
         try r.expectEnd("snapshot")
-        let s = CoreSnapshot(commitIndex: k, leaderRound: lr, runningHash: rh, commitTime: ct, pending: pending, emitted: emitted,
-                             sequencer: seq, checkpoint: cp, app: app)
+        let s = CoreSnapshot(
+            commitIndex: k, leaderRound: lr, runningHash: rh, commitTime: ct, pending: pending, emitted: emitted,
+            sequencer: seq, checkpoint: cp, app: app)
         if s.encode() != bytes { throw DecodeError("snapshot.canonical") }
         return s
     }
@@ -67,8 +72,9 @@ extension ConsensusCore {
     mutating func completeCheckpoint(_ core: CoreSnapshot, app: [UInt8]) -> Checkpoint {
         var snap = core
         snap.app = app
-        let c = Checkpoint(commitIndex: core.commitIndex, runningHash: core.runningHash, stateDigest: snap.stateDigest,
-                           leaderRound: core.leaderRound)
+        let c = Checkpoint(
+            commitIndex: core.commitIndex, runningHash: core.runningHash, stateDigest: snap.stateDigest,
+            leaderRound: core.leaderRound)
         snap.checkpoint = c
         if lastCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true { lastCheckpoint = c }
         ownCheckpoints[c.commitIndex] = c
@@ -118,14 +124,18 @@ extension ConsensusCore {
             for k in attestations.keys where k < c.commitIndex { attestations[k] = nil; attestationBytes[k] = nil }
         }
         // Bound: keep attestations for at most 16 checkpoint indices.
-        while attestations.count > 16, let low = attestations.keys.min() { attestations[low] = nil; attestationBytes[low] = nil }
+        while attestations.count > 16, let low = attestations.keys.min() {
+            attestations[low] = nil; attestationBytes[low] = nil
+        }
     }
 
     // MARK: serving
 
     mutating func serveState(to peer: UInt16, theirIndex: UInt64, out: inout [Output]) {
         for k in servable.keys.sorted(by: >) where k > theirIndex {
-            guard let s = servable[k], let proof = proofs[k], let c = s.checkpoint, provenCheckpointMatches(c) else { continue }
+            guard let s = servable[k], let proof = proofs[k], let c = s.checkpoint, provenCheckpointMatches(c) else {
+                continue
+            }
             metrics.stateResponsesServed += 1
             out.append(.send(to: peer, bytes: Message.stateResponse(snapshot: s.encode(), proof: proof).encode()))
             return
@@ -136,8 +146,9 @@ extension ConsensusCore {
     func provenCheckpointMatches(_ c: Checkpoint) -> Bool {
         guard let proof = proofs[c.commitIndex] else { return false }
         return proof.allSatisfy { b in
-            (try? BlockCodec.decode(b, maxParents: committee.maxParents, maxBlockBytes: committee.params.maxBlockBytes,
-                                    maxEntryBytes: committee.maxEntryBytes))?.attestation == c
+            (try? BlockCodec.decode(
+                b, maxParents: committee.maxParents, maxBlockBytes: committee.params.maxBlockBytes,
+                maxEntryBytes: committee.maxEntryBytes))?.attestation == c
         }
     }
 
@@ -163,14 +174,17 @@ extension ConsensusCore {
     mutating func receiveState(snapshot bytes: [UInt8], proof: [[UInt8]], now: UInt64, out: inout [Output]) {
         guard mode == .active else { return }
         guard let s = try? CoreSnapshot.decode(bytes, committee: committee), let c = s.checkpoint,
-              c.commitIndex == s.commitIndex, c.runningHash == s.runningHash, c.leaderRound == s.leaderRound,
-              c.stateDigest == s.stateDigest else {
+            c.commitIndex == s.commitIndex, c.runningHash == s.runningHash, c.leaderRound == s.leaderRound,
+            c.stateDigest == s.stateDigest
+        else {
             metrics.stateResponsesRejected += 1; return
         }
         guard s.commitIndex > commitIndex, s.leaderRound > decidedRound else { return }
         var authors = Set<UInt16>()
         for b in proof.prefix(n) {
-            guard let (blk, _) = try? BlockValidator.validate(b, committee: committee, verifier: verifier), blk.attestation == c else { continue }
+            guard let (blk, _) = try? BlockValidator.validate(b, committee: committee, verifier: verifier),
+                blk.attestation == c
+            else { continue }
             authors.insert(blk.author)
         }
         guard authors.count >= committee.validity else { metrics.stateResponsesRejected += 1; return }
@@ -183,14 +197,17 @@ extension ConsensusCore {
         let newHorizon = max(horizon, s.leaderRound.minusSaturating(gcDepth))
         sequencer = s.sequencer
         let o = sequencer.origins[Int(me)]
-        ownUnapplied = ownUnapplied.filter { $0.incarnation > o.incarnation || ($0.incarnation == o.incarnation && $0.seq >= o.nextSeq) }
+        ownUnapplied = ownUnapplied.filter {
+            $0.incarnation > o.incarnation || ($0.incarnation == o.incarnation && $0.seq >= o.nextSeq)
+        }
         emitted = Set(s.emitted)
         // Re-proposal (11) of own entries in never-emitted blocks the new horizon passes.
         var round = max(horizon, dag.lowestRound)
         let already = Set(reproposals.map(\.id))
         while round < newHorizon && round <= dag.highestRound {
             for r in dag.refs(at: round) where r.author == me && r.round > 0 && !emitted.contains(r) {
-                for e in dag[r]?.block.payload ?? [] where e.id.incarnation == incarnation && ownUnapplied.contains(e.id) && !already.contains(e.id) {
+                for e in dag[r]?.block.payload ?? []
+                where e.id.incarnation == incarnation && ownUnapplied.contains(e.id) && !already.contains(e.id) {
                     reproposals.append(e)
                     metrics.reproposed += 1
                 }

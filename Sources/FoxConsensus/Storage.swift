@@ -49,10 +49,12 @@ public struct StoreImage: Sendable {
     public var commits: [CommittedSubDag]
     public var snapshot: CoreSnapshot?
 
-    public static let fresh = StoreImage(initialized: true, meta: StoredMeta(lastOwnRound: 0, lastOwnDigest: nil, restored: false),
-                                         blocks: [], commits: [], snapshot: nil)
-    public static let wiped = StoreImage(initialized: false, meta: StoredMeta(lastOwnRound: 0, lastOwnDigest: nil, restored: false),
-                                         blocks: [], commits: [], snapshot: nil)
+    public static let fresh = StoreImage(
+        initialized: true, meta: StoredMeta(lastOwnRound: 0, lastOwnDigest: nil, restored: false),
+        blocks: [], commits: [], snapshot: nil)
+    public static let wiped = StoreImage(
+        initialized: false, meta: StoredMeta(lastOwnRound: 0, lastOwnDigest: nil, restored: false),
+        blocks: [], commits: [], snapshot: nil)
 }
 
 /// The storage contract. `write` stages a batch; `sync` makes every staged batch durable, in
@@ -143,10 +145,11 @@ public final class InMemoryConsensusStorage: ConsensusStorage {
     }
 
     public func load() -> StoreImage {
-        StoreImage(initialized: initialized, meta: meta,
-                   blocks: blocks.keys.sorted().map { ($0, blocks[$0]!) },
-                   commits: commits.keys.sorted().map { commits[$0]! },
-                   snapshot: snapshot)
+        StoreImage(
+            initialized: initialized, meta: meta,
+            blocks: blocks.keys.sorted().map { ($0, blocks[$0]!) },
+            commits: commits.keys.sorted().map { commits[$0]! },
+            snapshot: snapshot)
     }
 
     public var blockCount: Int { blocks.count }

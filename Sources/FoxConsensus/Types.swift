@@ -76,8 +76,10 @@ public struct Block: Hashable, Sendable {
     public var payload: [Entry]
     public var signature: [UInt8]
 
-    public init(epoch: UInt64, round: UInt64, author: UInt16, timestamp: UInt64, parents: [BlockRef],
-                payloadDigest: Digest, attestation: Checkpoint?, payload: [Entry], signature: [UInt8]) {
+    public init(
+        epoch: UInt64, round: UInt64, author: UInt16, timestamp: UInt64, parents: [BlockRef],
+        payloadDigest: Digest, attestation: Checkpoint?, payload: [Entry], signature: [UInt8]
+    ) {
         self.epoch = epoch; self.round = round; self.author = author; self.timestamp = timestamp
         self.parents = parents; self.payloadDigest = payloadDigest; self.attestation = attestation
         self.payload = payload; self.signature = signature
@@ -104,8 +106,10 @@ public struct CommittedSubDag: Hashable, Sendable {
     /// Blocks emitted by forced emission (section 7 step 2); a metric, part of `blocks`.
     public var forcedCount: Int
     public var commitTime: UInt64
-    public init(index: UInt64, leader: BlockRef, blocks: [BlockRef], runningHash: Digest, pending: [BlockRef],
-                forcedCount: Int, commitTime: UInt64) {
+    public init(
+        index: UInt64, leader: BlockRef, blocks: [BlockRef], runningHash: Digest, pending: [BlockRef],
+        forcedCount: Int, commitTime: UInt64
+    ) {
         self.index = index; self.leader = leader; self.blocks = blocks; self.runningHash = runningHash
         self.pending = pending; self.forcedCount = forcedCount; self.commitTime = commitTime
     }

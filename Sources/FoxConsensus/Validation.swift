@@ -8,19 +8,26 @@ public struct ValidationError: Error, Equatable, Sendable, CustomStringConvertib
 
 public enum BlockValidator {
     /// Decodes strictly and checks rules 1-6. Returns the block and its digest.
-    public static func validate(_ bytes: [UInt8], committee c: Committee, verifier: SignatureVerifier) throws -> (Block, Digest) {
+    public static func validate(_ bytes: [UInt8], committee c: Committee, verifier: SignatureVerifier) throws -> (
+        Block, Digest
+    ) {
         let b: Block
         do {
-            b = try BlockCodec.decode(bytes, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes,
-                                      maxEntryBytes: c.maxEntryBytes)
+            b = try BlockCodec.decode(
+                bytes, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes,
+                maxEntryBytes: c.maxEntryBytes)
         } catch let e as DecodeError {
             throw ValidationError(rule: 1, reason: "not canonical: \(e.field)")
         }
         try checkStructure(b, committee: c)
         // Rule 1: payload digest and signature (most expensive last).
-        if BlockCodec.payloadDigest(b.payload) != b.payloadDigest { throw ValidationError(rule: 1, reason: "payloadDigest") }
+        if BlockCodec.payloadDigest(b.payload) != b.payloadDigest {
+            throw ValidationError(rule: 1, reason: "payloadDigest")
+        }
         let d = b.digest
-        if !verifier.verify(b.signature, digest: d, author: b.author) { throw ValidationError(rule: 1, reason: "signature") }
+        if !verifier.verify(b.signature, digest: d, author: b.author) {
+            throw ValidationError(rule: 1, reason: "signature")
+        }
         return (b, d)
     }
 
@@ -35,7 +42,9 @@ public enum BlockValidator {
         if b.parents.count > c.maxParents { throw ValidationError(rule: 5, reason: "too many parents") }
         for i in b.parents.indices.dropFirst() {
             if !(b.parents[i - 1] < b.parents[i]) { throw ValidationError(rule: 5, reason: "parents not increasing") }
-            if b.parents[i - 1].slot == b.parents[i].slot { throw ValidationError(rule: 5, reason: "two parents in one slot") }
+            if b.parents[i - 1].slot == b.parents[i].slot {
+                throw ValidationError(rule: 5, reason: "two parents in one slot")
+            }
         }
         for p in b.parents where Int(p.author) >= c.n { throw ValidationError(rule: 5, reason: "parent author") }
         // Round-0 parents are genesis refs.
@@ -44,10 +53,14 @@ public enum BlockValidator {
         }
         // Rule 3: Q distinct authors at round - 1.
         var seen = [Bool](repeating: false, count: c.n); var count = 0
-        for p in b.parents where p.round == b.round - 1 && !seen[Int(p.author)] { seen[Int(p.author)] = true; count += 1 }
+        for p in b.parents where p.round == b.round - 1 && !seen[Int(p.author)] {
+            seen[Int(p.author)] = true; count += 1
+        }
         if count < c.quorum { throw ValidationError(rule: 3, reason: "parents at round-1 from \(count) < Q authors") }
         // Rule 4: at most one own parent.
-        if b.parents.filter({ $0.author == b.author }).count > 1 { throw ValidationError(rule: 4, reason: "two own parents") }
+        if b.parents.filter({ $0.author == b.author }).count > 1 {
+            throw ValidationError(rule: 4, reason: "two own parents")
+        }
         // Rule 6.
         var size = 4
         for e in b.payload {

@@ -21,7 +21,9 @@ extension Simulator {
                 case 0:
                     var b = bytes; if b.count > 10 { b[b.count / 2] ^= 0xFF }; return [(to, b)]
                 case 1:
-                    let old = nodes[from].seenBlocks.isEmpty ? [] : [blockBytes(rng.pick(nodes[from].seenBlocks))].compactMap { $0 }
+                    let old =
+                        nodes[from].seenBlocks.isEmpty
+                        ? [] : [blockBytes(rng.pick(nodes[from].seenBlocks))].compactMap { $0 }
                     return [(to, Message.blocks(old).encode())]
                 default:
                     return [(to, Message.blocks([]).encode())]
@@ -45,13 +47,16 @@ extension Simulator {
     }
 
     func blockBytes(_ msg: [UInt8]) -> [UInt8]? {
-        if case .block(let b)? = try? Message.decode(msg, maxBlockBytes: keys.committee.params.maxBlockBytes) { return b }
+        if case .block(let b)? = try? Message.decode(msg, maxBlockBytes: keys.committee.params.maxBlockBytes) {
+            return b
+        }
         return nil
     }
 
     func decodeBlock(_ b: [UInt8]) -> Block? {
         let c = keys.committee
-        return try? BlockCodec.decode(b, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes)
+        return try? BlockCodec.decode(
+            b, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes)
     }
 
     func sendAll(from i: Int, _ bytes: [UInt8]) { for j in 0..<n where j != i { send(from: i, to: j, bytes) } }
@@ -73,23 +78,26 @@ extension Simulator {
         let dag = nodes[i].cores[0]?.dag
         let prevRefs = dag?.refs(at: latest) ?? []
         func base(round: UInt64, parents: [BlockRef]) -> Block {
-            Block(epoch: c.epoch, round: round, author: UInt16(i), timestamp: localTime(i), parents: parents,
-                  payloadDigest: .zero, attestation: nil, payload: [], signature: [])
+            Block(
+                epoch: c.epoch, round: round, author: UInt16(i), timestamp: localTime(i), parents: parents,
+                payloadDigest: .zero, attestation: nil, payload: [], signature: [])
         }
         switch kind {
         case .forge:
             switch rng.below(5) {
-            case 0: // flipped signature byte
-                var b = rawBytes; b[b.count - 1 - Int(rng.below(64))] ^= 0x01; sendAll(from: i, Message.block(b).encode())
-            case 1: // changed header, old signature
+            case 0:  // flipped signature byte
+                var b = rawBytes; b[b.count - 1 - Int(rng.below(64))] ^= 0x01;
+                sendAll(from: i, Message.block(b).encode())
+            case 1:  // changed header, old signature
                 var b = sample; b.timestamp &+= 1; sendAll(from: i, Message.block(BlockCodec.encode(b)).encode())
-            case 2: // payload that does not match payloadDigest
+            case 2:  // payload that does not match payloadDigest
                 var b = sample
-                b.payload.append(Entry(id: EntryID(origin: b.author, incarnation: 1, seq: 999_999), kind: 1, body: [1, 2, 3]))
+                b.payload.append(
+                    Entry(id: EntryID(origin: b.author, incarnation: 1, seq: 999_999), kind: 1, body: [1, 2, 3]))
                 sendAll(from: i, Message.block(BlockCodec.encode(b)).encode())
-            case 3: // non-canonical: trailing byte
+            case 3:  // non-canonical: trailing byte
                 sendAll(from: i, Message.block(rawBytes + [0]).encode())
-            default: // another author's name, own key
+            default:  // another author's name, own key
                 var b = sample
                 b.author = UInt16((Int(sample.author) + 1) % n)
                 if Int(b.author) == i { b.author = UInt16((i + 1) % n) }
@@ -101,39 +109,56 @@ extension Simulator {
             let r = latest + 1
             var parents = prevRefs
             switch rng.below(7) {
-            case 0: // parents from < Q authors
+            case 0:  // parents from < Q authors
                 parents = Array(prevRefs.prefix(max(0, c.quorum - 1)))
-            case 1: // two parents in one slot
-                if let p = prevRefs.first { parents.append(BlockRef(round: p.round, author: p.author, digest: Digest(w0: rng.next(), w1: 0, w2: 0, w3: 0))) }
+            case 1:  // two parents in one slot
+                if let p = prevRefs.first {
+                    parents.append(
+                        BlockRef(round: p.round, author: p.author, digest: Digest(w0: rng.next(), w1: 0, w2: 0, w3: 0)))
+                }
                 parents.sort()
-            case 2: // two own parents
-                parents.append(BlockRef(round: max(1, r - 3), author: UInt16(i), digest: Digest(w0: rng.next(), w1: 1, w2: 0, w3: 0)))
-                parents.append(BlockRef(round: max(1, r - 2), author: UInt16(i), digest: Digest(w0: rng.next(), w1: 2, w2: 0, w3: 0)))
+            case 2:  // two own parents
+                parents.append(
+                    BlockRef(
+                        round: max(1, r - 3), author: UInt16(i), digest: Digest(w0: rng.next(), w1: 1, w2: 0, w3: 0)))
+                parents.append(
+                    BlockRef(
+                        round: max(1, r - 2), author: UInt16(i), digest: Digest(w0: rng.next(), w1: 2, w2: 0, w3: 0)))
                 parents.sort()
-            case 3: // missing parents (unknown digests from Q authors)
-                parents = (0..<c.quorum).map { BlockRef(round: latest, author: UInt16($0), digest: Digest(w0: rng.next(), w1: 3, w2: 0, w3: 0)) }
-            case 4: // timestamp far in the past / future (valid: no timestamp rule)
+            case 3:  // missing parents (unknown digests from Q authors)
+                parents = (0..<c.quorum).map {
+                    BlockRef(round: latest, author: UInt16($0), digest: Digest(w0: rng.next(), w1: 3, w2: 0, w3: 0))
+                }
+            case 4:  // timestamp far in the past / future (valid: no timestamp rule)
                 var b = base(round: r, parents: parents)
                 b.timestamp = rng.chance(0.5) ? 0 : UInt64.max - rng.below(1000)
                 sendAll(from: i, Message.block(signed(b, by: i)).encode()); return
-            case 5: // an entry with another node's origin
+            case 5:  // an entry with another node's origin
                 var b = base(round: r, parents: parents)
-                b.payload = [Entry(id: EntryID(origin: UInt16((i + 1) % n), incarnation: 1, seq: 0), kind: 1, body: [9])]
+                b.payload = [
+                    Entry(id: EntryID(origin: UInt16((i + 1) % n), incarnation: 1, seq: 0), kind: 1, body: [9])
+                ]
                 sendAll(from: i, Message.block(signed(b, by: i)).encode()); return
-            default: // a huge incarnation (valid; only its own origin is affected)
+            default:  // a huge incarnation (valid; only its own origin is affected)
                 var b = base(round: r, parents: parents)
-                b.payload = [Entry(id: EntryID(origin: UInt16(i), incarnation: UInt64.max - 1, seq: 0), kind: 1, body: [7])]
+                b.payload = [
+                    Entry(id: EntryID(origin: UInt16(i), incarnation: UInt64.max - 1, seq: 0), kind: 1, body: [7])
+                ]
                 sendAll(from: i, Message.block(signed(b, by: i)).encode()); return
             }
             let valid = (try? BlockValidator.checkStructure(base(round: r, parents: parents), committee: c)) != nil
             _ = valid
             sendAll(from: i, Message.block(signed(base(round: r, parents: parents), by: i)).encode())
         case .flood:
-            for _ in 0..<3 { sendAll(from: i, (0..<Int(rng.range(1, 200))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
+            for _ in 0..<3 {
+                sendAll(from: i, (0..<Int(rng.range(1, 200))).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            }
             for (b, _) in seen.prefix(3) { sendAll(from: i, Message.block(b).encode()) }
             for k in 0..<2 {
                 let r = latest + 100 + UInt64(k)
-                let parents = (0..<c.quorum).map { BlockRef(round: r - 1, author: UInt16($0), digest: Digest(w0: rng.next(), w1: 4, w2: 0, w3: 0)) }
+                let parents = (0..<c.quorum).map {
+                    BlockRef(round: r - 1, author: UInt16($0), digest: Digest(w0: rng.next(), w1: 4, w2: 0, w3: 0))
+                }
                 sendAll(from: i, Message.block(signed(base(round: r, parents: parents), by: i)).encode())
             }
             sendAll(from: i, Message.status((0..<n).map { _ in UInt64.max }).encode())

@@ -52,7 +52,9 @@ public final class Checker {
         guard honest[node] else { return }
         if let g = appStates[k] {
             if g != h { fail("determinism", "node \(node) application state after commit \(k) differs", time) }
-        } else { appStates[k] = h }
+        } else {
+            appStates[k] = h
+        }
     }
 
     /// A node installed checkpoint C_k by state sync: it must be the canonical commit k, with the
@@ -64,7 +66,9 @@ public final class Checker {
         if k == 0 || k > UInt64(global.count) || global[Int(k - 1)].runningHash != c.runningHash {
             fail("state-sync", "node \(node) installed checkpoint \(k) that is not the canonical commit", time)
         }
-        if let last = nodeLast[node], last >= k { fail("state-sync", "node \(node) state-synced backwards to \(k) from \(last)", time) }
+        if let last = nodeLast[node], last >= k {
+            fail("state-sync", "node \(node) state-synced backwards to \(k) from \(last)", time)
+        }
         appState(node, k, appHash, time: time)
         nodeLast[node] = k
         nodeCommits[node] = max(nodeCommits[node], k)
@@ -87,7 +91,9 @@ public final class Checker {
             if g.runningHash != d.subDag.runningHash || g.blocks != d.subDag.blocks || g.leader != d.subDag.leader {
                 fail("agreement", "node \(node) commit \(k) differs: leader \(d.subDag.leader) vs \(g.leader)", time)
             }
-            if globalEntries[Int(k - 1)] != ids { fail("agreement", "node \(node) commit \(k) applied other entries", time) }
+            if globalEntries[Int(k - 1)] != ids {
+                fail("agreement", "node \(node) commit \(k) applied other entries", time)
+            }
             return
         }
         if k != UInt64(global.count) + 1 { return }
@@ -97,7 +103,9 @@ public final class Checker {
         for e in d.applied {
             let o = Int(e.id.origin)
             if honest[o] {
-                guard let bodies = submitted[e.id] else { fail("no-phantom", "entry \(e.id) was never submitted", time); continue }
+                guard let bodies = submitted[e.id] else {
+                    fail("no-phantom", "entry \(e.id) was never submitted", time); continue
+                }
                 if !bodies.contains(Digest.sha256(e.body)) { fail("no-phantom", "entry \(e.id) body differs", time) }
             }
             if let last = lastApplied[o], !(last < e.id) {
@@ -128,7 +136,10 @@ public final class Checker {
         for (b, entered) in enteredP {
             if !pendingSet.contains(b) { enteredP[b] = nil; continue }
             if entered.plusSaturating(3) <= r {
-                fail("readiness-bound", "block \(b) entered P at leader round \(entered) and is still pending at commit \(c.index) (leader round \(r))", time)
+                fail(
+                    "readiness-bound",
+                    "block \(b) entered P at leader round \(entered) and is still pending at commit \(c.index) (leader round \(r))",
+                    time)
                 enteredP[b] = nil
             }
         }
@@ -147,8 +158,11 @@ public final class Checker {
         }
         var firstOwn: BlockRef? = nil
         for b in blocks {
-            guard let blk = try? BlockCodec.decode(b, maxParents: committee.maxParents, maxBlockBytes: committee.params.maxBlockBytes,
-                                                   maxEntryBytes: committee.maxEntryBytes), honest[Int(blk.author)] else { continue }
+            guard
+                let blk = try? BlockCodec.decode(
+                    b, maxParents: committee.maxParents, maxBlockBytes: committee.params.maxBlockBytes,
+                    maxEntryBytes: committee.maxEntryBytes), honest[Int(blk.author)]
+            else { continue }
             let d = blk.digest
             let slot = Slot(author: blk.author, round: blk.round)
             if let prev = signed[slot], prev != d {
@@ -157,7 +171,9 @@ public final class Checker {
             signed[slot] = d
             // Latency figures count blocks that carry entries: an empty block has nothing to
             // deliver, and an idle node legitimately waits for the heartbeat (section 4).
-            if Int(blk.author) == from, case .block = msg, !blk.payload.isEmpty { firstOwn = BlockRef(round: blk.round, author: blk.author, digest: d) }
+            if Int(blk.author) == from, case .block = msg, !blk.payload.isEmpty {
+                firstOwn = BlockRef(round: blk.round, author: blk.author, digest: d)
+            }
         }
         return firstOwn
     }

@@ -94,11 +94,12 @@ public struct Scenario: Sendable {
     public var description: String { "scenario=\(name) n=\(n) seed=\(seed)" }
 
     /// Every scenario name the catalogue knows.
-    public static let names: [String] = [
-        "baseline", "plain", "lossy", "partition-minority", "partition-split", "non-transitive", "flapping",
-        "isolate-leader", "slow-link", "crash-restart", "crash-all", "wipe", "restore-backup", "clock-skew",
-        "gc", "random",
-    ] + ByzantineKind.allCases.map { "byz-\($0.rawValue)" }
+    public static let names: [String] =
+        [
+            "baseline", "plain", "lossy", "partition-minority", "partition-split", "non-transitive", "flapping",
+            "isolate-leader", "slow-link", "crash-restart", "crash-all", "wipe", "restore-backup", "clock-skew",
+            "gc", "random",
+        ] + ByzantineKind.allCases.map { "byz-\($0.rawValue)" }
 
     /// Builds a named scenario; randomized parameters come from the seed.
     public static func make(_ name: String, n: Int, seed: UInt64) -> Scenario {
@@ -208,7 +209,7 @@ public struct Scenario: Sendable {
             let minority = Array(ids.shuffled(rng: &rng).prefix(f))
             s.faults = [(t1, .partition([ids.filter { !minority.contains($0) }, minority])), (t2, .heal)]
             s.healTime = t2
-            // Nodes cut off longer than the window catch up by state sync (10.3).
+        // Nodes cut off longer than the window catch up by state sync (10.3).
         case "random":
             s.link.loss = Double(rng.range(0, 10)) / 100
             s.link.duplicate = Double(rng.range(0, 5)) / 100
@@ -235,7 +236,9 @@ public struct Scenario: Sendable {
                     s.duration = 5_000_000_000
                 }
                 if kind == .timestampOutlier {
-                    for v in s.byzantine.keys { s.clockOffsets[Int(v)] = rng.chance(0.5) ? 3_600_000_000_000 : -1_000_000_000 }
+                    for v in s.byzantine.keys {
+                        s.clockOffsets[Int(v)] = rng.chance(0.5) ? 3_600_000_000_000 : -1_000_000_000
+                    }
                 }
             } else {
                 preconditionFailure("unknown scenario \(name)")

@@ -126,7 +126,8 @@ public final class Simulator {
 
     func makeCore(_ i: Int, twin: Int) -> ConsensusCore {
         let cfg = CoreConfig(committee: keys.committee, me: UInt16(i), local: scenario.local)
-        return ConsensusCore(config: cfg, signer: keys.signers[i], verifier: keys.verifier, image: nodes[i].stores[twin].load())
+        return ConsensusCore(
+            config: cfg, signer: keys.signers[i], verifier: keys.verifier, image: nodes[i].stores[twin].load())
     }
 
     // MARK: run
@@ -157,7 +158,9 @@ public final class Simulator {
         switch ev {
         case .deliver(let to, let from, let bytes):
             guard nodes[to].up, !isCut(from, to) else { return }
-            if nodes[to].byz != nil, bytes.count > 2, bytes[1] == 1, nodes[to].seenBlocks.count < 64 { nodes[to].seenBlocks.append(bytes) }
+            if nodes[to].byz != nil, bytes.count > 2, bytes[1] == 1, nodes[to].seenBlocks.count < 64 {
+                nodes[to].seenBlocks.append(bytes)
+            }
             for t in nodes[to].cores.indices { step(to, twin: t, .message(from: UInt16(from), bytes: bytes)) }
         case .timer(let i, let t, let gen, let nodeGen):
             guard nodes[i].up, nodes[i].gen == nodeGen, nodes[i].timerGen[t] == gen else { return }
@@ -186,8 +189,12 @@ public final class Simulator {
         case .livenessVerify:
             // Commits resume within the bound once faults heal (property 10).
             for i in 0..<n where isHonest(i) && nodes[i].up && nodes[i].cores[0]?.mode == .active {
-                if checker.nodeCommits[i] <= (i < commitsAtHeal.count ? commitsAtHeal[i] : 0) && now < scenario.workloadEnd + scenario.livenessBound {
-                    checker.fail("liveness", "node \(i) made no commit within \(Double(scenario.livenessBound) / 1e9)s of healing", now)
+                if checker.nodeCommits[i] <= (i < commitsAtHeal.count ? commitsAtHeal[i] : 0)
+                    && now < scenario.workloadEnd + scenario.livenessBound
+                {
+                    checker.fail(
+                        "liveness",
+                        "node \(i) made no commit within \(Double(scenario.livenessBound) / 1e9)s of healing", now)
                 }
             }
         }
@@ -214,7 +221,9 @@ public final class Simulator {
             case .send(let to, let bytes):
                 transmit(from: i, twin: twin, to: Int(to), bytes)
             case .broadcast(let bytes):
-                if isHonest(i), let ref = checker.honestSend(i, bytes, committee: keys.committee, time: now), created[ref] == nil {
+                if isHonest(i), let ref = checker.honestSend(i, bytes, committee: keys.committee, time: now),
+                    created[ref] == nil
+                {
                     created[ref] = now
                 }
                 for j in 0..<n where j != i { transmit(from: i, twin: twin, to: j, bytes, checked: true) }
@@ -264,8 +273,15 @@ public final class Simulator {
     func applyToApp(_ i: Int, twin: Int, _ d: Delivery) {
         let k = d.subDag.index
         let prev: Digest
-        if k == 1 { prev = .zero } else if let p = nodes[i].appHash[twin][k - 1] { prev = p } else {
-            if isHonest(i) { checker.fail("determinism", "node \(i) applies commit \(k) without the application state of \(k - 1)", now) }
+        if k == 1 {
+            prev = .zero
+        } else if let p = nodes[i].appHash[twin][k - 1] {
+            prev = p
+        } else {
+            if isHonest(i) {
+                checker.fail(
+                    "determinism", "node \(i) applies commit \(k) without the application state of \(k - 1)", now)
+            }
             return
         }
         var w = ByteWriter(); w.digest(prev)
@@ -282,7 +298,11 @@ public final class Simulator {
         for b in d.subDag.blocks where Int(b.author) == i {
             if let c = created[b] {
                 let lat = now - c
-                if keys.committee.leader(b.round) == b.author { stats.leaderEmission.append(lat) } else { stats.nonLeaderEmission.append(lat) }
+                if keys.committee.leader(b.round) == b.author {
+                    stats.leaderEmission.append(lat)
+                } else {
+                    stats.nonLeaderEmission.append(lat)
+                }
             }
         }
         if Int(d.subDag.leader.author) == i, let c = created[d.subDag.leader] { stats.leaderCommit.append(now - c) }
@@ -295,7 +315,9 @@ public final class Simulator {
     func transmit(from: Int, twin: Int, to: Int, _ bytes: [UInt8], checked: Bool = false) {
         if !checked && isHonest(from) { _ = checker.honestSend(from, bytes, committee: keys.committee, time: now) }
         if let kind = nodes[from].byz {
-            for (dest, b) in byzantineFilter(kind, from: from, twin: twin, to: to, bytes) { send(from: from, to: dest, b) }
+            for (dest, b) in byzantineFilter(kind, from: from, twin: twin, to: to, bytes) {
+                send(from: from, to: dest, b)
+            }
         } else {
             send(from: from, to: to, bytes)
         }
@@ -398,7 +420,9 @@ public final class Simulator {
             let cfg = CoreConfig(committee: keys.committee, me: UInt16(i), local: scenario.local)
             var core = ConsensusCore(config: cfg, signer: keys.signers[i], verifier: keys.verifier, image: store.load())
             let outs = core.step(.start, now: localTime(i))
-            for o in outs { if case .halted(let why) = o { checker.fail("replay", "node \(i) replay halted: \(why)", now) } }
+            for o in outs {
+                if case .halted(let why) = o { checker.fail("replay", "node \(i) replay halted: \(why)", now) }
+            }
             if core.commitIndex > 0 {
                 let k = Int(core.commitIndex)
                 if k > checker.global.count || checker.global[k - 1].runningHash != core.runningHash {
@@ -408,7 +432,10 @@ public final class Simulator {
         }
         // The core's own readiness-bound counter (section 7) must stay at zero on honest nodes.
         for i in live where (nodes[i].cores[0]?.metrics.readinessBoundViolations ?? 0) > 0 {
-            checker.fail("readiness-bound", "node \(i) counted \(nodes[i].cores[0]!.metrics.readinessBoundViolations) readiness-bound violations", now)
+            checker.fail(
+                "readiness-bound",
+                "node \(i) counted \(nodes[i].cores[0]!.metrics.readinessBoundViolations) readiness-bound violations",
+                now)
         }
         guard scenario.expectLiveness else { return }
         let maxCommit = live.map { checker.nodeCommits[$0] }.max() ?? 0
@@ -422,7 +449,9 @@ public final class Simulator {
             if let c = nodes[node].crashedAfter, c >= t { continue }
             if !checker.appliedSet.contains(id) { missing += 1; example = example ?? id }
         }
-        if missing > 0 { checker.fail("liveness", "\(missing) accepted entries never committed, e.g. \(example!)", now) }
+        if missing > 0 {
+            checker.fail("liveness", "\(missing) accepted entries never committed, e.g. \(example!)", now)
+        }
         // Fairness metric (11) over the canonical log.
         computeFairness()
     }
@@ -437,8 +466,11 @@ public final class Simulator {
         for i in 0..<m {
             for j in (i + 1)..<m where honestIDs[i].origin != honestIDs[j].origin {
                 let (ti, tj) = (times[i], times[j])
-                if ti > tj && ti - tj > delta { eligible += 1; inverted += 1 }
-                else if tj > ti && tj - ti > delta { eligible += 1 }
+                if ti > tj && ti - tj > delta {
+                    eligible += 1; inverted += 1
+                } else if tj > ti && tj - ti > delta {
+                    eligible += 1
+                }
             }
         }
         stats.inversions = inverted
@@ -449,9 +481,10 @@ public final class Simulator {
     public func describeNodes() -> [String] {
         nodes.map { node in
             guard let c = node.cores[0] else { return "node \(node.id): down" }
-            return "node \(node.id)\(node.byz.map { " byz=\($0)" } ?? ""): mode=\(c.mode) lastOwn=\(c.lastOwnRound) dagHigh=\(c.dag.highestRound) " +
-                "decided=\(c.decidedRound) commits=\(c.commitIndex) susp=\(c.suspendedCount) pending=\(c.pendingCount) P=\(c.pCount) " +
-                "unemitted=[\(c.nonEmptyUnemittedDetail)] own=\(c.ownUnappliedCount) latest=\(c.dag.latestRound) timeouts=\(c.metrics.leaderTimeouts) invalid=\(c.metrics.invalidByRule) \(c.suspendedDetail)"
+            return
+                "node \(node.id)\(node.byz.map { " byz=\($0)" } ?? ""): mode=\(c.mode) lastOwn=\(c.lastOwnRound) dagHigh=\(c.dag.highestRound) "
+                + "decided=\(c.decidedRound) commits=\(c.commitIndex) susp=\(c.suspendedCount) pending=\(c.pendingCount) P=\(c.pCount) "
+                + "unemitted=[\(c.nonEmptyUnemittedDetail)] own=\(c.ownUnappliedCount) latest=\(c.dag.latestRound) timeouts=\(c.metrics.leaderTimeouts) invalid=\(c.metrics.invalidByRule) \(c.suspendedDetail)"
         }
     }
 
@@ -463,11 +496,12 @@ public final class Simulator {
             ready += c.metrics.readinessBoundViolations
             maxDag = max(maxDag, c.metrics.maxDagBlocks); maxSusp = max(maxSusp, c.metrics.maxSuspended)
         }
-        return SimResult(scenario: scenario.name, violations: checker.violations, commits: checker.global.count,
-                         entriesApplied: checker.appliedSet.count, entriesAccepted: accepted, events: events, messages: messages,
-                         simulatedSeconds: Double(scenario.duration) / 1e9, forcedEmissions: forced, equivocationsSeen: equiv,
-                         invalidBlocks: invalid, readinessViolations: ready, maxDagBlocks: maxDag, maxSuspended: maxSusp,
-                         stateSyncs: checker.stateSyncs, stats: stats,
-                         reproduce: "foxsim --scenario \(scenario.name) --nodes \(n) --seed \(scenario.seed)")
+        return SimResult(
+            scenario: scenario.name, violations: checker.violations, commits: checker.global.count,
+            entriesApplied: checker.appliedSet.count, entriesAccepted: accepted, events: events, messages: messages,
+            simulatedSeconds: Double(scenario.duration) / 1e9, forcedEmissions: forced, equivocationsSeen: equiv,
+            invalidBlocks: invalid, readinessViolations: ready, maxDagBlocks: maxDag, maxSuspended: maxSusp,
+            stateSyncs: checker.stateSyncs, stats: stats,
+            reproduce: "foxsim --scenario \(scenario.name) --nodes \(n) --seed \(scenario.seed)")
     }
 }

@@ -70,7 +70,11 @@ public struct SimKeys: @unchecked Sendable {
             for k in keys { byIndex[Int(c.index(ofKey: Array(k.publicKey.derRepresentation))!)] = k }
             committee = c
             signers = byIndex.map { P256BlockSigner(key: $0!) }
-            verifier = try! P256SignatureVerifier(committee: c)
+            do {
+                verifier = try P256SignatureVerifier(committee: c)
+            } catch {
+                preconditionFailure("simulator committee keys are valid P-256 keys: \(error)")
+            }
         } else {
             var secrets: [[UInt8]] = []
             var pubs: [[UInt8]] = []

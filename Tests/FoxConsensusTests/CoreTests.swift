@@ -1,17 +1,20 @@
-import Testing
-@testable import FoxConsensus
 import FoxConsensusSimulation
+import Testing
+
+@testable import FoxConsensus
 
 @Suite struct SequencerTests {
-    func e(_ inc: UInt64, _ seq: UInt64) -> Entry { Entry(id: EntryID(origin: 0, incarnation: inc, seq: seq), kind: 0, body: []) }
+    func e(_ inc: UInt64, _ seq: UInt64) -> Entry {
+        Entry(id: EntryID(origin: 0, incarnation: inc, seq: seq), kind: 0, body: [])
+    }
 
     @Test func restoresOrderDropsCopiesAndStaleIncarnations() {
         var s = Sequencer(n: 1, maxHeldBack: 3)
-        #expect(s.apply(e(1, 1)).isEmpty)            // held back
+        #expect(s.apply(e(1, 1)).isEmpty)  // held back
         #expect(s.apply(e(1, 0)).map(\.id.seq) == [0, 1])
-        #expect(s.apply(e(1, 1)).isEmpty)            // copy
-        #expect(s.apply(e(2, 0)).map(\.id.seq) == [0]) // new incarnation
-        #expect(s.apply(e(1, 2)).isEmpty)            // stale
+        #expect(s.apply(e(1, 1)).isEmpty)  // copy
+        #expect(s.apply(e(2, 0)).map(\.id.seq) == [0])  // new incarnation
+        #expect(s.apply(e(1, 2)).isEmpty)  // stale
         #expect(s.dropped == 2)
     }
 
@@ -28,12 +31,18 @@ import FoxConsensusSimulation
     @Test func crashLosesWhatWasNotSynced() {
         let st = InMemoryConsensusStorage()
         let r = BlockRef(round: 1, author: 0, digest: .zero)
-        st.write(PersistBatch(txn: 1, blocks: [r: [1]], blockOrder: [r], meta: StoredMeta(lastOwnRound: 1, lastOwnDigest: nil, restored: false),
-                              commits: [], snapshot: nil, pruneBelowRound: nil))
+        st.write(
+            PersistBatch(
+                txn: 1, blocks: [r: [1]], blockOrder: [r],
+                meta: StoredMeta(lastOwnRound: 1, lastOwnDigest: nil, restored: false),
+                commits: [], snapshot: nil, pruneBelowRound: nil))
         st.sync()
         let r2 = BlockRef(round: 2, author: 0, digest: .zero)
-        st.write(PersistBatch(txn: 2, blocks: [r2: [2]], blockOrder: [r2], meta: StoredMeta(lastOwnRound: 2, lastOwnDigest: nil, restored: false),
-                              commits: [], snapshot: nil, pruneBelowRound: nil))
+        st.write(
+            PersistBatch(
+                txn: 2, blocks: [r2: [2]], blockOrder: [r2],
+                meta: StoredMeta(lastOwnRound: 2, lastOwnDigest: nil, restored: false),
+                commits: [], snapshot: nil, pruneBelowRound: nil))
         st.crash()
         let img = st.load()
         #expect(img.meta.lastOwnRound == 1)
@@ -49,7 +58,9 @@ import FoxConsensusSimulation
 @Suite struct CoreTests {
     @Test func singleNodeCommitsRoundRPlusTwo() {
         let keys = SimKeys(n: 1, seed: 1, params: OrderingParameters(), realCrypto: false)
-        var core = ConsensusCore(config: CoreConfig(committee: keys.committee, me: 0), signer: keys.signers[0], verifier: keys.verifier, image: .fresh)
+        var core = ConsensusCore(
+            config: CoreConfig(committee: keys.committee, me: 0), signer: keys.signers[0], verifier: keys.verifier,
+            image: .fresh)
         var now: UInt64 = 0
         var delivered: [Entry] = []
         var txns: [UInt64] = []
@@ -72,7 +83,9 @@ import FoxConsensusSimulation
 
     @Test func ownBlockIsSentOnlyAfterItsBatchIsDurable() {
         let keys = SimKeys(n: 4, seed: 1, params: OrderingParameters(), realCrypto: false)
-        var core = ConsensusCore(config: CoreConfig(committee: keys.committee, me: 0), signer: keys.signers[0], verifier: keys.verifier, image: .fresh)
+        var core = ConsensusCore(
+            config: CoreConfig(committee: keys.committee, me: 0), signer: keys.signers[0], verifier: keys.verifier,
+            image: .fresh)
         _ = core.step(.start, now: 0)
         let out = core.step(.submit(kind: 1, body: [1]), now: 10)
         let persists = out.compactMap { if case .persist(let b) = $0 { return b } else { return nil } }
@@ -86,30 +99,43 @@ import FoxConsensusSimulation
     @Test func neverSignsARoundTwiceAcrossARestart() {
         let keys = SimKeys(n: 4, seed: 1, params: OrderingParameters(), realCrypto: false)
         let store = InMemoryConsensusStorage()
-        var core = ConsensusCore(config: CoreConfig(committee: keys.committee, me: 0), signer: keys.signers[0], verifier: keys.verifier, image: store.load())
+        var core = ConsensusCore(
+            config: CoreConfig(committee: keys.committee, me: 0), signer: keys.signers[0], verifier: keys.verifier,
+            image: store.load())
         _ = core.step(.start, now: 0)
         for o in core.step(.submit(kind: 1, body: [1]), now: 10) { if case .persist(let b) = o { store.write(b) } }
         store.sync()
         // Restart: the durable lastOwnRound is 1, the own block is re-broadcast, round 1 is never signed again.
-        var again = ConsensusCore(config: CoreConfig(committee: keys.committee, me: 0), signer: keys.signers[0], verifier: keys.verifier, image: store.load())
+        var again = ConsensusCore(
+            config: CoreConfig(committee: keys.committee, me: 0), signer: keys.signers[0], verifier: keys.verifier,
+            image: store.load())
         let out = again.step(.start, now: 20)
         #expect(again.lastOwnRound == 1)
         #expect(again.incarnation == 2)
         #expect(out.contains { if case .broadcast = $0 { return true } else { return false } })
         _ = again.step(.submit(kind: 1, body: [2]), now: 30)
-        #expect(again.lastOwnRound == 1) // waits for Q round-1 blocks; never re-signs round 1
+        #expect(again.lastOwnRound == 1)  // waits for Q round-1 blocks; never re-signs round 1
     }
 
     @Test func wipedStoreRunsAmnesiaRecoveryBeforeSigning() {
         let keys = SimKeys(n: 4, seed: 1, params: OrderingParameters(), realCrypto: false)
-        var core = ConsensusCore(config: CoreConfig(committee: keys.committee, me: 0), signer: keys.signers[0], verifier: keys.verifier, image: .wiped)
+        var core = ConsensusCore(
+            config: CoreConfig(committee: keys.committee, me: 0), signer: keys.signers[0], verifier: keys.verifier,
+            image: .wiped)
         let out = core.step(.start, now: 0)
         #expect(core.mode == .recovering)
         #expect(out.filter { if case .send = $0 { return true } else { return false } }.count == 3)
-        #expect(core.step(.submit(kind: 1, body: [1]), now: 1).contains { if case .rejected(.notReady) = $0 { return true } else { return false } })
+        #expect(
+            core.step(.submit(kind: 1, body: [1]), now: 1).contains {
+                if case .rejected(.notReady) = $0 { return true } else { return false }
+            })
         var persist: PersistBatch? = nil
         for p in 1...3 {
-            for o in core.step(.message(from: UInt16(p), bytes: Message.recoverAnswer(lastOwnRound: UInt64(10 + p), block: nil).encode()), now: 2) {
+            for o in core.step(
+                .message(
+                    from: UInt16(p), bytes: Message.recoverAnswer(lastOwnRound: UInt64(10 + p), block: nil).encode()),
+                now: 2)
+            {
                 if case .persist(let b) = o { persist = b }
             }
         }

@@ -1,13 +1,17 @@
 import Crypto
-import Testing
-@testable import FoxConsensus
 import FoxConsensusSimulation
+import Testing
+
+@testable import FoxConsensus
 
 @Suite struct EncodingTests {
     func sampleBlock(_ keys: SimKeys) -> Block {
         let payload = [Entry(id: EntryID(origin: 0, incarnation: 3, seq: 0), kind: 1, body: [1, 2, 3])]
-        var b = Block(epoch: 1, round: 1, author: 0, timestamp: 42, parents: keys.committee.genesis, payloadDigest: BlockCodec.payloadDigest(payload),
-                      attestation: Checkpoint(commitIndex: 5, runningHash: .zero, stateDigest: .zero, leaderRound: 9), payload: payload, signature: [])
+        var b = Block(
+            epoch: 1, round: 1, author: 0, timestamp: 42, parents: keys.committee.genesis,
+            payloadDigest: BlockCodec.payloadDigest(payload),
+            attestation: Checkpoint(commitIndex: 5, runningHash: .zero, stateDigest: .zero, leaderRound: 9),
+            payload: payload, signature: [])
         b.signature = keys.signers[0].sign(b.digest)
         return b
     }
@@ -18,19 +22,34 @@ import FoxConsensusSimulation
         let b = sampleBlock(keys)
         let bytes = BlockCodec.encode(b)
         #expect(bytes[0] == BlockCodec.version)
-        let d = try BlockCodec.decode(bytes, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes)
+        let d = try BlockCodec.decode(
+            bytes, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes)
         #expect(d == b)
         // Big-endian fixed width: epoch then round.
         #expect(Array(bytes[1..<9]) == [0, 0, 0, 0, 0, 0, 0, 1])
         #expect(Array(bytes[9..<17]) == [0, 0, 0, 0, 0, 0, 0, 1])
         // Trailing byte, bad version, bad presence byte: all rejected.
-        #expect(throws: DecodeError.self) { try BlockCodec.decode(bytes + [0], maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes) }
+        #expect(throws: DecodeError.self) {
+            try BlockCodec.decode(
+                bytes + [0], maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes,
+                maxEntryBytes: c.maxEntryBytes)
+        }
         var v = bytes; v[0] = 2
-        #expect(throws: DecodeError.self) { try BlockCodec.decode(v, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes) }
+        #expect(throws: DecodeError.self) {
+            try BlockCodec.decode(
+                v, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes)
+        }
         let presenceAt = 1 + 8 + 8 + 2 + 8 + 2 + 4 * BlockCodec.refBytes + 32
         var p = bytes; #expect(p[presenceAt] == 1); p[presenceAt] = 2
-        #expect(throws: DecodeError.self) { try BlockCodec.decode(p, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes) }
-        #expect(throws: DecodeError.self) { try BlockCodec.decode(Array(bytes.dropLast()), maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes) }
+        #expect(throws: DecodeError.self) {
+            try BlockCodec.decode(
+                p, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes)
+        }
+        #expect(throws: DecodeError.self) {
+            try BlockCodec.decode(
+                Array(bytes.dropLast()), maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes,
+                maxEntryBytes: c.maxEntryBytes)
+        }
     }
 
     @Test func digestExcludesSignatureAndPayloadButBindsPayloadDigest() {
@@ -55,10 +74,13 @@ import FoxConsensusSimulation
         let wrongKey = keys.signers[1].sign(d)
         #expect(!keys.verifier.verify(wrongKey, digest: d, author: 0))
         // The validator accepts the real block and rejects a tampered header.
-        let (vb, vd) = try BlockValidator.validate(BlockCodec.encode(b), committee: keys.committee, verifier: keys.verifier)
+        let (vb, vd) = try BlockValidator.validate(
+            BlockCodec.encode(b), committee: keys.committee, verifier: keys.verifier)
         #expect(vb == b && vd == d)
         var t = b; t.timestamp += 1
-        #expect(throws: ValidationError.self) { try BlockValidator.validate(BlockCodec.encode(t), committee: keys.committee, verifier: keys.verifier) }
+        #expect(throws: ValidationError.self) {
+            try BlockValidator.validate(BlockCodec.encode(t), committee: keys.committee, verifier: keys.verifier)
+        }
     }
 
     @Test func fakeSignerRejectsForgeries() {
@@ -71,8 +93,10 @@ import FoxConsensusSimulation
 
     @Test func messagesRoundTripAndControlMessagesAreChecked() throws {
         let refs = [BlockRef(round: 3, author: 1, digest: Digest.sha256([1]))]
-        let msgs: [Message] = [.block([1, 2, 3]), .blocks([[1], [2, 3]]), .fetch(refs), .status([1, 2, 3, 4]), .recoverQuery,
-                               .recoverAnswer(lastOwnRound: 9, block: [5]), .recoverAnswer(lastOwnRound: 0, block: nil)]
+        let msgs: [Message] = [
+            .block([1, 2, 3]), .blocks([[1], [2, 3]]), .fetch(refs), .status([1, 2, 3, 4]), .recoverQuery,
+            .recoverAnswer(lastOwnRound: 9, block: [5]), .recoverAnswer(lastOwnRound: 0, block: nil),
+        ]
         for m in msgs {
             let e = m.encode()
             #expect(try Message.decode(e, maxBlockBytes: 1 << 20) == m)
@@ -91,7 +115,9 @@ import FoxConsensusSimulation
 }
 
 @Suite struct CommitteeTests {
-    @Test(arguments: [(1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 1, 3), (5, 1, 4), (6, 1, 5), (7, 2, 5), (10, 3, 7), (100, 33, 67)])
+    @Test(arguments: [
+        (1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 1, 3), (5, 1, 4), (6, 1, 5), (7, 2, 5), (10, 3, 7), (100, 33, 67),
+    ])
     func thresholds(n: Int, f: Int, q: Int) {
         let keys = (0..<n).map { [UInt8($0 % 256), UInt8($0 / 256)] }
         let c = Committee(epoch: 1, keys: keys, params: OrderingParameters())

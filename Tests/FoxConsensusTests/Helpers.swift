@@ -1,5 +1,6 @@
-@testable import FoxConsensus
 import FoxConsensusSimulation
+
+@testable import FoxConsensus
 
 /// A scripted DAG for committer tests: blocks built by (author, round, parent authors) and fed to
 /// one node's core as messages.
@@ -10,21 +11,31 @@ struct DagScript {
     var bytes: [BlockRef: [UInt8]] = [:]
 
     init(n: Int, fair: Bool = false, gcDepth: UInt64 = 5000) {
-        keys = SimKeys(n: n, seed: 7, params: OrderingParameters(fairMode: fair, gcDepth: gcDepth, checkpointInterval: 1000), realCrypto: false)
+        keys = SimKeys(
+            n: n, seed: 7, params: OrderingParameters(fairMode: fair, gcDepth: gcDepth, checkpointInterval: 1000),
+            realCrypto: false)
     }
 
     /// Builds and signs a block of `author` at `round` whose round-1 parents are the first block
     /// of each listed author (genesis at round 1). `variant` makes equivocating twins differ.
     @discardableResult
-    mutating func add(_ author: Int, _ round: UInt64, parents: [Int], variant: UInt64 = 0, ts: UInt64? = nil,
-                      payload: [Entry] = []) -> BlockRef {
+    mutating func add(
+        _ author: Int, _ round: UInt64, parents: [Int], variant: UInt64 = 0, ts: UInt64? = nil,
+        payload: [Entry] = []
+    ) -> BlockRef {
         var refs: [BlockRef] = []
         for p in parents {
-            if round == 1 { refs.append(committee.genesis[p]) } else if let r = blocks[Slot(author: UInt16(p), round: round - 1)]?.first { refs.append(r) }
+            if round == 1 {
+                refs.append(committee.genesis[p])
+            } else if let r = blocks[Slot(author: UInt16(p), round: round - 1)]?.first {
+                refs.append(r)
+            }
         }
         refs.sort()
-        var b = Block(epoch: committee.epoch, round: round, author: UInt16(author), timestamp: ts ?? (round * 1000 + variant),
-                      parents: refs, payloadDigest: BlockCodec.payloadDigest(payload), attestation: nil, payload: payload, signature: [])
+        var b = Block(
+            epoch: committee.epoch, round: round, author: UInt16(author), timestamp: ts ?? (round * 1000 + variant),
+            parents: refs, payloadDigest: BlockCodec.payloadDigest(payload), attestation: nil, payload: payload,
+            signature: [])
         b.signature = keys.signers[author].sign(b.digest)
         let ref = b.ref
         blocks[ref.slot, default: []].append(ref)
@@ -35,8 +46,10 @@ struct DagScript {
     /// Builds and signs a block with explicit parent refs (equivocation scripts).
     @discardableResult
     mutating func addRefs(_ author: Int, _ round: UInt64, refs: [BlockRef], variant: UInt64 = 0) -> BlockRef {
-        var b = Block(epoch: committee.epoch, round: round, author: UInt16(author), timestamp: round * 1000 + variant,
-                      parents: refs.sorted(), payloadDigest: BlockCodec.payloadDigest([]), attestation: nil, payload: [], signature: [])
+        var b = Block(
+            epoch: committee.epoch, round: round, author: UInt16(author), timestamp: round * 1000 + variant,
+            parents: refs.sorted(), payloadDigest: BlockCodec.payloadDigest([]), attestation: nil, payload: [],
+            signature: [])
         b.signature = keys.signers[author].sign(b.digest)
         let ref = b.ref
         blocks[ref.slot, default: []].append(ref)
@@ -64,8 +77,9 @@ struct ScriptedNode {
     var deliveries: [Delivery] = []
     var outputs: [Output] = []
     init(_ s: DagScript, me: UInt16) {
-        core = ConsensusCore(config: CoreConfig(committee: s.committee, me: me), signer: s.keys.signers[Int(me)],
-                             verifier: s.keys.verifier, image: ScriptedNode.observer)
+        core = ConsensusCore(
+            config: CoreConfig(committee: s.committee, me: me), signer: s.keys.signers[Int(me)],
+            verifier: s.keys.verifier, image: ScriptedNode.observer)
         _ = core.step(.start, now: 0)
     }
     /// Feeds blocks in (round, author, digest) order through the real receive path. A second

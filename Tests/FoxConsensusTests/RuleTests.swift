@@ -1,13 +1,16 @@
-import Testing
-@testable import FoxConsensus
 import FoxConsensusSimulation
+import Testing
+
+@testable import FoxConsensus
 
 @Suite struct ValidationTests {
     func check(_ mutate: (inout Block) -> Void, rule: Int) {
         let s = DagScript(n: 4)
         let c = s.committee
-        var b = Block(epoch: 1, round: 1, author: 1, timestamp: 5, parents: c.genesis, payloadDigest: BlockCodec.payloadDigest([]),
-                      attestation: nil, payload: [], signature: [])
+        var b = Block(
+            epoch: 1, round: 1, author: 1, timestamp: 5, parents: c.genesis,
+            payloadDigest: BlockCodec.payloadDigest([]),
+            attestation: nil, payload: [], signature: [])
         mutate(&b)
         b.payloadDigest = BlockCodec.payloadDigest(b.payload)
         b.signature = s.keys.signers[Int(b.author) % 4].sign(b.digest)
@@ -23,7 +26,10 @@ import FoxConsensusSimulation
         let s = DagScript(n: 4)
         let g = s.committee.genesis
         check({ $0.epoch = 2 }, rule: 1)
-        check({ $0.round = 0; $0.parents = [] }, rule: 2)
+        check(
+            {
+                $0.round = 0; $0.parents = []
+            }, rule: 2)
         check({ $0.parents = Array(g.prefix(2)) }, rule: 3)
         check({ $0.parents[0].digest = .zero }, rule: 3)
         check({ $0.parents = [g[1], g[0], g[2], g[3]] }, rule: 5)
@@ -34,17 +40,24 @@ import FoxConsensusSimulation
         sc.round(2, authors: [0, 1, 2, 3], parents: [0, 1, 2, 3])
         let own1 = sc.blocks[Slot(author: 1, round: 1)]![0]
         let r2 = [0, 1, 2, 3].map { sc.blocks[Slot(author: UInt16($0), round: 2)]![0] }
-        var b = Block(epoch: 1, round: 3, author: 1, timestamp: 9, parents: ([own1] + r2).sorted(), payloadDigest: BlockCodec.payloadDigest([]),
-                      attestation: nil, payload: [], signature: [])
+        var b = Block(
+            epoch: 1, round: 3, author: 1, timestamp: 9, parents: ([own1] + r2).sorted(),
+            payloadDigest: BlockCodec.payloadDigest([]),
+            attestation: nil, payload: [], signature: [])
         b.signature = sc.keys.signers[1].sign(b.digest)
         #expect(throws: ValidationError(rule: 4, reason: "two own parents")) {
             try BlockValidator.validate(BlockCodec.encode(b), committee: sc.committee, verifier: sc.keys.verifier)
         }
         // A signature by another key, and a wrong payload digest.
         var f = b; f.parents = r2; f.signature = sc.keys.signers[2].sign(f.digest)
-        #expect(throws: ValidationError(rule: 1, reason: "signature")) { try BlockValidator.validate(BlockCodec.encode(f), committee: sc.committee, verifier: sc.keys.verifier) }
-        var p = f; p.payload = [Entry(id: EntryID(origin: 1, incarnation: 1, seq: 0), kind: 0, body: [])]; p.signature = sc.keys.signers[1].sign(p.digest)
-        #expect(throws: ValidationError(rule: 1, reason: "payloadDigest")) { try BlockValidator.validate(BlockCodec.encode(p), committee: sc.committee, verifier: sc.keys.verifier) }
+        #expect(throws: ValidationError(rule: 1, reason: "signature")) {
+            try BlockValidator.validate(BlockCodec.encode(f), committee: sc.committee, verifier: sc.keys.verifier)
+        }
+        var p = f; p.payload = [Entry(id: EntryID(origin: 1, incarnation: 1, seq: 0), kind: 0, body: [])];
+        p.signature = sc.keys.signers[1].sign(p.digest)
+        #expect(throws: ValidationError(rule: 1, reason: "payloadDigest")) {
+            try BlockValidator.validate(BlockCodec.encode(p), committee: sc.committee, verifier: sc.keys.verifier)
+        }
     }
 }
 

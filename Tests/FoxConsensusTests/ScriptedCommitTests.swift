@@ -1,4 +1,5 @@
 import Testing
+
 @testable import FoxConsensus
 @testable import FoxConsensusSimulation
 
@@ -274,9 +275,13 @@ import Testing
 
 /// The readiness-bound checker (sections 7, 18.8) on hand-made commit sequences.
 @Suite struct ReadinessBoundCheckerTests {
-    func ref(_ r: UInt64, _ a: UInt16) -> BlockRef { BlockRef(round: r, author: a, digest: Digest(w0: r, w1: UInt64(a), w2: 0, w3: 0)) }
+    func ref(_ r: UInt64, _ a: UInt16) -> BlockRef {
+        BlockRef(round: r, author: a, digest: Digest(w0: r, w1: UInt64(a), w2: 0, w3: 0))
+    }
     func sub(_ k: UInt64, leaderRound: UInt64, blocks: [BlockRef], pending: [BlockRef]) -> CommittedSubDag {
-        CommittedSubDag(index: k, leader: ref(leaderRound, 0), blocks: blocks, runningHash: .zero, pending: pending, forcedCount: 0, commitTime: 0)
+        CommittedSubDag(
+            index: k, leader: ref(leaderRound, 0), blocks: blocks, runningHash: .zero, pending: pending, forcedCount: 0,
+            commitTime: 0)
     }
 
     @Test func pendingPastRkPlus3IsAViolation() {

@@ -1,6 +1,7 @@
-import Testing
-@testable import FoxConsensus
 import FoxConsensusSimulation
+import Testing
+
+@testable import FoxConsensus
 
 /// Seeds per (scenario, n) in `swift test`; foxsim runs thousands.
 let seedsPerScenario: UInt64 = 3
@@ -14,7 +15,10 @@ let seedsPerScenario: UInt64 = 3
         for seed in UInt64(1)...seedsPerScenario {
             let s = Scenario.make(name, n: n, seed: seed)
             let r = Simulator(s).run()
-            #expect(r.passed, "\(s.description): \(r.violations.map(\.description).joined(separator: "; ")) — reproduce: \(r.reproduce)")
+            #expect(
+                r.passed,
+                "\(s.description): \(r.violations.map(\.description).joined(separator: "; ")) — reproduce: \(r.reproduce)"
+            )
             commits += r.commits
             if name.hasPrefix("byz-forge") { #expect(r.invalidBlocks > 0, "forgeries must be seen and rejected") }
             if name == "byz-twins" || name == "byz-badParents" { #expect(r.equivocationsSeen >= 0) }
@@ -44,7 +48,9 @@ let seedsPerScenario: UInt64 = 3
         for name in ["lossy", "byz-twins", "crash-restart"] {
             let a = Simulator(Scenario.make(name, n: 4, seed: 11)).run()
             let b = Simulator(Scenario.make(name, n: 4, seed: 11)).run()
-            #expect(a.events == b.events && a.messages == b.messages && a.commits == b.commits && a.entriesApplied == b.entriesApplied)
+            #expect(
+                a.events == b.events && a.messages == b.messages && a.commits == b.commits
+                    && a.entriesApplied == b.entriesApplied)
             let c = Simulator(Scenario.make(name, n: 4, seed: 12)).run()
             #expect(c.events != a.events)
         }

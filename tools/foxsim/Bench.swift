@@ -18,9 +18,15 @@ enum Bench {
         let keys = SimKeys(n: n, seed: 1, params: OrderingParameters(), realCrypto: true)
         let c = keys.committee
         let parents = c.genesis
-        let payload = (0..<10).map { Entry(id: EntryID(origin: 0, incarnation: 1, seq: UInt64($0)), kind: 1, body: [UInt8](repeating: 7, count: 100)) }
-        var block = Block(epoch: 1, round: 1, author: 0, timestamp: 1, parents: parents, payloadDigest: BlockCodec.payloadDigest(payload),
-                          attestation: nil, payload: payload, signature: [])
+        let payload = (0..<10).map {
+            Entry(
+                id: EntryID(origin: 0, incarnation: 1, seq: UInt64($0)), kind: 1,
+                body: [UInt8](repeating: 7, count: 100))
+        }
+        var block = Block(
+            epoch: 1, round: 1, author: 0, timestamp: 1, parents: parents,
+            payloadDigest: BlockCodec.payloadDigest(payload),
+            attestation: nil, payload: payload, signature: [])
         let d = block.digest
         block.signature = keys.signers[0].sign(d)
         let bytes = BlockCodec.encode(block)
@@ -28,7 +34,10 @@ enum Bench {
         time("P-256 sign", 200) { _ = keys.signers[0].sign(d) }
         time("P-256 verify", 200) { _ = keys.verifier.verify(block.signature, digest: d, author: 0) }
         time("encode", 2000) { _ = BlockCodec.encode(block) }
-        time("decode (strict)", 2000) { _ = try! BlockCodec.decode(bytes, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes) }
+        time("decode (strict)", 2000) {
+            _ = try! BlockCodec.decode(
+                bytes, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes)
+        }
         time("digest", 2000) { _ = block.digest }
         for n in [4, 7] { for fair in [true, false] { committer(n: n, rounds: 400, fair: fair) } }
         // Committer + linearizer cost per block: a baseline run, core time per committed block.
@@ -39,8 +48,10 @@ enum Bench {
         let r = Simulator(s).run()
         let dd = clock.now - start
         let ns = Double(dd.components.seconds) * 1e9 + Double(dd.components.attoseconds) / 1e9
-        print("simulated n=4 baseline: \(r.events) events, \(r.messages) messages, \(r.commits) commits in \(String(format: "%.2f", ns / 1e9)) s wall " +
-              "(\(String(format: "%.1f", ns / Double(max(r.events, 1)) / 1000)) µs/event incl. validation, fake MAC signatures)")
+        print(
+            "simulated n=4 baseline: \(r.events) events, \(r.messages) messages, \(r.commits) commits in \(String(format: "%.2f", ns / 1e9)) s wall "
+                + "(\(String(format: "%.1f", ns / Double(max(r.events, 1)) / 1000)) µs/event incl. validation, fake MAC signatures)"
+        )
     }
 }
 
@@ -49,16 +60,21 @@ extension Bench {
     /// core (fair mode), minus the cost of validating the same blocks alone: the cost per block
     /// of the commit rule, linearization and bookkeeping.
     static func committer(n: Int, rounds: UInt64, fair: Bool) {
-        let keys = SimKeys(n: n, seed: 9, params: OrderingParameters(fairMode: fair, gcDepth: 50, checkpointInterval: 1_000_000), realCrypto: false)
+        let keys = SimKeys(
+            n: n, seed: 9, params: OrderingParameters(fairMode: fair, gcDepth: 50, checkpointInterval: 1_000_000),
+            realCrypto: false)
         let c = keys.committee
         var prev = c.genesis
         var msgs: [[UInt8]] = [], raw: [[UInt8]] = []
         for r in UInt64(1)...rounds {
             var cur: [BlockRef] = []
             for a in 0..<n {
-                let e = Entry(id: EntryID(origin: UInt16(a), incarnation: 1, seq: r - 1), kind: 1, body: [UInt8](repeating: 1, count: 64))
-                var b = Block(epoch: c.epoch, round: r, author: UInt16(a), timestamp: r * 1_000_000 + UInt64(a), parents: prev,
-                              payloadDigest: BlockCodec.payloadDigest([e]), attestation: nil, payload: [e], signature: [])
+                let e = Entry(
+                    id: EntryID(origin: UInt16(a), incarnation: 1, seq: r - 1), kind: 1,
+                    body: [UInt8](repeating: 1, count: 64))
+                var b = Block(
+                    epoch: c.epoch, round: r, author: UInt16(a), timestamp: r * 1_000_000 + UInt64(a), parents: prev,
+                    payloadDigest: BlockCodec.payloadDigest([e]), attestation: nil, payload: [e], signature: [])
                 b.signature = keys.signers[a].sign(b.digest)
                 let bytes = BlockCodec.encode(b)
                 raw.append(bytes); msgs.append(Message.block(bytes).encode()); cur.append(b.ref)
@@ -72,14 +88,18 @@ extension Bench {
         let t0 = clock.now
         for b in raw { _ = try! BlockValidator.validate(b, committee: c, verifier: keys.verifier) }
         let validation = secs(clock.now - t0)
-        var core = ConsensusCore(config: CoreConfig(committee: c, me: 0), signer: keys.signers[0], verifier: keys.verifier, image: img)
+        var core = ConsensusCore(
+            config: CoreConfig(committee: c, me: 0), signer: keys.signers[0], verifier: keys.verifier, image: img)
         _ = core.step(.start, now: 0)
         let t1 = clock.now
         for m in msgs { _ = core.step(.message(from: 1, bytes: m), now: 1) }
         let total = secs(clock.now - t1)
         let blocks = Double(raw.count)
-        print("committer n=\(n) \(fair ? "fair" : "plain") \(rounds) rounds: \(core.commitIndex) commits, " +
-              String(format: "%.1f µs/block total, %.1f µs/block validation, %.1f µs/block commit rule + linearization + bookkeeping",
-                     total / blocks * 1e6, validation / blocks * 1e6, (total - validation) / blocks * 1e6))
+        print(
+            "committer n=\(n) \(fair ? "fair" : "plain") \(rounds) rounds: \(core.commitIndex) commits, "
+                + String(
+                    format:
+                        "%.1f µs/block total, %.1f µs/block validation, %.1f µs/block commit rule + linearization + bookkeeping",
+                    total / blocks * 1e6, validation / blocks * 1e6, (total - validation) / blocks * 1e6))
     }
 }

@@ -12,8 +12,10 @@ enum Figures {
 
     static func run(seeds: UInt64, firstSeed: UInt64) {
         for n in [4, 7] {
-            for (label, crashed, fair) in [("all honest, fair", 0, true), ("all honest, plain", 0, false),
-                                           ("f crashed, fair", (n - 1) / 3, true), ("f crashed, plain", (n - 1) / 3, false)] {
+            for (label, crashed, fair) in [
+                ("all honest, fair", 0, true), ("all honest, plain", 0, false),
+                ("f crashed, fair", (n - 1) / 3, true), ("f crashed, plain", (n - 1) / 3, false),
+            ] {
                 var st = SimStats()
                 var entries = 0, secs = 0.0, inv = 0, pairs = 0
                 for seed in firstSeed..<(firstSeed + seeds) {
@@ -35,9 +37,15 @@ enum Figures {
                     inv += r.stats.inversions; pairs += r.stats.eligiblePairs
                 }
                 let m = st.meanDelay
-                let a: String = "leader commit md p50=" + md(pct(st.leaderCommit, 0.5), m) + " p99=" + md(pct(st.leaderCommit, 0.99), m)
-                let b: String = "; leader-block emission p50=" + md(pct(st.leaderEmission, 0.5), m) + " p99=" + md(pct(st.leaderEmission, 0.99), m)
-                let c: String = "; non-leader emission p50=" + md(pct(st.nonLeaderEmission, 0.5), m) + " p99=" + md(pct(st.nonLeaderEmission, 0.99), m)
+                let a: String =
+                    "leader commit md p50=" + md(pct(st.leaderCommit, 0.5), m) + " p99="
+                    + md(pct(st.leaderCommit, 0.99), m)
+                let b: String =
+                    "; leader-block emission p50=" + md(pct(st.leaderEmission, 0.5), m) + " p99="
+                    + md(pct(st.leaderEmission, 0.99), m)
+                let c: String =
+                    "; non-leader emission p50=" + md(pct(st.nonLeaderEmission, 0.5), m) + " p99="
+                    + md(pct(st.nonLeaderEmission, 0.99), m)
                 let rate = Int(Double(entries) / secs)
                 print("n=\(n) \(label): " + a + b + c + "; entries/s=\(rate); inversions=\(inv)/\(pairs)")
             }

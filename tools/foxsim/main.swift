@@ -39,14 +39,18 @@ if flag("--bench") {
                 let r = sim.run()
                 runs += 1
                 totalEvents += r.events
-                if r.passed { passed += 1 } else {
+                if r.passed {
+                    passed += 1
+                } else {
                     failures += 1
                     print("FAIL \(s.description): \(r.violations.map(\.description).joined(separator: "; "))")
                     print("  reproduce: \(r.reproduce)")
                 }
                 if flag("--verbose") {
                     for line in sim.describeNodes() { print(line) }
-                    print("\(s.description) commits=\(r.commits) applied=\(r.entriesApplied)/\(r.entriesAccepted) events=\(r.events) forced=\(r.forcedEmissions) equiv=\(r.equivocationsSeen) invalid=\(r.invalidBlocks) maxDag=\(r.maxDagBlocks) maxSusp=\(r.maxSuspended)")
+                    print(
+                        "\(s.description) commits=\(r.commits) applied=\(r.entriesApplied)/\(r.entriesAccepted) events=\(r.events) forced=\(r.forcedEmissions) equiv=\(r.equivocationsSeen) invalid=\(r.invalidBlocks) maxDag=\(r.maxDagBlocks) maxSusp=\(r.maxSuspended)"
+                    )
                 }
             }
             print("\(name) n=\(n): \(passed)/\(seeds) passed")
