@@ -22,8 +22,9 @@ struct ConnectionStateMachine {
 
     enum State {
         case awaitingConnect
-        /// CONNECT received; credentials being checked; nothing else is read meanwhile.
-        case authenticating(Connect, assignedIdentifier: String?)
+        /// CONNECT received; credentials being checked; nothing else is read meanwhile. Indirect:
+        /// a CONNECT inline would make the state of every connection 30 bytes larger.
+        indirect case authenticating(Connect, assignedIdentifier: String?)
         /// The session open is submitted; CONNACK comes with the broker's answer.
         case connected(Connected)
         /// Closing or closed: nothing more is read, the broker already knows.
@@ -46,12 +47,18 @@ struct ConnectionStateMachine {
     }
 
     let connection: ConnectionID
-    let limits: ConnectionLimits
+    /// Shared by every connection of the node: a copy each would cost every idle client.
+    private let sharedLimits: Immutable<ConnectionLimits>
+    var limits: ConnectionLimits { sharedLimits.value }
     private(set) var state: State = .awaitingConnect
 
-    init(connection: ConnectionID, limits: ConnectionLimits) {
+    init(connection: ConnectionID, limits: Immutable<ConnectionLimits>) {
         self.connection = connection
-        self.limits = limits
+        self.sharedLimits = limits
+    }
+
+    init(connection: ConnectionID, limits: ConnectionLimits) {
+        self.init(connection: connection, limits: Immutable(limits))
     }
 
     /// Whether more bytes may be decoded now: not while credentials are checked, and not until

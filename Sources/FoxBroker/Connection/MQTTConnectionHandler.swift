@@ -14,7 +14,6 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var machine: ConnectionStateMachine
     private var frameDecoder: FrameDecoder
     private var inbound: ByteBuffer?
-    private var outputs: [ConnectionStateMachine.Output] = []
     private var outbound: ByteBuffer?
     /// Shared with this connection's `ConnectionHandle` (see there).
     private let pendingDeliveries = ManagedAtomic<Int>(0)
@@ -27,15 +26,13 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     /// Position in this loop's `DeadlineSweeper`, which checks both deadlines.
     var sweepIndex: Int?
     private var sweeper: DeadlineSweeper?
-    /// The node's logger; this connection's metadata is added per message (`log`), not stored,
-    /// because a stored copy costs every idle connection a dictionary.
-    private let logger: Logger
+    // No stored logger: `services.logger` with this connection's metadata added per message
+    // (`log`), because a stored copy costs every idle connection its size and a dictionary.
 
     init(connection: ConnectionID, services: BrokerServices) {
         self.services = services
-        machine = ConnectionStateMachine(connection: connection, limits: services.limits)
+        machine = ConnectionStateMachine(connection: connection, limits: services.sharedLimits)
         frameDecoder = FrameDecoder(maximumPacketSize: services.limits.maximumPacketSizeBytes)
-        logger = services.logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -167,11 +164,11 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     /// Runs one state machine input and carries out its outputs in order.
     private func run(_ input: (inout ConnectionStateMachine, inout [ConnectionStateMachine.Output]) -> Void) {
-        outputs.removeAll(keepingCapacity: true)
+        // A fresh array per input, not a kept one: a kept array's capacity would stay allocated
+        // for every idle connection.
+        var outputs: [ConnectionStateMachine.Output] = []
         input(&machine, &outputs)
-        // Outputs may re-enter (an authentication answer arrives later, not now), so iterate a copy.
-        let current = outputs
-        for output in current {
+        for output in outputs {
             switch output {
             case .send(let packet):
                 encode(packet)
@@ -225,6 +222,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     }
 
     private func log(_ level: Logger.Level, _ message: Logger.Message, _ extra: Logger.Metadata = [:]) {
+        let logger = services.logger
         guard logger.logLevel <= level else { return }
         var metadata = extra
         metadata["connection"] = "\(machine.connection)"

@@ -69,7 +69,7 @@ private func compareUTF8(_ lhs: String.UTF8View, _ rhs: String.UTF8View) -> Int 
 }
 
 private func hashUTF8<Bytes: Collection<UInt8>>(_ bytes: Bytes, into hasher: inout Hasher) {
-    let hashed = bytes.withContiguousStorageIfAvailable { buffer in
+    let hashed: Void? = bytes.withContiguousStorageIfAvailable { buffer in
         hasher.combine(bytes: UnsafeRawBufferPointer(buffer))
     }
     if hashed == nil {

@@ -11,9 +11,20 @@ struct Session {
     var protocolVersion: ProtocolVersion
     var expiryIntervalSeconds: UInt32
     /// The will of the attached connection (§3.1.2.5), cleared by a normal DISCONNECT.
-    var will: Will?
+    var will: Will? {
+        get { willBox?.value }
+        set { willBox = newValue.map(Immutable.init) }
+    }
     /// A will waiting for its delay after the connection ended.
-    var pendingWill: PendingWill?
+    var pendingWill: PendingWill? {
+        get { pendingWillBox?.value }
+        set { pendingWillBox = newValue.map(Immutable.init) }
+    }
+    // Most sessions have no will: stored inline, the two would make every session (and every
+    // slot of the session table) 130 bytes larger. The boxes are immutable, so `Session` keeps
+    // value semantics.
+    private var willBox: Immutable<Will>?
+    private var pendingWillBox: Immutable<PendingWill>?
     /// When the client went away, on the ordered clock.
     var disconnectedAtMillis: UInt64?
     /// Filters as the client sent them (with `$share/...`), for UNSUBSCRIBE and expiry.
@@ -41,6 +52,12 @@ struct Session {
         }
         return since + UInt64(expiryIntervalSeconds) * 1000
     }
+}
+
+/// A value stored out of line, never changed in place (a set replaces the box).
+final class Immutable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 struct PendingWill {

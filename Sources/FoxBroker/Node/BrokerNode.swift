@@ -62,8 +62,11 @@ public final class BrokerNode: Sendable {
 
     public func start() async throws {
         let mqtt = try await bootstrap { channel in
-            channel.pipeline.addHandler(
-                MQTTConnectionHandler(connection: self.nextConnectionID(), services: self.services))
+            // The initializer runs on the channel's loop: the handler is added there, not sent.
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(
+                    MQTTConnectionHandler(connection: self.nextConnectionID(), services: self.services))
+            }
         }.bind(host: configuration.mqttHost, port: configuration.mqttPort).get()
         serverChannels.withLockedValue { $0.append(mqtt) }
         logger.info("MQTT listener started", metadata: ["address": "\(mqtt.localAddress.map { "\($0)" } ?? "?")"])
@@ -92,10 +95,11 @@ public final class BrokerNode: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-            // Small first reads: most connections are idle or send small packets, and the
-            // allocator grows for the busy ones.
+            // Small first reads: NIO keeps each channel's last receive buffer for reuse, and most
+            // connections are idle after a CONNECT that fits in 128 bytes; the allocator grows
+            // the buffer of the busy ones.
             .childChannelOption(
-                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 128, maximum: 65536)
             )
             .childChannelInitializer(initializer)
     }

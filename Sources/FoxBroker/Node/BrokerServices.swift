@@ -7,6 +7,8 @@ import NIOPosix
 /// the limits, a thread pool for blocking work, and a logger.
 final class BrokerServices: Sendable {
     let limits: ConnectionLimits
+    /// The same limits, one reference shared by every connection's state machine.
+    let sharedLimits: Immutable<ConnectionLimits>
     let orderer: any Orderer
     let registry: ConnectionRegistry
     let authenticator: any Authenticator
@@ -21,6 +23,7 @@ final class BrokerServices: Sendable {
         authenticator: any Authenticator, threadPool: NIOThreadPool, logger: Logger
     ) {
         self.limits = limits
+        self.sharedLimits = Immutable(limits)
         self.orderer = orderer
         self.registry = registry
         self.authenticator = authenticator
