@@ -103,6 +103,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds a new socket has to complete CONNECT.", valueName: "SECONDS"))
     var connectTimeout: Int = 10
 
+    @Option(help: ArgumentHelp("Network threads (event loops); 0 = one per core.", valueName: "N"))
+    var threads: Int = 0
+
     func validate() throws {
         _ = try HostPort(mqttAddr, option: "--mqtt-addr")
         _ = try HostPort(websocketsAddr, option: "--websockets-addr")
@@ -119,6 +122,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1.") }
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second.") }
+        guard (0...1024).contains(threads) else { throw ValidationError("--threads must be 0...1024.") }
     }
 
     func run() async throws {
@@ -160,6 +164,7 @@ struct RunCommand: AsyncParsableCommand {
         limits.topicLevelCountMax = maxTopicLevels
         limits.allowAnonymousLogin = allowAnonymousLogin
         configuration.connectionLimits = limits
+        if threads > 0 { configuration.eventLoopThreadCount = threads }
         configuration.brokerLimits.inflightCountMax = maxInflight
         configuration.brokerLimits.queuedMessageCountMax = maxQueuedMessages
         configuration.brokerLimits.subscriptionCountMax = maxSubscriptionsPerClient

@@ -28,7 +28,7 @@ import Testing
         var large = ByteBufferAllocator().buffer(capacity: 65_536)
         large.writeRepeatingByte(0x61, count: 60_000)
         let payload = large.getSlice(at: 0, length: 5)!
-        var retained = RetainedMessages()
+        let retained = RetainedMessages()
         retained.store(
             ApplicationMessage(
                 topicName: "t", payload: payload, qos: .atMostOnce, retain: true, properties: Properties(),

@@ -146,8 +146,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     /// Called on this loop with the broker's actions for this connection.
     func deliver(_ actions: [BrokerAction]) {
-        for action in actions {
-            run { machine, outputs in machine.brokerAction(action, into: &outputs) }
+        // One run for the batch: its outputs are carried out in the same order as one run per
+        // action would, with one output array instead of one per message.
+        run { machine, outputs in
+            for action in actions { machine.brokerAction(action, into: &outputs) }
         }
         // Packets that arrived before CONNACK are read now.
         decodeInbound()

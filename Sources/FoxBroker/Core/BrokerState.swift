@@ -15,7 +15,7 @@ public final class BrokerState {
     /// Sessions whose client is away: the only ones a tick must look at.
     var detachedSessions: Set<ExactString> = []
     let topicTree = TopicTree()
-    var retained = RetainedMessages()
+    let retained = RetainedMessages()
     /// The ordered clock: the greatest event time applied so far.
     public private(set) var nowMillis: UInt64 = 0
 

@@ -2,33 +2,101 @@ import FoxMQTT
 
 /// Retained messages by topic name (MQTT 5.0 §3.3.1.3): set, replaced, cleared by an empty
 /// payload, and sent to new subscriptions.
-struct RetainedMessages {
-    private var byTopic: [ExactString: ApplicationMessage] = [:]
+///
+/// Kept as a tree of topic levels, so a wildcard subscription visits only the branches its
+/// filter can match: `sensors/+/temperature` among 100,000 retained topics looks at the
+/// children of `sensors`, not at every topic. Like `TopicTree`, the walk never exposes
+/// dictionary order: `matching` sorts what it found by topic bytes.
+final class RetainedMessages {
+    private final class Node {
+        var children: [TopicLevel: Node] = [:]
+        var message: ApplicationMessage?
+    }
 
-    var count: Int { byTopic.count }
+    private let root = Node()
+    private(set) var count = 0
 
-    mutating func store(_ message: ApplicationMessage) {
+    func store(_ message: ApplicationMessage) {
+        let levels = topicLevels(message.topicName)
         if message.payload.readableBytes == 0 {
-            byTopic.removeValue(forKey: ExactString(message.topicName))
-        } else {
-            var stored = message
-            stored.retain = true
-            stored.payload = message.payload.compacted()
-            byTopic[ExactString(message.topicName)] = stored
+            remove(levels: levels)
+            return
         }
+        var node = root
+        for level in levels {
+            if let child = node.children[TopicLevel(level)] {
+                node = child
+            } else {
+                let child = Node()
+                // A fresh String so the key does not keep the whole topic's storage alive.
+                node.children[TopicLevel(Substring(String(level)))] = child
+                node = child
+            }
+        }
+        if node.message == nil { count += 1 }
+        var stored = message
+        stored.retain = true
+        stored.payload = message.payload.compacted()
+        node.message = stored
+    }
+
+    /// Clears a topic and prunes the branches left empty, so cleared topics cost nothing.
+    private func remove(levels: [Substring]) {
+        var path = [root]
+        for level in levels {
+            guard let child = path[path.count - 1].children[TopicLevel(level)] else { return }
+            path.append(child)
+        }
+        guard path[path.count - 1].message != nil else { return }
+        path[path.count - 1].message = nil
+        count -= 1
+        for depth in stride(from: levels.count, to: 0, by: -1) {
+            let node = path[depth]
+            guard node.message == nil && node.children.isEmpty else { break }
+            path[depth - 1].children[TopicLevel(levels[depth - 1])] = nil
+        }
+        assert(count >= 0)
     }
 
     /// The unexpired retained messages matching a filter, sorted by topic so every node sends
     /// them in the same order. Expired ones are left for the next store to replace; they are
     /// never sent.
     func matching(filter: String, nowMillis: UInt64) -> [ApplicationMessage] {
-        if !filter.utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") }) {
-            guard let message = byTopic[ExactString(filter)], !message.isExpired(atMillis: nowMillis) else { return [] }
-            return [message]
+        var found: [ApplicationMessage] = []
+        collect(from: root, levels: topicLevels(filter)[...], atRoot: true, into: &found)
+        found.removeAll { $0.isExpired(atMillis: nowMillis) }
+        if found.count > 1 { found.sort { ExactString($0.topicName) < ExactString($1.topicName) } }
+        return found
+    }
+
+    private func collect(
+        from node: Node, levels: ArraySlice<Substring>, atRoot: Bool, into found: inout [ApplicationMessage]
+    ) {
+        guard let level = levels.first else {
+            if let message = node.message { found.append(message) }
+            return
         }
-        return byTopic.keys.filter { topicMatches(filter: filter, topicName: $0.value) }.sorted().compactMap {
-            guard let message = byTopic[$0], !message.isExpired(atMillis: nowMillis) else { return nil }
-            return message
+        if level.utf8.elementsEqual("#".utf8) {
+            // `#` matches the parent level too (`a/#` matches `a`) and everything below.
+            collectAll(from: node, atRoot: atRoot, into: &found)
+        } else if level.utf8.elementsEqual("+".utf8) {
+            for (key, child) in node.children where !(atRoot && key.startsWithDollar) {
+                collect(from: child, levels: levels.dropFirst(), atRoot: false, into: &found)
+            }
+        } else if let child = node.children[TopicLevel(level)] {
+            collect(from: child, levels: levels.dropFirst(), atRoot: false, into: &found)
         }
     }
+
+    private func collectAll(from node: Node, atRoot: Bool, into found: inout [ApplicationMessage]) {
+        if let message = node.message { found.append(message) }
+        // A filter starting with a wildcard does not match topics starting with `$` (§4.7.2).
+        for (key, child) in node.children where !(atRoot && key.startsWithDollar) {
+            collectAll(from: child, atRoot: false, into: &found)
+        }
+    }
+}
+
+extension TopicLevel {
+    fileprivate var startsWithDollar: Bool { value.utf8.first == UInt8(ascii: "$") }
 }

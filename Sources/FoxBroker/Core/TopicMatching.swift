@@ -1,8 +1,8 @@
 /// Whether a topic name matches a (non-shared) topic filter (MQTT 5.0 §4.7): `+` matches one
 /// level, a trailing `#` matches the parent level and everything below, and topics beginning
 /// with `$` are not matched by a leading wildcard (§4.7.2). Levels are compared as bytes, with
-/// no normalization (§4.7.3). Used where a tree walk is not available, e.g. retained messages
-/// against a new subscription.
+/// no normalization (§4.7.3). The reference rule: `TopicTree` and `RetainedMessages` walk
+/// their trees instead, and the tests check them against this.
 func topicMatches(filter: String, topicName: String) -> Bool {
     if topicName.utf8.first == UInt8(ascii: "$"), let first = filter.utf8.first,
         first == UInt8(ascii: "+") || first == UInt8(ascii: "#")

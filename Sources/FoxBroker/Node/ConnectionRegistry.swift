@@ -50,8 +50,10 @@ final class ConnectionRegistry: ActionSink, @unchecked Sendable {
     var all: [ConnectionHandle] { lock.withLock { Array(handles.values) } }
 
     func dispatch(_ actions: [BrokerAction]) {
-        if actions.count == 1, let action = actions.first {
-            send([action], to: action.connection)
+        // Most batches concern one connection (an acknowledgement, a delivery to one subscriber,
+        // retained messages for a new subscription): sent whole, without splitting.
+        if let first = actions.first, actions.allSatisfy({ $0.connection == first.connection }) {
+            send(actions, to: first.connection)
             return
         }
         // Split by connection, keeping each connection's actions in order.
