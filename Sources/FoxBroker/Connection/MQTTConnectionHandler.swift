@@ -1,4 +1,3 @@
-import Atomics
 import FoxMQTT
 import Logging
 import NIOCore
@@ -15,8 +14,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var frameDecoder: FrameDecoder
     private var inbound: ByteBuffer?
     private var outbound: ByteBuffer?
-    /// Shared with this connection's `ConnectionHandle` (see there).
-    private let pendingDeliveries = ManagedAtomic<Int>(0)
+    /// How the broker reaches this connection (see there); set once the channel is active.
+    private var handle: ConnectionHandle?
     private var context: ChannelHandlerContext?
     /// Until CONNACK: when the socket is closed if CONNECT has not completed.
     private var connectDeadline: NIODeadline?
@@ -48,8 +47,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     private func start(context: ChannelHandlerContext) {
         let handle = ConnectionHandle(
-            eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop),
-            pendingDeliveries: pendingDeliveries)
+            eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        self.handle = handle
         guard services.registry.register(machine.connection, handle, countMax: services.limits.connectionCountMax)
         else {
             log(.warning, "connection refused: \(services.limits.connectionCountMax) connections open")
@@ -144,19 +143,18 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         if inbound?.readableBytes == 0 { inbound = nil }
     }
 
-    /// Called on this loop with the broker's actions for this connection.
-    func deliver(_ actions: [BrokerAction]) {
-        // One run for the batch: its outputs are carried out in the same order as one run per
+    /// Scheduled on this loop when broker actions arrived in the handle's inbox: carries them
+    /// all out, then flushes once for the burst.
+    func drainInbox() {
+        guard let actions = handle?.takeAll(), !actions.isEmpty else { return }
+        // One run for the burst: its outputs are carried out in the same order as one run per
         // action would, with one output array instead of one per message.
         run { machine, outputs in
             for action in actions { machine.brokerAction(action, into: &outputs) }
         }
         // Packets that arrived before CONNACK are read now.
         decodeInbound()
-        // The last of a burst of deliveries flushes them all, in one write.
-        if pendingDeliveries.wrappingDecrementThenLoad(ordering: .acquiringAndReleasing) == 0 {
-            flushOutbound()
-        }
+        flushOutbound()
     }
 
     /// The node is stopping.

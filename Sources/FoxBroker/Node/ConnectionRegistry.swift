@@ -1,27 +1,75 @@
-import Atomics
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// A connection as the rest of the node reaches it: its event loop and its handler, which may
-/// only be touched on that loop.
+/// How the broker reaches one connection from any thread: its loop, its handler, and its inbox
+/// of broker actions.
+///
+/// Actions are appended to the inbox under the orderer's lock, so each connection's inbox is in
+/// apply order whichever thread applied them. The loop is woken only when the inbox was empty,
+/// and only after that lock is released (`PendingWakeups`): no system call under the lock, and
+/// one task per burst instead of one per message. The drain takes everything queued and
+/// flushes once.
 final class ConnectionHandle: Sendable {
     let eventLoop: any EventLoop
     let handler: NIOLoopBound<MQTTConnectionHandler>
-    /// Deliveries handed to the loop and not yet run: the last one to run flushes, so a burst
-    /// leaves in one write and a lone message leaves at once.
-    let pendingDeliveries: ManagedAtomic<Int>
+    private let inbox = NIOLockedValueBox<[BrokerAction]>([])
 
-    init(eventLoop: any EventLoop, handler: NIOLoopBound<MQTTConnectionHandler>, pendingDeliveries: ManagedAtomic<Int>)
-    {
+    init(eventLoop: any EventLoop, handler: NIOLoopBound<MQTTConnectionHandler>) {
         self.eventLoop = eventLoop
         self.handler = handler
-        self.pendingDeliveries = pendingDeliveries
+    }
+
+    /// Queues actions; true when the inbox was empty, so a drain must be scheduled.
+    func post<Actions: Collection<BrokerAction>>(_ actions: Actions) -> Bool {
+        inbox.withLockedValue { inbox in
+            let wasEmpty = inbox.isEmpty
+            inbox.append(contentsOf: actions)
+            return wasEmpty
+        }
+    }
+
+    /// Everything queued, in order; the inbox is empty after.
+    func takeAll() -> [BrokerAction] {
+        inbox.withLockedValue { inbox in
+            defer { inbox = [] }
+            return inbox
+        }
+    }
+
+    func scheduleDrain() {
+        let handler = handler
+        eventLoop.execute { handler.value.drainInbox() }
     }
 }
 
-/// The open connections of this node, and the sink that carries broker actions to them: each
-/// batch is split by connection and handed to its event loop in one task, so a connection gets
-/// its packets in apply order with one hop and one flush per batch.
+/// Connections whose loops must be woken once the orderer's lock is released.
+public struct PendingWakeups: Sendable {
+    // Inline for the usual one or two (an acknowledgement, one subscriber), no array for them.
+    private var first: ConnectionHandle?
+    private var second: ConnectionHandle?
+    private var more: [ConnectionHandle] = []
+
+    public init() {}
+
+    mutating func add(_ handle: ConnectionHandle) {
+        if first == nil {
+            first = handle
+        } else if second == nil {
+            second = handle
+        } else {
+            more.append(handle)
+        }
+    }
+
+    /// Schedules the drains; call without holding the orderer's lock.
+    public func wake() {
+        first?.scheduleDrain()
+        second?.scheduleDrain()
+        for handle in more { handle.scheduleDrain() }
+    }
+}
+
+/// The connections of this node by id, and the `ActionSink` that routes applied actions to them.
 final class ConnectionRegistry: ActionSink, @unchecked Sendable {
     private let lock = NIOLock()
     // Guarded by `lock`.
@@ -32,7 +80,7 @@ final class ConnectionRegistry: ActionSink, @unchecked Sendable {
         self.node = node
     }
 
-    /// Adds a connection unless `countMax` are open.
+    /// Registers a new connection, unless `countMax` are open already.
     func register(_ connection: ConnectionID, _ handle: ConnectionHandle, countMax: Int) -> Bool {
         lock.withLock {
             guard handles.count < countMax else { return false }
@@ -49,14 +97,15 @@ final class ConnectionRegistry: ActionSink, @unchecked Sendable {
 
     var all: [ConnectionHandle] { lock.withLock { Array(handles.values) } }
 
-    func dispatch(_ actions: [BrokerAction]) {
+    func dispatch(_ actions: [BrokerAction], wakeups: inout PendingWakeups) {
         // Most batches concern one connection (an acknowledgement, a delivery to one subscriber,
-        // retained messages for a new subscription): sent whole, without splitting.
+        // retained messages for a new subscription): posted whole, without splitting.
         if let first = actions.first, actions.allSatisfy({ $0.connection == first.connection }) {
-            send(actions, to: first.connection)
+            post(actions, to: first.connection, wakeups: &wakeups)
             return
         }
-        // Split by connection, keeping each connection's actions in order.
+        // Split by connection, keeping each connection's actions in order; connections in order
+        // of first appearance (no dictionary order reaches anything).
         var batches: [ConnectionID: [BrokerAction]] = [:]
         var order: [ConnectionID] = []
         for action in actions where action.connection.node == node {
@@ -66,15 +115,12 @@ final class ConnectionRegistry: ActionSink, @unchecked Sendable {
             }
         }
         for connection in order {
-            if let batch = batches[connection] { send(batch, to: connection) }
+            if let batch = batches[connection] { post(batch, to: connection, wakeups: &wakeups) }
         }
     }
 
-    private func send(_ batch: [BrokerAction], to connection: ConnectionID) {
+    private func post(_ batch: [BrokerAction], to connection: ConnectionID, wakeups: inout PendingWakeups) {
         guard connection.node == node, let handle = lock.withLock({ handles[connection] }) else { return }
-        handle.pendingDeliveries.wrappingIncrement(ordering: .acquiringAndReleasing)
-        handle.eventLoop.execute {
-            handle.handler.value.deliver(batch)
-        }
+        if handle.post(batch) { wakeups.add(handle) }
     }
 }

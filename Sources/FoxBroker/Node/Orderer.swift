@@ -30,12 +30,15 @@ public struct SystemClock: BrokerClock {
 
 /// Where applied actions go: the connections of this node.
 public protocol ActionSink: Sendable {
-    /// Called in apply order; must not call back into the orderer.
-    func dispatch(_ actions: [BrokerAction])
+    /// Called in apply order, under the orderer's lock: queues the actions, cheaply and without
+    /// system calls, and adds the connections to wake to `wakeups`, which the orderer wakes
+    /// after releasing the lock. Must not call back into the orderer.
+    func dispatch(_ actions: [BrokerAction], wakeups: inout PendingWakeups)
 }
 
-/// Orders events of one node by arrival: a lock around apply. Actions are dispatched under the
-/// same lock, so every connection receives its packets in apply order.
+/// Orders events of one node by arrival: a lock around apply. Actions are queued to their
+/// connections under the same lock, so every connection receives its packets in apply order;
+/// the loops are woken after it is released.
 public final class LocalOrderer: Orderer, @unchecked Sendable {
     // Guarded by `lock`: the state, the reusable action buffer.
     private let lock = NIOLock()
@@ -51,11 +54,13 @@ public final class LocalOrderer: Orderer, @unchecked Sendable {
     }
 
     public func submit(_ event: BrokerEvent) {
+        var wakeups = PendingWakeups()
         lock.withLockVoid {
             actions.removeAll(keepingCapacity: true)
             state.apply(event, atMillis: clock.nowMillis(), into: &actions)
-            if !actions.isEmpty { sink.dispatch(actions) }
+            if !actions.isEmpty { sink.dispatch(actions, wakeups: &wakeups) }
         }
+        wakeups.wake()
     }
 
     /// Reads the state under the lock (metrics, tests).
