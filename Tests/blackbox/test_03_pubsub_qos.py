@@ -288,3 +288,27 @@ def test_v311_subscribe_multiple_filters_one_packet(raw):
     ack = c.expect(SUBACK)
     assert ack.packet_id == 77
     assert ack.reason_codes == [0, 1, 2]
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_concurrent_publishers_one_order_for_every_subscriber(client, proto, qos):
+    """Four publishers publish at once (their connections spread over the broker's network
+    threads); three subscribers each receive every message in one and the same order, which keeps
+    each publisher's order. The broker promises one order of publishes for all subscribers, and
+    MQTT 5.0 §4.6 [MQTT-4.6.0-5/6] per-publisher order."""
+    subs = [client() for _ in range(3)]
+    for sub in subs:
+        sub.subscribe("order/all", qos)
+    pubs = [client() for _ in range(4)]
+    count = 150
+    infos = []
+    for i in range(count):  # interleaved bursts: the four connections' packets race in the broker
+        for p, pub in enumerate(pubs):
+            infos.append(pub.publish("order/all", f"{p}:{i}", qos=qos, wait=False))
+    received = [[m.payload.decode() for m in sub.get_n(count * len(pubs), timeout=30)] for sub in subs]
+    assert received[1] == received[0]
+    assert received[2] == received[0]
+    for p in range(len(pubs)):
+        assert [int(x.split(":")[1]) for x in received[0] if x.startswith(f"{p}:")] == list(range(count))
+    for info in infos:
+        info.wait_for_publish(5)
