@@ -103,6 +103,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds a new socket has to complete CONNECT.", valueName: "SECONDS"))
     var connectTimeout: Int = 10
 
+    @Option(
+        help: ArgumentHelp(
+            "Bytes waiting to be written to a client above which its QoS 0 messages are dropped.",
+            valueName: "BYTES"))
+    var maxOutboundBuffer: Int = 2_097_152
+
     @Option(help: ArgumentHelp("Network threads (event loops); 0 = one per core.", valueName: "N"))
     var threads: Int = 0
 
@@ -122,6 +128,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1.") }
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second.") }
+        guard maxOutboundBuffer >= 4096 else { throw ValidationError("--max-outbound-buffer must be at least 4096.") }
         guard (0...1024).contains(threads) else { throw ValidationError("--threads must be 0...1024.") }
     }
 
@@ -161,6 +168,7 @@ struct RunCommand: AsyncParsableCommand {
         limits.topicAliasMaximum = topicAliasMaximum
         limits.keepAliveMaximumSeconds = maxKeepAlive == 0 ? nil : maxKeepAlive
         limits.connectTimeoutSeconds = connectTimeout
+        limits.outboundBufferBytesMax = maxOutboundBuffer
         limits.topicLevelCountMax = maxTopicLevels
         limits.allowAnonymousLogin = allowAnonymousLogin
         configuration.connectionLimits = limits

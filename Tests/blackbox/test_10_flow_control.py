@@ -1,12 +1,13 @@
 """Flow control (Receive Maximum in both directions) and the broker's resource limits."""
 
+import socket
 import time
 
 import pytest
 
 from conftest import (
     CONNACK, IS_FOXMQ, PUBCOMP, PUBLISH, PUBREC, PUBREL, P_RECEIVE_MAXIMUM, P_SESSION_EXPIRY, SUBACK, V311, V5,
-    ack_packet, connect_packet, publish_packet, subscribe_packet, uid,
+    ack_packet, check_broker_serves, connect_packet, publish_packet, subscribe_packet, uid,
 )
 
 
@@ -225,3 +226,47 @@ def test_max_topic_levels(broker_factory, raw_factory):
     c2.connect(uid())
     c2.try_send(publish_packet("a/b/c/d/e", b"x", qos=1, packet_id=1))
     assert c2.disconnect_reason_or_close() in (None, 0x90, 0x95, 0x81, 0x82)
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+# foxmq_only: Mosquitto 2.0.11 buffers QoS 0 for a connected reader without limit (it grew 93 MiB
+# here), so this is a FoxMQ guarantee, not a shared one.
+@pytest.mark.foxmq_only
+def test_subscriber_that_does_not_read_does_not_grow_the_broker(broker, raw, paho_factory):
+    """A QoS 0 subscriber that stops reading while 96 MB are published to it costs the broker
+    a bounded amount of memory (its outbound buffer limit, 2 MB by default, plus the socket's):
+    QoS 0 messages beyond it are dropped (MQTT 5.0 §4.3.1: at most once), in order, and the
+    broker keeps serving. Growing without bound would let one client exhaust the broker."""
+    sub = raw(V5)
+    sub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sub.connect(uid())
+    sub.subscribe("slow/t", qos=0)
+    before = _rss_kib(broker.proc.pid)
+    pub = paho_factory()
+    pub.connect()
+    payload = b"x" * 262144
+    count = 384  # 96 MB
+    for i in range(count):
+        # QoS 1 from the publisher: each PUBACK says the broker has ordered and routed it.
+        pub.publish("slow/t", str(i).encode().ljust(16) + payload, qos=1)
+    grown_mib = (_rss_kib(broker.proc.pid) - before) / 1024
+    assert grown_mib < 48, f"broker grew {grown_mib:.0f} MiB for a subscriber that does not read"
+    check_broker_serves(broker)
+    # Reading now: what arrives is in order, and some of the 384 were dropped.
+    sub.sock.settimeout(2)
+    numbers = []
+    try:
+        while True:
+            pkt = sub.expect(PUBLISH)
+            numbers.append(int(pkt.payload[:16]))
+    except Exception:
+        pass
+    assert numbers == sorted(numbers)
+    assert 0 < len(numbers) < count

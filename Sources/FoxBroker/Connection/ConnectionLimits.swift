@@ -18,6 +18,11 @@ public struct ConnectionLimits: Sendable, Hashable {
     public var topicLengthMax: Int = 65_535
     /// Anonymous CONNECT is refused unless this is set.
     public var allowAnonymousLogin = false
+    /// Bytes written to a connection but not yet taken by its socket, above which QoS 0
+    /// messages for it are dropped until it catches up to a quarter of this: a subscriber that
+    /// stops reading must not grow the broker's memory. QoS 1/2 are bounded by the in-flight
+    /// window and the session queue instead.
+    public var outboundBufferBytesMax: Int = 2_097_152
 
     public init() {}
 
@@ -25,6 +30,7 @@ public struct ConnectionLimits: Sendable, Hashable {
         precondition(maximumPacketSizeBytes >= 64, "a packet must at least hold a CONNECT")
         precondition(receiveMaximum >= 1)
         precondition(connectTimeoutSeconds >= 1)
+        precondition(outboundBufferBytesMax >= 4096)
         precondition(connectionCountMax >= 1)
         precondition(topicLevelCountMax >= 1 && topicLengthMax >= 1)
     }

@@ -16,6 +16,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var outbound: ByteBuffer?
     /// How the broker reaches this connection (see there); set once the channel is active.
     private var handle: ConnectionHandle?
+    /// QoS 0 messages dropped because the client did not read (see `drainInbox`).
+    private(set) var droppedAtMostOnceCount: UInt64 = 0
+    private var droppingAtMostOnce = false
     private var context: ChannelHandlerContext?
     /// Until CONNACK: when the socket is closed if CONNECT has not completed.
     private var connectDeadline: NIODeadline?
@@ -85,6 +88,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         sweeper = nil
         run { machine, outputs in machine.channelClosed(into: &outputs) }
         services.registry.unregister(machine.connection)
+        if droppedAtMostOnceCount > 0 {
+            log(.info, "closed after \(droppedAtMostOnceCount) QoS 0 messages were dropped for not reading")
+        }
         context.fireChannelInactive()
     }
 
@@ -147,10 +153,24 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     /// all out, then flushes once for the burst.
     func drainInbox() {
         guard let actions = handle?.takeAll(), !actions.isEmpty else { return }
+        // A subscriber that does not read: QoS 0 messages are dropped (§4.3.1 allows it) rather
+        // than buffered without bound. Before the state machine sees them, so no topic alias is
+        // assigned by a packet that is never sent.
+        let writable = context?.channel.isWritable ?? true
+        if !writable && !droppingAtMostOnce {
+            log(.info, "slow subscriber: dropping QoS 0 messages until its socket drains")
+        }
+        droppingAtMostOnce = !writable
         // One run for the burst: its outputs are carried out in the same order as one run per
         // action would, with one output array instead of one per message.
         run { machine, outputs in
-            for action in actions { machine.brokerAction(action, into: &outputs) }
+            for action in actions {
+                if !writable && action.isAtMostOncePublish {
+                    droppedAtMostOnceCount &+= 1
+                    continue
+                }
+                machine.brokerAction(action, into: &outputs)
+            }
         }
         // Packets that arrived before CONNACK are read now.
         decodeInbound()

@@ -11,6 +11,11 @@ public enum BrokerAction: Sendable {
     /// Send DISCONNECT with this reason (5.0) and close the connection.
     case disconnect(ConnectionID, ReasonCode)
 
+    /// A QoS 0 PUBLISH: the one packet the edge may drop for a subscriber that does not read.
+    var isAtMostOncePublish: Bool {
+        if case .send(_, .publish(let publish)) = self { publish.qos == .atMostOnce } else { false }
+    }
+
     public var connection: ConnectionID {
         switch self {
         case .connAck(let id, _, _), .send(let id, _), .disconnect(let id, _): id

@@ -95,6 +95,13 @@ public final class BrokerNode: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // Unwritable above the limit: the handler then drops QoS 0 for a slow subscriber.
+            .childChannelOption(
+                .writeBufferWaterMark,
+                value: .init(
+                    low: configuration.connectionLimits.outboundBufferBytesMax / 4,
+                    high: configuration.connectionLimits.outboundBufferBytesMax)
+            )
             // Small first reads: NIO keeps each channel's last receive buffer for reuse, and most
             // connections are idle after a CONNECT that fits in 128 bytes; the allocator grows
             // the buffer of the busy ones.
