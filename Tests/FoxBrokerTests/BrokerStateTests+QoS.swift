@@ -277,4 +277,36 @@ extension BrokerStateQoSTests {
         }
         #expect(resumed.payloads(to: 2) == ["small"])
     }
+
+    // Goal: a session resumed with a smaller Receive Maximum than it has messages in flight
+    // gets only that many PUBLISHes at once, resent in order with DUP; each acknowledgement
+    // lets the next one out, and new messages wait behind them (MQTT 5.0 §4.9 [MQTT-3.3.4-9],
+    // §4.4, §4.6).
+    @Test func resumptionRespectsTheNewReceiveMaximum() {
+        let broker = BrokerHarness()
+        broker.connect("s", conn: 1, cleanStart: false, expiry: 600, receiveMaximum: 10)
+        broker.subscribe(conn: 1, "t", qos: .atLeastOnce)
+        broker.connect("p", conn: 5)
+        for index in 0..<5 {
+            broker.publish(conn: 5, "t", "m\(index)", qos: .atLeastOnce, packetIdentifier: UInt16(index + 1))
+        }
+        broker.close(conn: 1)
+        broker.publish(conn: 5, "t", "new", qos: .atLeastOnce, packetIdentifier: 9)
+
+        let resumed = broker.connect("s", conn: 2, cleanStart: false, expiry: 600, receiveMaximum: 2)
+        #expect(resumed.payloads(to: 2) == ["m0", "m1"])
+        #expect(resumed.publishes(to: 2).allSatisfy { $0.dup })
+        let identifiers = resumed.publishes(to: 2).compactMap(\.packetIdentifier)
+        var outstanding = identifiers
+        var received = resumed.payloads(to: 2)
+        while let first = outstanding.first {
+            outstanding.removeFirst()
+            let next = broker.pubAck(conn: 2, first).publishes(to: 2)
+            #expect(next.count <= 1, "one acknowledgement lets one message out")
+            received += next.map(\.payloadString)
+            outstanding += next.compactMap(\.packetIdentifier)
+            #expect(outstanding.count <= 2, "more than Receive Maximum out at once")
+        }
+        #expect(received == ["m0", "m1", "m2", "m3", "m4", "new"])
+    }
 }

@@ -72,6 +72,7 @@ extension BrokerState {
             var session = sessions[clientIdentifier], session.connection == connection
         else { return }
         session.connection = nil
+        session.outbound.resendPending.removeAll()  // recomputed on resumption
         session.disconnectedAtMillis = nowMillis
         if let expiry = close.sessionExpiryIntervalSeconds { session.expiryIntervalSeconds = expiry }
         let will = session.will

@@ -34,36 +34,50 @@ extension Session {
         }
     }
 
-    /// Fills the in-flight window from the queue.
+    /// Fills the in-flight window: first the resumed messages not yet resent, in order, then
+    /// from the queue (§4.6: nothing new overtakes them).
     mutating func pump(nowMillis: UInt64, into actions: inout [BrokerAction]) {
+        while let connection, outbound.hasWindowForResend, let packetIdentifier = outbound.resendPending.popFirst() {
+            guard case .awaitingAcknowledgement(let queued) = outbound.inflight[packetIdentifier] else { continue }
+            resend(queued, packetIdentifier: packetIdentifier, to: connection, nowMillis: nowMillis, into: &actions)
+        }
+        guard outbound.resendPending.isEmpty else { return }
         while connection != nil, outbound.hasWindow, let next = outbound.queue.popFirst() {
             if next.message.isExpired(atMillis: nowMillis) { continue }
             sendNew(next, nowMillis: nowMillis, into: &actions)
         }
     }
 
-    /// On resumption: resends every unacknowledged PUBLISH with DUP set and every PUBREL, in
-    /// their original order (§4.4), then fills the window.
+    /// On resumption: resends every PUBREL and the unacknowledged PUBLISHes with DUP set, in
+    /// their original order (§4.4), as many as the client's Receive Maximum allows out at once
+    /// (§4.9); the rest follow as acknowledgements come (`pump`), before anything new.
     mutating func resume(nowMillis: UInt64, into actions: inout [BrokerAction]) {
         guard let connection else { preconditionFailure("resume of a detached session") }
+        outbound.resendPending.removeAll()
         for (packetIdentifier, state) in outbound.inflight {
             switch state {
-            case .awaitingAcknowledgement(let queued):
-                let publish = queued.message.publish(
-                    qos: queued.qos, retain: queued.retain, packetIdentifier: packetIdentifier,
-                    subscriptionIdentifiers: queued.subscriptionIdentifiers, nowMillis: nowMillis,
-                    dup: true)
-                // Too large for the client now: discard as if delivered (§3.1.2.11.4).
-                guard fitsClient(publish) else {
-                    outbound.inflight.removeValue(forKey: packetIdentifier)
-                    continue
-                }
-                actions.append(.send(connection, .publish(publish)))
+            case .awaitingAcknowledgement:
+                outbound.resendPending.append(packetIdentifier)
             case .awaitingComplete:
                 actions.append(.send(connection, .pubRel(PubRel(packetIdentifier: packetIdentifier))))
             }
         }
         pump(nowMillis: nowMillis, into: &actions)
+    }
+
+    private mutating func resend(
+        _ queued: OutboundFlow.Queued, packetIdentifier: UInt16, to connection: ConnectionID, nowMillis: UInt64,
+        into actions: inout [BrokerAction]
+    ) {
+        let publish = queued.message.publish(
+            qos: queued.qos, retain: queued.retain, packetIdentifier: packetIdentifier,
+            subscriptionIdentifiers: queued.subscriptionIdentifiers, nowMillis: nowMillis, dup: true)
+        // Too large for the client now: discard as if delivered (§3.1.2.11.4).
+        guard fitsClient(publish) else {
+            outbound.finish(packetIdentifier)
+            return
+        }
+        actions.append(.send(connection, .publish(publish)))
     }
 
     private mutating func sendNew(
@@ -95,7 +109,7 @@ extension Session {
         guard case .awaitingAcknowledgement(let queued) = outbound.inflight[packetIdentifier],
             queued.qos == .atLeastOnce
         else { return }
-        outbound.inflight.removeValue(forKey: packetIdentifier)
+        outbound.finish(packetIdentifier)
         pump(nowMillis: nowMillis, into: &actions)
     }
 
@@ -108,10 +122,11 @@ extension Session {
         case .awaitingAcknowledgement(let queued) where queued.qos == .exactlyOnce:
             if reasonCode.isFailure {
                 // The receiver refused the message: the exchange ends here (§4.3.3).
-                outbound.inflight.removeValue(forKey: packetIdentifier)
+                outbound.finish(packetIdentifier)
                 pump(nowMillis: nowMillis, into: &actions)
                 return
             }
+            outbound.dropPendingResend(packetIdentifier)
             outbound.inflight[packetIdentifier] = .awaitingComplete
             actions.append(.send(connection, .pubRel(PubRel(packetIdentifier: packetIdentifier))))
         case .awaitingComplete:
@@ -130,7 +145,7 @@ extension Session {
         pubComp packetIdentifier: UInt16, nowMillis: UInt64, into actions: inout [BrokerAction]
     ) {
         guard case .awaitingComplete = outbound.inflight[packetIdentifier] else { return }
-        outbound.inflight.removeValue(forKey: packetIdentifier)
+        outbound.finish(packetIdentifier)
         pump(nowMillis: nowMillis, into: &actions)
     }
 }

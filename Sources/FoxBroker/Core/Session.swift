@@ -86,6 +86,9 @@ struct OutboundFlow {
     /// In packet identifier allocation order, which is the order of redelivery (§4.6).
     var inflight: OrderedDictionary<UInt16, InflightState> = [:]
     var queue: Deque<Queued> = []
+    /// In-flight PUBLISHes not yet resent on this connection, in order: a resumed session may
+    /// hold more than the client's new Receive Maximum allows out at once (§4.9).
+    var resendPending: Deque<UInt16> = []
     var nextPacketIdentifier: UInt16 = 1
     /// The window: min(client's Receive Maximum, the broker's in-flight maximum).
     var windowSize: Int
@@ -103,6 +106,22 @@ struct OutboundFlow {
     }
 
     var hasWindow: Bool { inflight.count < windowSize }
+
+    /// Whether one more in-flight message may go out on this connection: those waiting to be
+    /// resent are not out yet. Counting every other in-flight entry (PUBREL-pending ones too)
+    /// is at least as strict as the client's send quota (§4.9).
+    var hasWindowForResend: Bool { inflight.count - resendPending.count < windowSize }
+
+    /// The exchange of this packet identifier is over (acknowledged or refused).
+    mutating func finish(_ packetIdentifier: UInt16) {
+        inflight.removeValue(forKey: packetIdentifier)
+        dropPendingResend(packetIdentifier)
+    }
+
+    /// The client answered a PUBLISH we had not resent yet (it had it from before).
+    mutating func dropPendingResend(_ packetIdentifier: UInt16) {
+        if let index = resendPending.firstIndex(of: packetIdentifier) { resendPending.remove(at: index) }
+    }
 
     /// A packet identifier not in use by an in-flight message (§2.2.1).
     mutating func allocatePacketIdentifier() -> UInt16 {
