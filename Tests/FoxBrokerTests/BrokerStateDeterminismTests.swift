@@ -21,6 +21,24 @@ struct SplitMix64: RandomNumberGenerator {
 
     mutating func pick<T>(_ choices: [T]) -> T { choices[Int.random(in: 0..<choices.count, using: &self)] }
     mutating func chance(_ percent: Int) -> Bool { Int.random(in: 0..<100, using: &self) < percent }
+
+    /// A topic name of one to four levels among a few, with empty levels and `$` topics, so
+    /// that random topics and filters often match.
+    mutating func topicName() -> String {
+        var levels = (0..<Int.random(in: 1...4, using: &self)).map { _ in pick(["a", "b", "c", "", "$x"]) }
+        if chance(15) { levels[0] = "$SYS" }
+        let topic = levels.joined(separator: "/")
+        return topic.isEmpty ? "a" : topic
+    }
+
+    /// A topic filter over the same levels, with `+`, a trailing `#` and `$SYS`.
+    mutating func topicFilter() -> String {
+        var levels = (0..<Int.random(in: 1...4, using: &self)).map { _ in pick(["a", "b", "+", "", "$x"]) }
+        if chance(10) { levels[0] = "$SYS" }
+        if chance(30) { levels[levels.count - 1] = "#" }
+        let filter = levels.joined(separator: "/")
+        return filter.isEmpty ? "#" : filter
+    }
 }
 
 /// Generates plausible (and some implausible) event sequences for ~5 clients over a small topic

@@ -18,21 +18,8 @@ import Testing
     @Test(arguments: 0..<20)
     func agreesWithBruteForce(seed: UInt64) {
         var random = SplitMix64(seed: seed &+ 0x5EED)
-        let topicLevels = ["a", "b", "c", "", "$x"]
-        let filterLevels = ["a", "b", "+", "", "$x"]
-        func randomTopic() -> String {
-            var levels = (0..<Int.random(in: 1...4, using: &random)).map { _ in random.pick(topicLevels) }
-            if random.chance(15) { levels[0] = "$SYS" }
-            let topic = levels.joined(separator: "/")
-            return topic.isEmpty ? "a" : topic
-        }
-        func randomFilter() -> String {
-            var levels = (0..<Int.random(in: 1...4, using: &random)).map { _ in random.pick(filterLevels) }
-            if random.chance(10) { levels[0] = "$SYS" }
-            if random.chance(30) { levels[levels.count - 1] = "#" }
-            let filter = levels.joined(separator: "/")
-            return filter.isEmpty ? "#" : filter
-        }
+        func randomTopic() -> String { random.topicName() }
+        func randomFilter() -> String { random.topicFilter() }
 
         let retained = RetainedMessages()
         var stored: [String: String] = [:]

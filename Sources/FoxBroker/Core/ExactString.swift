@@ -50,6 +50,17 @@ struct TopicLevel: Hashable {
     static let multiLevelWildcard = TopicLevel("#")
 }
 
+extension Dictionary where Key == TopicLevel {
+    /// The child node at `level` of a topic-level tree, created by `make` when missing. A new
+    /// key is a fresh String, so it does not keep the whole topic's storage alive.
+    mutating func child(at level: Substring, orInsert make: () -> Value) -> Value {
+        if let child = self[TopicLevel(level)] { return child }
+        let child = make()
+        self[TopicLevel(Substring(String(level)))] = child
+        return child
+    }
+}
+
 /// Three-way byte comparison: memcmp on the contiguous UTF-8 of native strings (the usual
 /// case), element by element otherwise.
 private func compareUTF8(_ lhs: String.UTF8View, _ rhs: String.UTF8View) -> Int {

@@ -24,14 +24,7 @@ final class RetainedMessages {
         }
         var node = root
         for level in levels {
-            if let child = node.children[TopicLevel(level)] {
-                node = child
-            } else {
-                let child = Node()
-                // A fresh String so the key does not keep the whole topic's storage alive.
-                node.children[TopicLevel(Substring(String(level)))] = child
-                node = child
-            }
+            node = node.children.child(at: level, orInsert: Node.init)
         }
         if node.message == nil { count += 1 }
         var stored = message

@@ -46,14 +46,7 @@ final class TopicTree {
     ) -> Bool {
         var node = root
         for level in topicLevels(filter) {
-            if let child = node.children[TopicLevel(level)] {
-                node = child
-            } else {
-                let child = Node()
-                // A fresh String so the key does not keep the whole filter's storage alive.
-                node.children[TopicLevel(Substring(String(level)))] = child
-                node = child
-            }
+            node = node.children.child(at: level, orInsert: Node.init)
         }
         let replaced: Bool
         if let shareName {
