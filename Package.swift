@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "foxmq", targets: ["foxmq"]),
         .executable(name: "foxbench", targets: ["foxbench"]),
+        .executable(name: "nio-floor", targets: ["nio-floor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -89,6 +90,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "tools/foxbench/Sources/foxbench"
+        ),
+        // nio-floor: a bare SwiftNIO server (CONNACK and nothing else), the baseline of the idle
+        // connection memory comparison.
+        .executableTarget(
+            name: "nio-floor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "tools/foxbench/Sources/nio-floor"
         ),
         .testTarget(
             name: "FoxBenchTests",
