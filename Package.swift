@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "foxmq",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],  // Synchronization.Mutex
     products: [
         .executable(name: "foxmq", targets: ["foxmq"]),
         .executable(name: "foxbench", targets: ["foxbench"]),

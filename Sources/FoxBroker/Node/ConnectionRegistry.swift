@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// How the broker reaches one connection from any thread: its loop, its handler, and its inbox
 /// of broker actions.
@@ -12,7 +13,8 @@ import NIOCore
 final class ConnectionHandle: Sendable {
     let eventLoop: any EventLoop
     let handler: NIOLoopBound<MQTTConnectionHandler>
-    private let inbox = NIOLockedValueBox<[BrokerAction]>([])
+    /// Inline in the handle (a `Mutex`, not a boxed lock): one allocation less per connection.
+    private let inbox = Mutex<[BrokerAction]>([])
 
     init(eventLoop: any EventLoop, handler: NIOLoopBound<MQTTConnectionHandler>) {
         self.eventLoop = eventLoop
@@ -21,7 +23,7 @@ final class ConnectionHandle: Sendable {
 
     /// Queues actions; true when the inbox was empty, so a drain must be scheduled.
     func post<Actions: Collection<BrokerAction>>(_ actions: Actions) -> Bool {
-        inbox.withLockedValue { inbox in
+        inbox.withLock { inbox in
             let wasEmpty = inbox.isEmpty
             inbox.append(contentsOf: actions)
             return wasEmpty
@@ -30,7 +32,7 @@ final class ConnectionHandle: Sendable {
 
     /// Everything queued, in order; the inbox is empty after.
     func takeAll() -> [BrokerAction] {
-        inbox.withLockedValue { inbox in
+        inbox.withLock { inbox in
             defer { inbox = [] }
             return inbox
         }
