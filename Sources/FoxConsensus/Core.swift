@@ -91,6 +91,8 @@ public struct CoreMetrics: Sendable {
     public var recoveryClaimsDropped = 0
     public var stateResponsesRejected = 0
     public var stateResponsesServed = 0
+    /// State requests sent (10.3): only when V peers claim to be beyond the retained window.
+    public var stateRequestsSent = 0
 }
 
 /// The consensus core: a pure, synchronous state machine (section 12). `step(input, now:)` takes
@@ -175,6 +177,9 @@ public struct ConsensusCore {
     var retained: [BlockRef: [UInt8]] = [:]
     var lastStateRequest: UInt64? = nil
     var stateRequestAttempts = 0
+    /// The highest round each peer announced in its latest status (the only input of the
+    /// state-sync trigger; a Byzantine peer can claim anything, so one claim proves nothing).
+    var peerClaims: [UInt64]
 
     // Persistence.
     var nextTxn: UInt64 = 1
@@ -211,6 +216,7 @@ public struct ConsensusCore {
         suspendedBytesByAuthor = Array(repeating: 0, count: committee.n)
         suspendedCountByAuthor = Array(repeating: 0, count: committee.n)
         lastStatusReply = Array(repeating: 0, count: committee.n)
+        peerClaims = Array(repeating: 0, count: committee.n)
         let needsRecovery = committee.n > 1 && (!image.initialized || image.meta.restored)
         mode = needsRecovery ? .recovering : .active
     }

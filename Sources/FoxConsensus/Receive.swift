@@ -25,10 +25,14 @@ extension ConsensusCore {
         case .status(let rounds):
             guard rounds.count == n else { metrics.decodeErrors += 1; return }
             pushBlocks(to: from, theirRounds: rounds, now: now, out: &out)
-            maybeRequestState(peer: from, peerRound: rounds.max() ?? 0, now: now, out: &out)
-            // Ahead of us somewhere: tell them where we are, at most once per sync interval.
+            peerClaims[Int(from)] = rounds.max() ?? 0
+            maybeRequestState(now: now, out: &out)
+            // Ahead of us somewhere: tell them where we are, at most once per sync interval. Also
+            // when they are beyond our window: a lagging node starts state sync only once V
+            // peers announce it (an idle cluster sends no statuses of its own).
             let behind = (0..<n).contains { rounds[$0] > dag.latestRound[$0] }
-            if behind,
+            let farBehind = peerClaims[Int(from)].plusSaturating(gcDepth) < dag.highestRound
+            if behind || farBehind,
                 now >= lastStatusReply[Int(from)].plusSaturating(local.syncInterval) || lastStatusReply[Int(from)] == 0
             {
                 lastStatusReply[Int(from)] = max(now, 1)

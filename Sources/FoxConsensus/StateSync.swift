@@ -154,19 +154,29 @@ extension ConsensusCore {
 
     // MARK: requesting
 
-    /// A peer announces rounds beyond what this node's peers still retain above its decided
-    /// prefix: block sync cannot close the gap, ask for a proven checkpoint (10.3).
-    mutating func maybeRequestState(peer: UInt16, peerRound: UInt64, now: UInt64, out: inout [Output]) {
-        guard mode == .active, peerRound > decidedRound.plusSaturating(gcDepth).plusSaturating(3) else { return }
+    /// V = f+1 distinct peers announce rounds beyond what this node's peers still retain above
+    /// its decided prefix: block sync cannot close the gap, ask for a proven checkpoint (10.3).
+    /// One announcement is not enough: a single Byzantine peer claiming to be far ahead would
+    /// otherwise make every honest node request (and its honest peers ship) snapshots over and
+    /// over. Among V claimants at least one is honest, and an honest claim is true.
+    mutating func maybeRequestState(now: UInt64, out: inout [Output]) {
+        guard mode == .active else { return }
+        let beyond = decidedRound.plusSaturating(gcDepth).plusSaturating(3)
+        var ahead: [UInt16] = []
+        for p in 0..<n where UInt16(p) != me && peerClaims[p] > beyond { ahead.append(UInt16(p)) }
+        guard ahead.count >= committee.validity else { return }
         if let last = lastStateRequest, now < last.plusSaturating(local.syncInterval) { return }
         lastStateRequest = max(now, 1)
         stateRequestAttempts += 1
+        // Two of the claimants in rotation: up to f of them may be lying.
         let msg = Message.stateRequest(commitIndex: commitIndex).encode()
-        out.append(.send(to: peer, bytes: msg))
-        // And one more peer in rotation: the announcer may be lying.
-        var other = UInt16((Int(peer) + stateRequestAttempts) % n)
-        if other == me { other = UInt16((Int(other) + 1) % n) }
-        if other != peer { out.append(.send(to: other, bytes: msg)) }
+        let first = stateRequestAttempts % ahead.count
+        var targets = [ahead[first]]
+        if ahead.count > 1 { targets.append(ahead[(first + 1) % ahead.count]) }
+        for t in targets {
+            metrics.stateRequestsSent += 1
+            out.append(.send(to: t, bytes: msg))
+        }
     }
 
     /// Verifies a state response: the snapshot re-derives C_k, and V distinct authors' valid
