@@ -189,6 +189,8 @@ public struct ConsensusCore {
     var newCommitRecords: [CommittedSubDag] = []
     var newSnapshot: CoreSnapshot? = nil
     var pruneBelow: UInt64? = nil
+    /// The highest disk-prune floor issued (section 11; see `schedulePrune`).
+    var diskFloor: UInt64 = 0
     var heldSends: [(txn: UInt64, output: Output)] = []
     var ownBlockThisStep: [UInt8]? = nil
 

@@ -81,8 +81,7 @@ extension ConsensusCore {
         if ownCheckpoints.count > 8, let low = ownCheckpoints.keys.min() { ownCheckpoints[low] = nil }
         if !replaying {
             newSnapshot = snap
-            // Disk keeps what a restart from the previous snapshot needs.
-            if previousSnapshotHorizon > 0 { pruneBelow = previousSnapshotHorizon }
+            schedulePrune()
         }
         previousSnapshotHorizon = lastSnapshot.map { $0.leaderRound.minusSaturating(gcDepth) } ?? 0
         lastSnapshot = snap
@@ -91,6 +90,20 @@ extension ConsensusCore {
         let floor = retainFloor
         for r in retained.keys where r.round < floor { retained[r] = nil }
         return c
+    }
+
+    /// Disk pruning (section 11): with s the latest **stable** checkpoint (Q authors attest it,
+    /// 10.3), the disk keeps blocks and commit records with round ≥ R_s − gcDepth and may prune
+    /// the rest; a checkpoint only this node (or fewer than Q) computed never moves the floor,
+    /// so peers that have not reached it can still block-sync from this disk. The floor is also
+    /// capped by what a restart from the local snapshots needs (`previousSnapshotHorizon`), and
+    /// only ever rises. Rides along with the next persist batch.
+    mutating func schedulePrune() {
+        guard !replaying, let s = stableCheckpoint else { return }
+        let floor = min(previousSnapshotHorizon, s.leaderRound.minusSaturating(gcDepth))
+        guard floor > diskFloor else { return }
+        diskFloor = floor
+        pruneBelow = floor
     }
 
     /// Lowest round kept for state-syncing peers: the window of the oldest servable snapshot.
@@ -121,6 +134,7 @@ extension ConsensusCore {
         }
         if same.count >= q, stableCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
             stableCheckpoint = c
+            schedulePrune()
             for k in attestations.keys where k < c.commitIndex { attestations[k] = nil; attestationBytes[k] = nil }
         }
         // Bound: keep attestations for at most 16 checkpoint indices.
@@ -242,8 +256,8 @@ extension ConsensusCore {
         awaitingApp = [:]
         lastSnapshot = s
         newSnapshot = s
-        pruneBelow = horizon
         previousSnapshotHorizon = horizon
+        schedulePrune()
         metrics.stateSyncs += 1
         out.append(.stateSynced(checkpoint: c, app: s.app))
         drainSuspended(now: now, full: true)

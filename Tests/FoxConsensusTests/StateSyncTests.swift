@@ -46,3 +46,40 @@ import Testing
         }
     }
 }
+
+@Suite struct DiskPruningTests {
+    static func pruneFloors(_ out: [Output]) -> [UInt64] {
+        out.compactMap { o -> UInt64? in
+            if case .persist(let b) = o { return b.pruneBelowRound }
+            return nil
+        }
+    }
+
+    /// Gap: the disk was pruned behind the node's own snapshots. Section 11: only below
+    /// R_s − gcDepth, s the latest stable checkpoint (Q authors attest it, 10.3). Without any
+    /// attestation from peers nothing is pruned, however many local checkpoints pass; once Q
+    /// authors attest C_k the floor is exactly R_k − gcDepth, not the newer local snapshot's.
+    @Test func diskPrunesOnlyBelowTheStableCheckpoint() {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4, gcDepth: 4, checkpointInterval: 2)
+        for r in UInt64(1)...24 { s.round(r, authors: all, parents: all) }
+        var a = ScriptedNode(s, me: 0)
+        a.feed(s, s.upTo(24))
+        #expect(a.core.commitIndex >= 20)
+        let checkpoints = a.deliveries.compactMap(\.checkpoint)
+        #expect(checkpoints.count >= 10, "local checkpoints every K = 2 commits")
+        #expect(a.core.stableCheckpoint == nil)
+        #expect(Self.pruneFloors(a.outputs).isEmpty, "no stable checkpoint: the disk keeps everything")
+        // Q = 3 authors attest an early checkpoint; the local snapshots are far newer.
+        let c = checkpoints[2]
+        #expect(c.leaderRound > s.committee.params.gcDepth)
+        s.round(25, authors: [1, 2, 3], parents: all, attestation: c)
+        s.add(0, 25, parents: all)
+        for r in UInt64(26)...27 { s.round(r, authors: all, parents: all) }
+        a.outputs = []
+        a.feed(s, s.upTo(27))
+        #expect(a.core.stableCheckpoint == c)
+        let floors = Self.pruneFloors(a.outputs)
+        #expect(floors == [c.leaderRound - 4], "\(floors)")
+    }
+}
