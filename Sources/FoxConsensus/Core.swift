@@ -93,6 +93,8 @@ public struct CoreMetrics: Sendable {
     public var stateResponsesServed = 0
     /// State requests sent (10.3): only when V peers claim to be beyond the retained window.
     public var stateRequestsSent = 0
+    /// Installed snapshots whose emitted list differed from the one rebuilt from the anchor.
+    public var stateEmittedMismatches = 0
 }
 
 /// The consensus core: a pure, synchronous state machine (section 12). `step(input, now:)` takes
@@ -176,6 +178,17 @@ public struct ConsensusCore {
     /// servable snapshot: rounds ≥ its leader round − gcDepth.
     var retained: [BlockRef: [UInt8]] = [:]
     var lastStateRequest: UInt64? = nil
+    /// State sync in progress: L_k of the installed snapshot, until `emitted` is rebuilt.
+    var syncAnchor: BlockRef? = nil
+    /// Blocks commits k−1 and k emitted (digest → claimed ref), from the anchor.
+    var syncEmitted: [Digest: BlockRef] = [:]
+    var syncSnapshot: CoreSnapshot? = nil
+    /// Emitted blocks not held yet, by digest (marked emitted when they arrive), until the
+    /// horizon passes `emittedPendingUntil`.
+    var emittedDigestsPending: Set<Digest> = []
+    var emittedPendingUntil: UInt64 = 0
+    /// The last two commits (runningHash before, leader, emitted blocks): the anchor of a checkpoint.
+    var recentCommits: [(previous: Digest, record: AnchorRecord)] = []
     var stateRequestAttempts = 0
     /// The highest round each peer announced in its latest status (the only input of the
     /// state-sync trigger; a Byzantine peer can claim anything, so one claim proves nothing).
@@ -348,6 +361,10 @@ public struct ConsensusCore {
             if !b.payload.isEmpty && !emitted.contains(ref) { nonEmptyUnemitted.insert(ref) }
             if emitted.contains(ref) { dag.dropPayload(ref) }
         }
+        if let s = img.snapshot {
+            for r in s.emitted where !dag.contains(r) && r.round >= horizon { emittedDigestsPending.insert(r.digest) }
+            emittedPendingUntil = s.leaderRound
+        }
         // P blocks missing from the store (a restart right after a state sync, before block sync
         // fetched the window): fetched like missing parents; the committer waits for them.
         // Replay the committer from the snapshot and compare with the stored commit records.
@@ -467,7 +484,9 @@ public struct ConsensusCore {
         // `now + interval`: a busy node would otherwise push its own retries back forever.
         if let oldest = missing.values.map(\.lastAsked).min() {
             consider(oldest.plusSaturating(local.syncInterval))
-        } else if !suspended.isEmpty || pendingP.contains(where: { !dag.contains($0) }) {
+        } else if !suspended.isEmpty || pendingP.contains(where: { !dag.contains($0) })
+            || syncAnchor.map({ !dag.contains($0) }) ?? false
+        {
             consider(now.plusSaturating(local.syncInterval))
         }
         if insertedSinceStatus || hasRealWork {

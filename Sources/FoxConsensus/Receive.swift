@@ -46,8 +46,8 @@ extension ConsensusCore {
             out.append(.send(to: from, bytes: Message.recoverAnswer(lastOwnRound: ownRound, block: block).encode()))
         case .stateRequest(let k):
             serveState(to: from, theirIndex: k, out: &out)
-        case .stateResponse(let snap, let proof):
-            receiveState(snapshot: snap, proof: proof, now: now, out: &out)
+        case .stateResponse(let snap, let proof, let anchor):
+            receiveState(snapshot: snap, proof: proof, anchor: anchor, now: now, out: &out)
         case .recoverAnswer(let last, let block):
             guard mode == .recovering else { return }
             if recoveryAnswers[from] == nil { recoveryAnswers[from] = (last, block) }
@@ -181,7 +181,12 @@ extension ConsensusCore {
         insertedAt[ref] = now
         notDurable.append((ref, bytes))
         if ref.author != me { uncovered.insert(ref) }
-        if !b.payload.isEmpty { nonEmptyUnemitted.insert(ref) }
+        if !emittedDigestsPending.isEmpty, emittedDigestsPending.remove(ref.digest) != nil {
+            emitted.insert(ref)
+            dag.dropPayload(ref)
+        } else if !b.payload.isEmpty {
+            nonEmptyUnemitted.insert(ref)
+        }
         requested.remove(ref)
         missing[ref] = nil
         if let w = waiters.removeValue(forKey: ref) { wakeQueue.append(contentsOf: w) }
@@ -220,6 +225,7 @@ extension ConsensusCore {
             for p in s.block.parents where p.round >= horizon && !dag.contains(p) { needed.insert(p) }
         }
         for p in pendingP where p.round >= horizon && !dag.contains(p) { needed.insert(p) }
+        if let a = syncAnchor, !dag.contains(a) { needed.insert(a) }
         for r in missing.keys where !needed.contains(r) { missing[r] = nil; requested.remove(r) }
         var byPeer: [UInt16: [BlockRef]] = [:]
         for r in needed.sorted() {

@@ -50,19 +50,78 @@ extension CoreSnapshot {
         return s
     }
 
-    /// stateDigest_k (10.3): SHA-256 of the replicated state right after commit k: the sequencer,
-    /// commitTime, the sorted refs of P, the emitted refs of the window (what a state-synced node
-    /// needs to continue linearizing; derivable from the commit records) and the digest of the
-    /// application snapshot.
+    /// stateDigest_k (10.3): SHA-256 of the canonical encoding of the replicated state right
+    /// after applying commit k: the sequencer, commitTime_k, the sorted refs of P, and the digest
+    /// of the application snapshot (the app tables). Not the emitted refs of the window: a
+    /// state-syncing node rebuilds those from commit records k−1 and k (`SyncAnchor`), which
+    /// runningHash_k authenticates.
     public var stateDigest: Digest {
         var w = ByteWriter()
-        w.raw(Array("foxmq/state/v1".utf8))
+        w.raw(Array("foxmq/state/v2".utf8))
         sequencer.encode(into: &w)
         w.u64(commitTime)
         w.u32(UInt32(pending.count)); for r in pending { w.ref(r) }
-        w.u32(UInt32(emitted.count)); for r in emitted { w.ref(r) }
         w.digest(Digest.sha256(app))
         return Digest.sha256(w.bytes)
+    }
+}
+
+/// One commit record as state sync carries it: the leader and the emitted blocks in order.
+public struct AnchorRecord: Hashable, Sendable {
+    public var leader: BlockRef
+    public var blocks: [BlockRef]
+    public init(leader: BlockRef, blocks: [BlockRef]) { self.leader = leader; self.blocks = blocks }
+}
+
+/// Commit records k−1 and k (just k when k = 1) with the runningHash before them. Chained, they
+/// must reproduce runningHash_k of the proven checkpoint, so their leader and block digests are
+/// genuine (section 10.3: "their runningHash chain must end at runningHash_k"). The receiver
+/// rebuilds emitted ∩ window as history(L_k) − P plus the blocks these two commits emitted:
+/// every committed leader L_j with R_j ≤ R_k − 2 lies in history(L_k) (its Q supporters meet
+/// the Q parents of any later round's block in an honest author), so only commit k−1 can have
+/// emitted blocks outside it, and commit k emitted what P kept from commit k−1.
+public struct SyncAnchor: Hashable, Sendable {
+    public var seed: Digest
+    public var records: [AnchorRecord]
+    public init(seed: Digest, records: [AnchorRecord]) { self.seed = seed; self.records = records }
+
+    /// runningHash after the last record.
+    public var chained: Digest { records.reduce(seed) { SyncAnchor.next($0, $1) } }
+
+    /// runningHash_j = SHA-256(runningHash_{j−1} ‖ L_j.digest ‖ digests of the emitted blocks).
+    public static func next(_ previous: Digest, _ rec: AnchorRecord) -> Digest {
+        var h = Hashing()
+        h.update(previous); h.update(rec.leader.digest)
+        for b in rec.blocks { h.update(b.digest) }
+        return h.finalize()
+    }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(1); w.digest(seed); w.u8(UInt8(records.count))
+        for rec in records {
+            w.ref(rec.leader); w.u32(UInt32(rec.blocks.count)); for b in rec.blocks { w.ref(b) }
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> SyncAnchor {
+        var r = ByteReader(bytes)
+        guard try r.u8("anchor.version") == 1 else { throw DecodeError("anchor.version") }
+        let seed = try r.digest("anchor.seed")
+        let c = Int(try r.u8("anchor.count"))
+        if c < 1 || c > 2 { throw DecodeError("anchor.count") }
+        var recs: [AnchorRecord] = []
+        for _ in 0..<c {
+            let leader = try r.ref("anchor.leader")
+            let m = Int(try r.u32("anchor.blocks"))
+            if m * BlockCodec.refBytes > r.remaining { throw DecodeError("anchor.blocks") }
+            var blocks: [BlockRef] = []
+            for _ in 0..<m { blocks.append(try r.ref("anchor.block")) }
+            recs.append(AnchorRecord(leader: leader, blocks: blocks))
+        }
+        try r.expectEnd("anchor")
+        return SyncAnchor(seed: seed, records: recs)
     }
 }
 
@@ -147,11 +206,14 @@ extension ConsensusCore {
 
     mutating func serveState(to peer: UInt16, theirIndex: UInt64, out: inout [Output]) {
         for k in servable.keys.sorted(by: >) where k > theirIndex {
-            guard let s = servable[k], let proof = proofs[k], let c = s.checkpoint, provenCheckpointMatches(c) else {
+            guard let s = servable[k], let proof = proofs[k], let c = s.checkpoint, let anchor = s.anchor,
+                provenCheckpointMatches(c)
+            else {
                 continue
             }
             metrics.stateResponsesServed += 1
-            out.append(.send(to: peer, bytes: Message.stateResponse(snapshot: s.encode(), proof: proof).encode()))
+            let msg = Message.stateResponse(snapshot: s.encode(), proof: proof, anchor: anchor.encode())
+            out.append(.send(to: peer, bytes: msg.encode()))
             return
         }
     }
@@ -193,9 +255,12 @@ extension ConsensusCore {
         }
     }
 
-    /// Verifies a state response: the snapshot re-derives C_k, and V distinct authors' valid
-    /// signed blocks attest exactly C_k (one of them is honest, and honest computations agree).
-    mutating func receiveState(snapshot bytes: [UInt8], proof: [[UInt8]], now: UInt64, out: inout [Output]) {
+    /// Verifies a state response: the snapshot re-derives C_k, V distinct authors' valid signed
+    /// blocks attest exactly C_k (one of them is honest, and honest computations agree), and the
+    /// anchor's commit records chain to runningHash_k with L_k in slot (leader(R_k), R_k).
+    mutating func receiveState(
+        snapshot bytes: [UInt8], proof: [[UInt8]], anchor anchorBytes: [UInt8], now: UInt64, out: inout [Output]
+    ) {
         guard mode == .active else { return }
         guard let s = try? CoreSnapshot.decode(bytes, committee: committee), let c = s.checkpoint,
             c.commitIndex == s.commitIndex, c.runningHash == s.runningHash, c.leaderRound == s.leaderRound,
@@ -212,24 +277,35 @@ extension ConsensusCore {
             authors.insert(blk.author)
         }
         guard authors.count >= committee.validity else { metrics.stateResponsesRejected += 1; return }
-        installState(s, checkpoint: c, now: now, out: &out)
+        guard let anchor = try? SyncAnchor.decode(anchorBytes), anchor.records.count == min(Int(c.commitIndex), 2),
+            let last = anchor.records.last, last.leader.round == c.leaderRound,
+            last.leader.author == committee.leader(c.leaderRound), anchor.chained == c.runningHash
+        else {
+            metrics.stateResponsesRejected += 1; return
+        }
+        installState(s, checkpoint: c, anchor: anchor, now: now, out: &out)
     }
 
     /// Resumes from a verified snapshot: the decided prefix jumps to R_k, the horizon to
-    /// gcRound_{k+1}; block sync fetches the window, the committer continues at k + 1.
-    mutating func installState(_ s: CoreSnapshot, checkpoint c: Checkpoint, now: UInt64, out: inout [Output]) {
+    /// gcRound_{k+1}; block sync fetches the window, the committer continues at k + 1 once
+    /// `emitted` is rebuilt from the anchor (`resolveSyncAnchor`): the snapshot's own emitted
+    /// list is not covered by stateDigest and is only compared.
+    mutating func installState(
+        _ s: CoreSnapshot, checkpoint c: Checkpoint, anchor: SyncAnchor, now: UInt64, out: inout [Output]
+    ) {
         let newHorizon = max(horizon, s.leaderRound.minusSaturating(gcDepth))
         sequencer = s.sequencer
         let o = sequencer.origins[Int(me)]
         ownUnapplied = ownUnapplied.filter {
             $0.incarnation > o.incarnation || ($0.incarnation == o.incarnation && $0.seq >= o.nextSeq)
         }
-        emitted = Set(s.emitted)
-        // Re-proposal (11) of own entries in never-emitted blocks the new horizon passes.
+        // Re-proposal (11) of own entries in never-emitted blocks the new horizon passes (a
+        // heuristic over the claimed list: the sequencer drops a second copy).
+        let claimed = Set(s.emitted)
         var round = max(horizon, dag.lowestRound)
         let already = Set(reproposals.map(\.id))
         while round < newHorizon && round <= dag.highestRound {
-            for r in dag.refs(at: round) where r.author == me && r.round > 0 && !emitted.contains(r) {
+            for r in dag.refs(at: round) where r.author == me && r.round > 0 && !claimed.contains(r) {
                 for e in dag[r]?.block.payload ?? []
                 where e.id.incarnation == incarnation && ownUnapplied.contains(e.id) && !already.contains(e.id) {
                     reproposals.append(e)
@@ -250,17 +326,59 @@ extension ConsensusCore {
         for r in dag.prune(below: horizon) {
             uncovered.remove(r); nonEmptyUnemitted.remove(r); insertedAt[r] = nil
         }
-        for r in emitted { nonEmptyUnemitted.remove(r); dag.dropPayload(r) }
+        emitted = []
+        emittedDigestsPending = []
+        syncAnchor = anchor.records.last!.leader
+        syncEmitted = [:]
+        for rec in anchor.records { for b in rec.blocks { syncEmitted[b.digest] = b } }
+        syncSnapshot = s
+        recentCommits = []
+        var rh = anchor.seed
+        for rec in anchor.records {
+            recentCommits.append((rh, rec))
+            rh = SyncAnchor.next(rh, rec)
+        }
         for r in suspended.keys.sorted() where r.round < horizon { unpark(r) }
         for r in missing.keys where r.round < horizon { missing[r] = nil; requested.remove(r) }
         awaitingApp = [:]
         lastSnapshot = s
-        newSnapshot = s
         previousSnapshotHorizon = horizon
         schedulePrune()
         metrics.stateSyncs += 1
         out.append(.stateSynced(checkpoint: c, app: s.app))
         drainSuspended(now: now, full: true)
         dirtyDag = true
+    }
+
+    /// Once L_k of an installed snapshot is in the DAG (with its whole history above the horizon:
+    /// the DAG is causally complete), emitted ∩ window = (history(L_k) − P) ∪ the blocks commits
+    /// k−1 and k emitted (see `SyncAnchor`). Those not held yet are matched by digest when they
+    /// arrive (a ref's round is not covered by runningHash). Then the snapshot is persisted.
+    mutating func resolveSyncAnchor() {
+        guard let anchor = syncAnchor, dag.contains(anchor), var s = syncSnapshot else { return }
+        var derived = dag.history(from: [anchor], floor: max(horizon, 1)).subtracting(pendingP)
+        var held: [Digest: BlockRef] = [:]
+        for r in dag.blocks.keys where syncEmitted[r.digest] != nil { held[r.digest] = r }
+        var stored = Set<BlockRef>()
+        for (d, claimedRef) in syncEmitted {
+            if let r = held[d] {
+                derived.insert(r)
+            } else {
+                emittedDigestsPending.insert(d)
+                stored.insert(claimedRef)
+            }
+        }
+        derived.subtract(pendingP)
+        let window = derived.filter { $0.round >= horizon }.union(stored.filter { $0.round >= horizon })
+        if window != Set(s.emitted) { metrics.stateEmittedMismatches += 1 }
+        emitted = derived
+        for r in derived { nonEmptyUnemitted.remove(r); dag.dropPayload(r) }
+        s.emitted = window.sorted()
+        lastSnapshot = s
+        newSnapshot = s
+        emittedPendingUntil = s.leaderRound
+        syncAnchor = nil
+        syncEmitted = [:]
+        syncSnapshot = nil
     }
 }

@@ -23,6 +23,9 @@ public struct CoreSnapshot: Hashable, Sendable {
     public var checkpoint: Checkpoint?
     /// The host's application-state snapshot at commit k (opaque bytes, section 10.3).
     public var app: [UInt8] = []
+    /// Commit records k−1 and k chained to runningHash_k, sent with the snapshot so the receiver
+    /// rebuilds `emitted` itself (not encoded: kept in memory for the servable snapshots).
+    public var anchor: SyncAnchor? = nil
 }
 
 /// One durable transaction (group commit, section 9). Applied atomically by `sync`.

@@ -30,6 +30,16 @@ extension Simulator {
                 }
             case 6:
                 return [(to, Message.recoverAnswer(lastOwnRound: 0, block: nil).encode())]
+            case 8:
+                // A state response whose emitted list (not covered by stateDigest) is doctored:
+                // the receiver must rebuild emitted from the anchor instead of trusting it.
+                guard
+                    case .stateResponse(let snap, let proof, let anchor)? = try? Message.decode(
+                        bytes, maxBlockBytes: keys.committee.params.maxBlockBytes),
+                    var s = try? CoreSnapshot.decode(snap, committee: keys.committee), !s.emitted.isEmpty
+                else { return [(to, bytes)] }
+                s.emitted.removeLast(s.emitted.count / 2 + 1)
+                return [(to, Message.stateResponse(snapshot: s.encode(), proof: proof, anchor: anchor).encode())]
             default:
                 return [(to, bytes)]
             }

@@ -21,6 +21,8 @@ public struct SimResult: Sendable {
     /// State requests sent and snapshots shipped by honest nodes (current incarnations).
     public var stateRequestsSent: Int
     public var stateResponsesServed: Int
+    /// Installed snapshots whose emitted list differed from the one rebuilt from the anchor.
+    public var stateEmittedMismatches: Int
     public var stats: SimStats
     public var passed: Bool { violations.isEmpty }
     /// The line to paste to reproduce a failure.
@@ -493,9 +495,11 @@ public final class Simulator {
 
     func result() -> SimResult {
         var forced = 0, equiv = 0, invalid = 0, ready = 0, maxDag = 0, maxSusp = 0, requests = 0, served = 0
+        var mismatches = 0
         for node in nodes where node.byz == nil {
             guard let c = node.cores[0] else { continue }
             requests += c.metrics.stateRequestsSent; served += c.metrics.stateResponsesServed
+            mismatches += c.metrics.stateEmittedMismatches
             forced += c.metrics.forcedEmissions; equiv += c.metrics.equivocations; invalid += c.metrics.invalidBlocks
             ready += c.metrics.readinessBoundViolations
             maxDag = max(maxDag, c.metrics.maxDagBlocks); maxSusp = max(maxSusp, c.metrics.maxSuspended)
@@ -505,7 +509,8 @@ public final class Simulator {
             entriesApplied: checker.appliedSet.count, entriesAccepted: accepted, events: events, messages: messages,
             simulatedSeconds: Double(scenario.duration) / 1e9, forcedEmissions: forced, equivocationsSeen: equiv,
             invalidBlocks: invalid, readinessViolations: ready, maxDagBlocks: maxDag, maxSuspended: maxSusp,
-            stateSyncs: checker.stateSyncs, stateRequestsSent: requests, stateResponsesServed: served, stats: stats,
+            stateSyncs: checker.stateSyncs, stateRequestsSent: requests, stateResponsesServed: served,
+            stateEmittedMismatches: mismatches, stats: stats,
             reproduce: "foxsim --scenario \(scenario.name) --nodes \(n) --seed \(scenario.seed)")
     }
 }

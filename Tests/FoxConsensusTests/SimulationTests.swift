@@ -94,6 +94,8 @@ let seedsPerScenario: UInt64 = 3
             syncs += r.stateSyncs
             // A genuinely lagging minority still asks (V majority nodes announce the gap).
             #expect(r.stateRequestsSent > 0 || r.stateSyncs == 0)
+            // Honest servers: the emitted list rebuilt from the anchor equals the snapshot's.
+            #expect(r.stateEmittedMismatches == 0)
             // The DAG holds about gcDepth + the undecided rounds, not the whole run.
             #expect(r.maxDagBlocks < 4 * 200, "maxDag \(r.maxDagBlocks)")
         }
