@@ -47,9 +47,11 @@ struct DagScript {
 
     /// Builds and signs a block with explicit parent refs (equivocation scripts).
     @discardableResult
-    mutating func addRefs(_ author: Int, _ round: UInt64, refs: [BlockRef], variant: UInt64 = 0) -> BlockRef {
+    mutating func addRefs(
+        _ author: Int, _ round: UInt64, refs: [BlockRef], variant: UInt64 = 0, ts: UInt64? = nil
+    ) -> BlockRef {
         var b = Block(
-            epoch: committee.epoch, round: round, author: UInt16(author), timestamp: round * 1000 + variant,
+            epoch: committee.epoch, round: round, author: UInt16(author), timestamp: ts ?? (round * 1000 + variant),
             parents: refs.sorted(), payloadDigest: BlockCodec.payloadDigest([]), attestation: nil, payload: [],
             signature: [])
         b.signature = keys.signers[author].sign(b.digest)
