@@ -126,6 +126,8 @@ public struct ConsensusCore {
     var suspendedBytes = 0
     var suspendedBytesByAuthor: [Int]
     var suspendedCountByAuthor: [Int]
+    /// Parked refs per author, sorted: eviction takes the last, slot lookups binary-search.
+    var suspendedByAuthor: [[BlockRef]]
     /// Missing parent → parked children waiting on it (re-examined when it is inserted).
     var waiters: [BlockRef: [BlockRef]] = [:]
     var wakeQueue: [BlockRef] = []
@@ -230,6 +232,7 @@ public struct ConsensusCore {
         sequencer = Sequencer(n: committee.n, maxHeldBack: committee.params.maxHeldBack)
         suspendedBytesByAuthor = Array(repeating: 0, count: committee.n)
         suspendedCountByAuthor = Array(repeating: 0, count: committee.n)
+        suspendedByAuthor = Array(repeating: [], count: committee.n)
         lastStatusReply = Array(repeating: 0, count: committee.n)
         peerClaims = Array(repeating: 0, count: committee.n)
         let needsRecovery = committee.n > 1 && (!image.initialized || image.meta.restored)
@@ -252,6 +255,12 @@ public struct ConsensusCore {
                 + miss.map { "\($0)\(requested.contains($0) ? "?" : "")\(missing[$0].map { "a\($0.attempts)" } ?? "")" }
                 .joined(separator: ",") + "]"
         }.joined(separator: " ")
+    }
+    /// The per-author index of parked blocks matches the buffer (tests).
+    public var suspendedIndexConsistent: Bool {
+        suspendedByAuthor.allSatisfy { $0 == $0.sorted() }
+            && suspendedByAuthor.flatMap { $0 }.sorted() == suspended.keys.sorted()
+            && suspendedByAuthor.map(\.count) == suspendedCountByAuthor
     }
     public var pCount: Int { pendingP.count }
     public var emittedCount: Int { emitted.count }

@@ -103,7 +103,9 @@ extension ConsensusCore {
         }
         // Equivocation: keep the first block received unsolicited.
         var slotBlocks = dag.slot(ref.slot)
-        for (r, _) in suspended where r.slot == ref.slot { slotBlocks.append(r) }
+        let parked = suspendedByAuthor[Int(ref.author)]
+        var i = Self.lowerBound(parked, BlockRef(round: ref.round, author: ref.author, digest: .zero))
+        while i < parked.count && parked[i].round == ref.round { slotBlocks.append(parked[i]); i += 1 }
         if let other = slotBlocks.first(where: { $0 != ref }) {
             if !evidenceSlots.contains(ref.slot) && evidence.count < local.maxEvidence {
                 evidenceSlots.insert(ref.slot)
@@ -140,9 +142,7 @@ extension ConsensusCore {
         while suspendedBytesByAuthor[a] + bytes.count > local.maxSuspendedBytesPerAuthor
             || suspendedCountByAuthor[a] >= perAuthorCount
         {
-            guard let victim = suspended.keys.filter({ Int($0.author) == a && $0.round > ref.round }).max() else {
-                break
-            }
+            guard let victim = suspendedByAuthor[a].last, victim.round > ref.round else { break }
             unpark(victim)
             metrics.suspendedEvicted += 1
         }
@@ -156,6 +156,7 @@ extension ConsensusCore {
         suspendedBytes += bytes.count
         suspendedBytesByAuthor[a] += bytes.count
         suspendedCountByAuthor[a] += 1
+        suspendedByAuthor[a].insert(ref, at: Self.lowerBound(suspendedByAuthor[a], ref))
         for p in parents { waiters[p, default: []].append(ref) }
         var ask: [BlockRef] = []
         for p in parents where suspended[p] == nil {
@@ -174,6 +175,19 @@ extension ConsensusCore {
         suspendedBytes -= s.bytes.count
         suspendedBytesByAuthor[Int(ref.author)] -= s.bytes.count
         suspendedCountByAuthor[Int(ref.author)] -= 1
+        let a = Int(ref.author)
+        let i = Self.lowerBound(suspendedByAuthor[a], ref)
+        if i < suspendedByAuthor[a].count && suspendedByAuthor[a][i] == ref { suspendedByAuthor[a].remove(at: i) }
+    }
+
+    /// First index whose element is not below `x` (`a` sorted).
+    static func lowerBound(_ a: [BlockRef], _ x: BlockRef) -> Int {
+        var lo = 0, hi = a.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if a[mid] < x { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
     }
 
     mutating func insert(_ b: Block, ref: BlockRef, bytes: [UInt8], now: UInt64) {

@@ -80,9 +80,9 @@ struct ScriptedNode {
     var core: ConsensusCore
     var deliveries: [Delivery] = []
     var outputs: [Output] = []
-    init(_ s: DagScript, me: UInt16) {
+    init(_ s: DagScript, me: UInt16, local: LocalParameters = LocalParameters()) {
         core = ConsensusCore(
-            config: CoreConfig(committee: s.committee, me: me), signer: s.keys.signers[Int(me)],
+            config: CoreConfig(committee: s.committee, me: me, local: local), signer: s.keys.signers[Int(me)],
             verifier: s.keys.verifier, image: ScriptedNode.observer)
         _ = core.step(.start, now: 0)
     }
