@@ -324,10 +324,6 @@ extension ConsensusCore {
         if !reproposals.isEmpty { reproposals.sort { $0.id < $1.id } }
         horizon = newHorizon
         if horizon > emittedPendingUntil { emittedDigestsPending = [] }
-        let keepFrom = retainFloor
-        for round in max(dag.lowestRound, keepFrom)..<max(newHorizon, max(dag.lowestRound, keepFrom)) {
-            for r in dag.refs(at: round) where r.round > 0 { if let d = dag[r] { retained[r] = d.bytes } }
-        }
         let dropped = dag.prune(below: newHorizon)
         for r in dropped {
             uncovered.remove(r); nonEmptyUnemitted.remove(r); insertedAt[r] = nil; enteredP[r] = nil

@@ -23,6 +23,8 @@ public enum Input: Sendable {
     /// The host's application-state snapshot right after applying commit `commitIndex` (a
     /// delivery with `checkpointDue`). Completes checkpoint C_k (10.3).
     case appSnapshot(commitIndex: UInt64, bytes: [UInt8])
+    /// The answer to `Output.read`: the blocks the store holds among the refs, in order.
+    case read(StoreRead, blocks: [[UInt8]])
 }
 
 public enum RejectReason: Sendable, Equatable { case notReady, tooLarge, backpressure, halted }
@@ -53,6 +55,10 @@ public enum Output: Sendable {
     /// State sync (10.3) installed checkpoint C_k: the host replaces its application state with
     /// `app` (its state right after commit k); deliveries continue at k + 1.
     case stateSynced(checkpoint: Checkpoint, app: [UInt8])
+    /// Read these blocks from the store (`ConsensusStorage.readBlocks`) and answer with
+    /// `Input.read`: sync of blocks the core no longer holds in memory is served from the store
+    /// (10.2; emitted blocks keep only their header in memory, section 11).
+    case read(StoreRead)
     case halted(String)
 }
 
@@ -81,6 +87,8 @@ public struct CoreMetrics: Sendable {
     public var readinessBoundViolations = 0
     public var fetchesSent = 0
     public var blocksServed = 0
+    /// Of which read from the store (10.2).
+    public var blocksServedFromStore = 0
     public var maxSuspended = 0
     public var maxDagBlocks = 0
     public var maxPending = 0
@@ -176,9 +184,6 @@ public struct ConsensusCore {
     var servable: [UInt64: CoreSnapshot] = [:]
     /// Proofs: for a proven C_k, the bytes of V blocks of distinct authors attesting it.
     var proofs: [UInt64: [[UInt8]]] = [:]
-    /// Blocks below the horizon kept (like the disk, section 11) for peers state-syncing to a
-    /// servable snapshot: rounds ≥ its leader round − gcDepth.
-    var retained: [BlockRef: [UInt8]] = [:]
     var lastStateRequest: UInt64? = nil
     /// State sync in progress: L_k of the installed snapshot, until `emitted` is rebuilt.
     var syncAnchor: BlockRef? = nil
@@ -291,6 +296,8 @@ public struct ConsensusCore {
             tick(now: now, out: &out)
         case .appSnapshot(let k, let bytes):
             if let core = awaitingApp.removeValue(forKey: k) { _ = completeCheckpoint(core, app: bytes) }
+        case .read(let request, let blocks):
+            answerRead(request, blocks: blocks, out: &out)
         }
         if case .halted = mode { return finish(now: now, out: out) }
         if dirtyDag {
@@ -402,7 +409,9 @@ public struct ConsensusCore {
         case .active:
             incarnation = lastOwnRound + 1
             // Re-broadcast the own latest block: it may never have left the machine.
-            if let r = lastOwnRef, let d = dag[r] { out.append(.broadcast(bytes: Message.block(d.bytes).encode())) }
+            if let r = lastOwnRef, let bytes = img.blocks.first(where: { $0.0 == r })?.1 {
+                out.append(.broadcast(bytes: Message.block(bytes).encode()))
+            }
             lastStatusAt = nil
             insertedSinceStatus = true
         default: break

@@ -14,14 +14,7 @@ extension ConsensusCore {
                 if isHalted { return }
             }
         case .fetch(let refs):
-            var found: [[UInt8]] = []
-            for r in refs.prefix(local.maxRefsPerFetch) where r.round > 0 {
-                if let d = dag[r] { found.append(d.bytes) } else if let b = retained[r] { found.append(b) }
-            }
-            if !found.isEmpty {
-                metrics.blocksServed += found.count
-                out.append(.send(to: from, bytes: Message.blocks(found).encode()))
-            }
+            serveBlocks(to: from, refs: Array(refs.prefix(local.maxRefsPerFetch)), out: &out)
         case .status(let rounds):
             guard rounds.count == n else { metrics.decodeErrors += 1; return }
             pushBlocks(to: from, theirRounds: rounds, now: now, out: &out)
@@ -42,7 +35,16 @@ extension ConsensusCore {
             let ownRound = mode == .active ? lastOwnRound : (mode == .recovering ? 0 : lastOwnRound)
             var block: [UInt8]? = nil
             let r = dag.latestRound[Int(from)]
-            if r > 0, let ref = dag.slot(Slot(author: from, round: r)).first { block = dag[ref]?.bytes }
+            if r > 0, let ref = dag.slot(Slot(author: from, round: r)).first {
+                if let d = dag[ref], !d.bytes.isEmpty {
+                    block = d.bytes
+                } else {
+                    // Emitted: its bytes are on disk only (10.4: answered from the store).
+                    out.append(
+                        .read(StoreRead(peer: from, refs: [ref], purpose: .recoverAnswer(lastOwnRound: ownRound))))
+                    break
+                }
+            }
             out.append(.send(to: from, bytes: Message.recoverAnswer(lastOwnRound: ownRound, block: block).encode()))
         case .stateRequest(let k):
             serveState(to: from, theirIndex: k, out: &out)
@@ -71,9 +73,42 @@ extension ConsensusCore {
         }
         guard !refs.isEmpty else { return }
         refs.sort()
-        let chosen = refs.prefix(local.maxBlocksPerResponse).compactMap { dag[$0]?.bytes }
-        metrics.blocksServed += chosen.count
-        out.append(.send(to: peer, bytes: Message.blocks(Array(chosen)).encode()))
+        serveBlocks(to: peer, refs: Array(refs.prefix(local.maxBlocksPerResponse)), out: &out)
+    }
+
+    /// A sync response (10.2): blocks whose bytes are in memory (not emitted yet) at once; the
+    /// rest (emitted, or below the horizon) from the store through the host (`Output.read`).
+    mutating func serveBlocks(to peer: UInt16, refs: [BlockRef], out: inout [Output]) {
+        var found: [[UInt8]] = []
+        var fromStore: [BlockRef] = []
+        for r in refs where r.round > 0 {
+            if let d = dag[r] {
+                if d.bytes.isEmpty { fromStore.append(r) } else { found.append(d.bytes) }
+            } else if r.round < horizon {
+                fromStore.append(r)
+            }
+        }
+        if !found.isEmpty {
+            metrics.blocksServed += found.count
+            out.append(.send(to: peer, bytes: Message.blocks(found).encode()))
+        }
+        if !fromStore.isEmpty { out.append(.read(StoreRead(peer: peer, refs: fromStore, purpose: .blocks))) }
+    }
+
+    /// The host's answer to `Output.read`.
+    mutating func answerRead(_ request: StoreRead, blocks: [[UInt8]], out: inout [Output]) {
+        guard Int(request.peer) < n, request.peer != me else { return }
+        switch request.purpose {
+        case .blocks:
+            let chosen = Array(blocks.prefix(local.maxBlocksPerResponse))
+            guard !chosen.isEmpty else { return }
+            metrics.blocksServed += chosen.count
+            metrics.blocksServedFromStore += chosen.count
+            out.append(.send(to: request.peer, bytes: Message.blocks(chosen).encode()))
+        case .recoverAnswer(let last):
+            let msg = Message.recoverAnswer(lastOwnRound: last, block: blocks.first)
+            out.append(.send(to: request.peer, bytes: msg.encode()))
+        }
     }
 
     mutating func receiveBlock(_ bytes: [UInt8], from: UInt16, fetched: Bool, now: UInt64, out: inout [Output]) {

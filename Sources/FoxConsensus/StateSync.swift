@@ -146,8 +146,6 @@ extension ConsensusCore {
         lastSnapshot = snap
         servable[c.commitIndex] = snap
         while servable.count > 3, let low = servable.keys.min() { servable[low] = nil }
-        let floor = retainFloor
-        for r in retained.keys where r.round < floor { retained[r] = nil }
         return c
     }
 
@@ -163,12 +161,6 @@ extension ConsensusCore {
         guard floor > diskFloor else { return }
         diskFloor = floor
         pruneBelow = floor
-    }
-
-    /// Lowest round kept for state-syncing peers: the window of the oldest servable snapshot.
-    var retainFloor: UInt64 {
-        guard let low = servable.keys.min(), let s = servable[low] else { return .max }
-        return s.leaderRound.minusSaturating(gcDepth)
     }
 
     /// Records the attestation of a block; a checkpoint with V identical attestations is proven

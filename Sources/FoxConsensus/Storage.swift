@@ -69,6 +69,26 @@ public protocol ConsensusStorage: AnyObject {
     @discardableResult func sync() -> UInt64?
     /// The durable image (what a restart reads).
     func load() -> StoreImage
+    /// Sync is served from the store (10.2): the encoded blocks found among `refs`, in order.
+    /// Written batches are visible before `sync` (an LMDB write transaction committed without
+    /// fsync is visible to readers).
+    func readBlocks(_ refs: [BlockRef]) -> [[UInt8]]
+}
+
+/// A store read the core asks the host for (`Output.read`) and gets back as `Input.read`.
+public struct StoreRead: Hashable, Sendable {
+    public enum Purpose: Hashable, Sendable {
+        /// A sync response (fetch or push): `Message.blocks`.
+        case blocks
+        /// A RecoverQuery answer (10.4) carrying the asker's highest block.
+        case recoverAnswer(lastOwnRound: UInt64)
+    }
+    public var peer: UInt16
+    public var refs: [BlockRef]
+    public var purpose: Purpose
+    public init(peer: UInt16, refs: [BlockRef], purpose: Purpose) {
+        self.peer = peer; self.refs = refs; self.purpose = purpose
+    }
 }
 
 /// In-memory storage with explicit crash semantics: what was written but not synced is lost by
@@ -153,6 +173,10 @@ public final class InMemoryConsensusStorage: ConsensusStorage {
             blocks: blocks.keys.sorted().map { ($0, blocks[$0]!) },
             commits: commits.keys.sorted().map { commits[$0]! },
             snapshot: snapshot)
+    }
+
+    public func readBlocks(_ refs: [BlockRef]) -> [[UInt8]] {
+        refs.compactMap { r in blocks[r] ?? staged.reversed().lazy.compactMap { $0.blocks[r] }.first }
     }
 
     public var blockCount: Int { blocks.count }

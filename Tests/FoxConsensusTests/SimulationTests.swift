@@ -96,6 +96,8 @@ let seedsPerScenario: UInt64 = 3
             #expect(r.stateRequestsSent > 0 || r.stateSyncs == 0)
             // Honest servers: the emitted list rebuilt from the anchor equals the snapshot's.
             #expect(r.stateEmittedMismatches == 0)
+            // The lagging node fetched the window's emitted blocks: served from the peers' stores.
+            #expect(r.stateSyncs == 0 || r.blocksServedFromStore > 0)
             // The DAG holds about gcDepth + the undecided rounds, not the whole run.
             #expect(r.maxDagBlocks < 4 * 200, "maxDag \(r.maxDagBlocks)")
         }

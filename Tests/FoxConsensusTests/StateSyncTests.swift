@@ -143,3 +143,64 @@ import Testing
         #expect(mismatches > 0, "the doctored list was installed at least once and rebuilt")
     }
 }
+
+/// Section 10.2: sync is served from the store. Emitted blocks keep only their header in memory
+/// (section 11); fetches of them, or of blocks below the horizon, go through
+/// `ConsensusStorage.readBlocks` by way of the host (`Output.read` / `Input.read`).
+@Suite struct StoreServedSyncTests {
+    @Test func inMemoryStoreReadsDurableAndWrittenBlocks() {
+        let st = InMemoryConsensusStorage()
+        let r1 = BlockRef(round: 1, author: 0, digest: .zero), r2 = BlockRef(round: 2, author: 1, digest: .zero)
+        let r3 = BlockRef(round: 3, author: 2, digest: .zero)
+        st.write(
+            PersistBatch(
+                txn: 1, blocks: [r1: [1]], blockOrder: [r1], meta: nil, commits: [], snapshot: nil,
+                pruneBelowRound: nil))
+        st.sync()
+        st.write(
+            PersistBatch(
+                txn: 2, blocks: [r2: [2]], blockOrder: [r2], meta: nil, commits: [], snapshot: nil,
+                pruneBelowRound: nil))
+        #expect(st.readBlocks([r2, r3, r1]) == [[2], [1]])
+    }
+
+    @Test func fetchOfAnEmittedBlockIsServedFromTheStore() {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4, gcDepth: 3)
+        for r in UInt64(1)...12 { s.round(r, authors: all, parents: all) }
+        var a = ScriptedNode(s, me: 0)
+        a.feed(s, s.upTo(12))
+        let emitted = a.deliveries.flatMap(\.subDag.blocks)
+        let held = emitted.filter { a.core.dag.contains($0) }
+        let inMemory = s.upTo(12).filter { $0.round == 12 }
+        let below = s.upTo(1)[0]
+        #expect(below.round < a.core.horizon)
+        let e = held.last!
+        #expect(a.core.dag[e]!.bytes.isEmpty, "an emitted block keeps only its header")
+        #expect(a.core.dag[inMemory[0]]!.bytes == s.bytes[inMemory[0]]!)
+        let fetch = Message.fetch([below, e, inMemory[0]]).encode()
+        let out = a.core.step(.message(from: 2, bytes: fetch), now: 2)
+        var sent: [[UInt8]] = []
+        var reads: [StoreRead] = []
+        for o in out {
+            if case .send(2, let bytes) = o, case .blocks(let bs)? = try? Message.decode(bytes, maxBlockBytes: 1 << 20)
+            {
+                sent += bs
+            }
+            if case .read(let r) = o { reads.append(r) }
+        }
+        #expect(sent == [s.bytes[inMemory[0]]!], "not emitted yet: served from memory")
+        #expect(reads == [StoreRead(peer: 2, refs: [below, e], purpose: .blocks)])
+        // The host reads its store and hands the blocks back; the core sends them.
+        let answer = a.core.step(.read(reads[0], blocks: [s.bytes[below]!, s.bytes[e]!]), now: 3)
+        let served = answer.compactMap { o -> [[UInt8]]? in
+            if case .send(2, let bytes) = o, case .blocks(let bs)? = try? Message.decode(bytes, maxBlockBytes: 1 << 20)
+            {
+                return bs
+            }
+            return nil
+        }
+        #expect(served == [[s.bytes[below]!, s.bytes[e]!]])
+        #expect(a.core.metrics.blocksServedFromStore == 2)
+    }
+}
