@@ -310,12 +310,23 @@ extension ConsensusCore {
         guard recoveryAnswers.count >= min(need, n - 1) else { return }
         var maxA: UInt64 = 0, maxB: UInt64 = 0
         var best: [UInt8]? = nil
-        // Cross-check (b): among ≥ 2f+1 answers at most f are Byzantine, so the (f+1)-th highest
-        // claim lies within the honest claims. A claim more than gcDepth above it is backed by
-        // at most f answerers, all of which may be lying (a huge value would stall this node
-        // forever: it may never sign at or below it). Honest lastOwnRounds differ by more than
-        // the window only when f+1 answerers are themselves out of the window; such a claim is
-        // dropped and counted. (a) is a signed own block and needs no cross-check.
+        // Cross-check (b), a HEURISTIC: section 10.4 takes the plain max of the (b) claims and
+        // gives no cap. Without one, a single Byzantine answer of ~UInt64.max stalls this node
+        // for good (it may never sign at or below lastOwnRound; byz-recoveryInflater).
+        // The rule used: among ≥ 2f+1 answers at most f are Byzantine, so the (f+1)-th highest
+        // claim is ≤ some honest claim; a claim more than gcDepth above it is backed by at most
+        // f answerers, all possibly lying, and is dropped (counted in recoveryClaimsDropped).
+        // Why gcDepth: honest nodes that take part in the DAG are within the window of each
+        // other (a node further behind can no longer block-sync and must state-sync first), so
+        // gcDepth is the largest honest spread the window admits.
+        // The price: 10.4's safety argument needs only ONE honest answerer with
+        // lastOwnRound ≥ R*−1 (R* = the forgotten block's round). If that answerer is the only
+        // high one, f answerers lie low and the rest are honest but more than gcDepth behind,
+        // its claim is dropped and this node could sign at R* again. That needs an honest node
+        // out of the window while answering, i.e. beyond the design's fault assumptions; the
+        // stale-store tripwire still halts the node once the forgotten own block itself
+        // arrives (e.g. fetched as the parent of a block naming it) before it signs that round
+        // again. (a) is a signed own block and needs no cross-check.
         let claims = recoveryAnswers.values.map(\.lastOwnRound).sorted(by: >)
         let fPlus1th = claims.count > committee.f ? claims[committee.f] : (claims.last ?? 0)
         let cap = fPlus1th.plusSaturating(gcDepth)
