@@ -40,6 +40,9 @@ let seedsPerScenario: UInt64 = 3
         // An equivocation's second non-empty block, never linked, kept hasRealWork true: the
         // nodes never went idle and the run ended mid-round.
         ("byz-badParents", 4, 200),
+        // The simulator's application-state history trapped on `k - 64` when a node restored
+        // from an old copy replayed commits below 64 while holding more than 64 later ones.
+        ("restore-backup", 4, 1013),
     ]
 
     @Test(arguments: regressions)
