@@ -378,7 +378,14 @@ public struct ConsensusCore {
             if emitted.contains(ref) { dag.dropPayload(ref) }
         }
         if let s = img.snapshot {
-            for r in s.emitted where !dag.contains(r) && r.round >= horizon { emittedDigestsPending.insert(r.digest) }
+            if s.rebuildEmitted, let a = s.anchor {
+                // Restarted after a state sync, before emitted was rebuilt (10.3).
+                startEmittedRebuild(s, anchor: a)
+            } else {
+                for r in s.emitted where !dag.contains(r) && r.round >= horizon {
+                    emittedDigestsPending.insert(r.digest)
+                }
+            }
             emittedPendingUntil = s.leaderRound
         }
         // P blocks missing from the store (a restart right after a state sync, before block sync
@@ -400,7 +407,9 @@ public struct ConsensusCore {
         }
         // Everything not in the own history is uncovered (weak-link candidates).
         let mine = lastOwnRef.map { dag.history(from: [$0], floor: max(horizon, 1)) } ?? []
-        for round in max(horizon, 1)...max(dag.highestRound, 1) {
+        // (No block at or above the horizon yet, e.g. a restart right after a state sync: none;
+        // a closed range would trap.)
+        for round in stride(from: max(horizon, 1), through: dag.highestRound, by: 1) {
             for r in dag.refs(at: round) where r.author != me && !mine.contains(r) { uncovered.insert(r) }
         }
         switch mode {

@@ -16,10 +16,10 @@ public enum Message: Equatable, Sendable {
     case recoverAnswer(lastOwnRound: UInt64, block: [UInt8]?)
     /// State sync (10.3): "I am at commit index k; send a newer proven checkpoint".
     case stateRequest(commitIndex: UInt64)
-    /// An encoded `CoreSnapshot` (with C_k and the application snapshot), the proof: V signed
-    /// blocks of distinct authors attesting C_k, and an encoded `SyncAnchor` (commit records
-    /// k−1 and k, chained to runningHash_k). Verified by the receiver.
-    case stateResponse(snapshot: [UInt8], proof: [[UInt8]], anchor: [UInt8])
+    /// An encoded `CoreSnapshot` (with C_k, the application snapshot and the `SyncAnchor`:
+    /// commit records k−1 and k, chained to runningHash_k) and the proof: V signed blocks of
+    /// distinct authors attesting C_k. Verified by the receiver.
+    case stateResponse(snapshot: [UInt8], proof: [[UInt8]])
 
     public static let version: UInt8 = 1
     static let maxBlocks = 1024
@@ -47,9 +47,8 @@ public enum Message: Equatable, Sendable {
             Message.appendCheck(&w)
         case .stateRequest(let k):
             w.u8(7); w.u64(k); Message.appendCheck(&w)
-        case .stateResponse(let snap, let proof, let anchor):
+        case .stateResponse(let snap, let proof):
             w.u8(8); w.lengthPrefixed(snap); w.u16(UInt16(proof.count)); for b in proof { w.lengthPrefixed(b) }
-            w.lengthPrefixed(anchor)
         }
         return w.bytes
     }
@@ -109,9 +108,8 @@ public enum Message: Equatable, Sendable {
             if c > Int(UInt16.max) { throw DecodeError("state.proof.count") }
             var proof: [[UInt8]] = []
             for _ in 0..<c { proof.append(try r.lengthPrefixed(max: limit, "state.proof")) }
-            let anchor = try r.lengthPrefixed(max: Message.maxSnapshotBytes, "state.anchor")
             try r.expectEnd("message")
-            return .stateResponse(snapshot: snap, proof: proof, anchor: anchor)
+            return .stateResponse(snapshot: snap, proof: proof)
         default:
             throw DecodeError("message.type")
         }

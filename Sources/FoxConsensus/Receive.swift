@@ -48,8 +48,8 @@ extension ConsensusCore {
             out.append(.send(to: from, bytes: Message.recoverAnswer(lastOwnRound: ownRound, block: block).encode()))
         case .stateRequest(let k):
             serveState(to: from, theirIndex: k, out: &out)
-        case .stateResponse(let snap, let proof, let anchor):
-            receiveState(snapshot: snap, proof: proof, anchor: anchor, now: now, out: &out)
+        case .stateResponse(let snap, let proof):
+            receiveState(snapshot: snap, proof: proof, now: now, out: &out)
         case .recoverAnswer(let last, let block):
             guard mode == .recovering else { return }
             if recoveryAnswers[from] == nil { recoveryAnswers[from] = (last, block) }

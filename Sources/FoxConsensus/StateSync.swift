@@ -14,6 +14,11 @@ extension CoreSnapshot {
             w.u8(0)
         }
         w.lengthPrefixed(app)
+        if let a = anchor {
+            w.u8(rebuildEmitted ? 2 : 1); w.lengthPrefixed(a.encode())
+        } else {
+            w.u8(0)
+        }
         return w.bytes
     }
 
@@ -42,10 +47,16 @@ extension CoreSnapshot {
                 leaderRound: try r.u64("c.r"))
         }
         let app = try r.lengthPrefixed(max: Message.maxSnapshotBytes, "snapshot.app")
+        let anchorFlag = try r.u8("snapshot.anchor")
+        if anchorFlag > 2 { throw DecodeError("snapshot.anchor") }
+        var anchor: SyncAnchor? = nil
+        if anchorFlag > 0 {
+            anchor = try SyncAnchor.decode(try r.lengthPrefixed(max: Message.maxSnapshotBytes, "snapshot.anchor"))
+        }
         try r.expectEnd("snapshot")
         let s = CoreSnapshot(
             commitIndex: k, leaderRound: lr, runningHash: rh, commitTime: ct, pending: pending, emitted: emitted,
-            sequencer: seq, checkpoint: cp, app: app)
+            sequencer: seq, checkpoint: cp, app: app, anchor: anchor, rebuildEmitted: anchorFlag == 2)
         if s.encode() != bytes { throw DecodeError("snapshot.canonical") }
         return s
     }
@@ -198,14 +209,13 @@ extension ConsensusCore {
 
     mutating func serveState(to peer: UInt16, theirIndex: UInt64, out: inout [Output]) {
         for k in servable.keys.sorted(by: >) where k > theirIndex {
-            guard let s = servable[k], let proof = proofs[k], let c = s.checkpoint, let anchor = s.anchor,
+            guard let s = servable[k], let proof = proofs[k], let c = s.checkpoint, s.anchor != nil, !s.rebuildEmitted,
                 provenCheckpointMatches(c)
             else {
                 continue
             }
             metrics.stateResponsesServed += 1
-            let msg = Message.stateResponse(snapshot: s.encode(), proof: proof, anchor: anchor.encode())
-            out.append(.send(to: peer, bytes: msg.encode()))
+            out.append(.send(to: peer, bytes: Message.stateResponse(snapshot: s.encode(), proof: proof).encode()))
             return
         }
     }
@@ -250,9 +260,7 @@ extension ConsensusCore {
     /// Verifies a state response: the snapshot re-derives C_k, V distinct authors' valid signed
     /// blocks attest exactly C_k (one of them is honest, and honest computations agree), and the
     /// anchor's commit records chain to runningHash_k with L_k in slot (leader(R_k), R_k).
-    mutating func receiveState(
-        snapshot bytes: [UInt8], proof: [[UInt8]], anchor anchorBytes: [UInt8], now: UInt64, out: inout [Output]
-    ) {
+    mutating func receiveState(snapshot bytes: [UInt8], proof: [[UInt8]], now: UInt64, out: inout [Output]) {
         guard mode == .active else { return }
         guard let s = try? CoreSnapshot.decode(bytes, committee: committee), let c = s.checkpoint,
             c.commitIndex == s.commitIndex, c.runningHash == s.runningHash, c.leaderRound == s.leaderRound,
@@ -269,7 +277,7 @@ extension ConsensusCore {
             authors.insert(blk.author)
         }
         guard authors.count >= committee.validity else { metrics.stateResponsesRejected += 1; return }
-        guard let anchor = try? SyncAnchor.decode(anchorBytes), anchor.records.count == min(Int(c.commitIndex), 2),
+        guard let anchor = s.anchor, !s.rebuildEmitted, anchor.records.count == min(Int(c.commitIndex), 2),
             let last = anchor.records.last, last.leader.round == c.leaderRound,
             last.leader.author == committee.leader(c.leaderRound), anchor.chained == c.runningHash
         else {
@@ -318,28 +326,41 @@ extension ConsensusCore {
         for r in dag.prune(below: horizon) {
             uncovered.remove(r); nonEmptyUnemitted.remove(r); insertedAt[r] = nil
         }
-        emitted = []
-        emittedDigestsPending = []
-        syncAnchor = anchor.records.last!.leader
-        syncEmitted = [:]
-        for rec in anchor.records { for b in rec.blocks { syncEmitted[b.digest] = b } }
-        syncSnapshot = s
-        recentCommits = []
-        var rh = anchor.seed
-        for rec in anchor.records {
-            recentCommits.append((rh, rec))
-            rh = SyncAnchor.next(rh, rec)
-        }
+        startEmittedRebuild(s, anchor: anchor)
         for r in suspended.keys.sorted() where r.round < horizon { unpark(r) }
         for r in missing.keys where r.round < horizon { missing[r] = nil; requested.remove(r) }
         awaitingApp = [:]
-        lastSnapshot = s
+        // Persisted at once (the DAG and the disk now follow the new horizon), marked: a restart
+        // before the rebuild resumes it instead of trusting an emitted list.
+        var marked = s
+        marked.emitted = []
+        marked.rebuildEmitted = true
+        lastSnapshot = marked
+        newSnapshot = marked
         previousSnapshotHorizon = horizon
         schedulePrune()
         metrics.stateSyncs += 1
         out.append(.stateSynced(checkpoint: c, app: s.app))
         drainSuspended(now: now, full: true)
         dirtyDag = true
+    }
+
+    /// `emitted` of an installed snapshot waits for L_k (the committer is gated meanwhile).
+    mutating func startEmittedRebuild(_ s: CoreSnapshot, anchor: SyncAnchor) {
+        emitted = []
+        emittedDigestsPending = []
+        syncAnchor = anchor.records.last!.leader
+        syncEmitted = [:]
+        for rec in anchor.records { for b in rec.blocks { syncEmitted[b.digest] = b } }
+        var unmarked = s
+        unmarked.rebuildEmitted = false
+        syncSnapshot = unmarked
+        recentCommits = []
+        var rh = anchor.seed
+        for rec in anchor.records {
+            recentCommits.append((rh, rec))
+            rh = SyncAnchor.next(rh, rec)
+        }
     }
 
     /// Once L_k of an installed snapshot is in the DAG (with its whole history above the horizon:
@@ -361,8 +382,11 @@ extension ConsensusCore {
             }
         }
         derived.subtract(pendingP)
-        let window = derived.filter { $0.round >= horizon }.union(stored.filter { $0.round >= horizon })
-        if window != Set(s.emitted) { metrics.stateEmittedMismatches += 1 }
+        // A claimed round outside [horizon, R_k] is no emitted block of the window (commit j ≤ k
+        // emits rounds ≤ R_j): not stored, only matched by digest.
+        let window = derived.filter { $0.round >= horizon }.union(
+            stored.filter { $0.round >= horizon && $0.round <= s.leaderRound })
+        if !s.emitted.isEmpty && window != Set(s.emitted) { metrics.stateEmittedMismatches += 1 }
         emitted = derived
         for r in derived { nonEmptyUnemitted.remove(r); dag.dropPayload(r) }
         s.emitted = window.sorted()

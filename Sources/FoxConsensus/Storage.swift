@@ -24,8 +24,11 @@ public struct CoreSnapshot: Hashable, Sendable {
     /// The host's application-state snapshot at commit k (opaque bytes, section 10.3).
     public var app: [UInt8] = []
     /// Commit records k−1 and k chained to runningHash_k, sent with the snapshot so the receiver
-    /// rebuilds `emitted` itself (not encoded: kept in memory for the servable snapshots).
+    /// rebuilds `emitted` itself (10.3). Not covered by stateDigest; runningHash_k covers it.
     public var anchor: SyncAnchor? = nil
+    /// Set on a snapshot installed by state sync whose `emitted` is not rebuilt yet (the list is
+    /// then empty): a restart resumes the rebuild from `anchor`.
+    public var rebuildEmitted: Bool = false
 }
 
 /// One durable transaction (group commit, section 9). Applied atomically by `sync`.

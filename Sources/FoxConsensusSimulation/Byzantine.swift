@@ -52,12 +52,12 @@ extension Simulator {
     /// receiver must rebuild emitted from the anchor instead of trusting it.
     func doctoredStateResponse(_ bytes: [UInt8]) -> [UInt8]? {
         guard
-            case .stateResponse(let snap, let proof, let anchor)? = try? Message.decode(
+            case .stateResponse(let snap, let proof)? = try? Message.decode(
                 bytes, maxBlockBytes: keys.committee.params.maxBlockBytes),
             var s = try? CoreSnapshot.decode(snap, committee: keys.committee), !s.emitted.isEmpty
         else { return nil }
         s.emitted.removeLast(s.emitted.count / 2 + 1)
-        return Message.stateResponse(snapshot: s.encode(), proof: proof, anchor: anchor).encode()
+        return Message.stateResponse(snapshot: s.encode(), proof: proof).encode()
     }
 
     func blockBytes(_ msg: [UInt8]) -> [UInt8]? {

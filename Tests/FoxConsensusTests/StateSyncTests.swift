@@ -204,3 +204,49 @@ import Testing
         #expect(a.core.metrics.blocksServedFromStore == 2)
     }
 }
+
+@Suite struct EmittedRebuildTests {
+    /// A node restarted right after a state-sync install, before L_k arrived: its store holds the
+    /// installed snapshot marked `rebuildEmitted` (empty emitted list, the anchor). It resumes
+    /// the rebuild, waits for L_k, and then commits exactly what a node that never lagged
+    /// commits (re-emitting a block, or skipping one, would change the running hash).
+    @Test func restartBeforeTheRebuildResumesIt() throws {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
+        for r in UInt64(1)...18 { s.round(r, authors: all, parents: all) }
+        var a = ScriptedNode(s, me: 0)
+        a.feed(s, s.upTo(18))
+        var snap = try #require(a.core.servable[10])
+        #expect(snap.anchor?.records.count == 2)
+        #expect((try? CoreSnapshot.decode(snap.encode(), committee: s.committee)) == snap)
+        let emitted = snap.emitted
+        #expect(!emitted.isEmpty)
+        snap.emitted = []
+        snap.rebuildEmitted = true
+        #expect((try? CoreSnapshot.decode(snap.encode(), committee: s.committee)) == snap)
+        var img = ScriptedNode.observer
+        img.snapshot = snap
+        var b = ScriptedNode(s, me: 1)
+        b.core = ConsensusCore(
+            config: CoreConfig(committee: s.committee, me: 1), signer: s.keys.signers[1], verifier: s.keys.verifier,
+            image: img)
+        _ = b.core.step(.start, now: 0)
+        let lk = snap.anchor!.records.last!.leader
+        #expect(b.core.syncAnchor == lk)
+        #expect(b.core.commitIndex == 10)
+        let window = s.upTo(18).filter { $0.round >= b.core.horizon }
+        // Everything but L_k: no commit (the committer waits for the rebuild).
+        b.feed(s, window.filter { $0 != lk })
+        #expect(b.deliveries.isEmpty)
+        #expect(b.core.syncAnchor == lk)
+        b.feed(s, [lk])
+        #expect(b.core.syncAnchor == nil)
+        #expect(b.core.metrics.stateEmittedMismatches == 0)
+        #expect(Set(emitted.filter { $0.round >= b.core.horizon }).isSubset(of: b.core.emitted))
+        let after = a.deliveries.filter { $0.subDag.index > 10 }
+        #expect(!b.deliveries.isEmpty)
+        #expect(
+            b.deliveries.map(\.subDag.runningHash) == Array(after.prefix(b.deliveries.count)).map(\.subDag.runningHash))
+        #expect(b.deliveries.map(\.subDag.index) == Array(11...(10 + UInt64(b.deliveries.count))))
+    }
+}
