@@ -299,13 +299,14 @@ extension ConsensusCore {
         ownUnapplied = ownUnapplied.filter {
             $0.incarnation > o.incarnation || ($0.incarnation == o.incarnation && $0.seq >= o.nextSeq)
         }
-        // Re-proposal (11) of own entries in never-emitted blocks the new horizon passes (a
-        // heuristic over the claimed list: the sequencer drops a second copy).
-        let claimed = Set(s.emitted)
+        // Re-proposal (11) of own entries the new horizon passes that the (verified) sequencer
+        // has not applied. Not filtered by the snapshot's emitted list, which stateDigest does
+        // not cover: an entry of an emitted block is applied, or held back, and a second copy
+        // of a held-back one is dropped by the sequencer.
         var round = max(horizon, dag.lowestRound)
         let already = Set(reproposals.map(\.id))
         while round < newHorizon && round <= dag.highestRound {
-            for r in dag.refs(at: round) where r.author == me && r.round > 0 && !claimed.contains(r) {
+            for r in dag.refs(at: round) where r.author == me && r.round > 0 {
                 for e in dag[r]?.block.payload ?? []
                 where e.id.incarnation == incarnation && ownUnapplied.contains(e.id) && !already.contains(e.id) {
                     reproposals.append(e)
