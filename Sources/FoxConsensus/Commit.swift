@@ -66,6 +66,7 @@ extension ConsensusCore {
     /// The committer pass (idempotent). Decides slots, extends the decided prefix, linearizes.
     mutating func runCommitter(now: UInt64, out: inout [Output]) {
         while true {
+            resolveSyncAnchor()
             let d = decidedRound
             let h = dag.highestRound
             guard h >= d.plusSaturating(3) else { return }
@@ -120,7 +121,7 @@ extension ConsensusCore {
                 if case .commit(let leader) = s {
                     // Never linearize with a block of P missing (after a state sync it is
                     // fetched first): emission and the fair keys would differ.
-                    if pendingP.contains(where: { !dag.contains($0) }) { break }
+                    if syncAnchor != nil || pendingP.contains(where: { !dag.contains($0) }) { break }
                     linearize(leader: leader, now: now, out: &out)
                     if isHalted { return }
                 } else {
@@ -256,6 +257,8 @@ extension ConsensusCore {
                 $0.incarnation > o.incarnation || ($0.incarnation == o.incarnation && $0.seq >= o.nextSeq)
             }
         }
+        recentCommits.append((runningHash, AnchorRecord(leader: leader, blocks: order)))
+        if recentCommits.count > 2 { recentCommits.removeFirst() }
         runningHash = h.finalize()
         if let ld = dag[leader] {
             var ts: [UInt64] = []
@@ -280,7 +283,11 @@ extension ConsensusCore {
             let core = CoreSnapshot(
                 commitIndex: k, leaderRound: leaderRound, runningHash: runningHash, commitTime: commitTime,
                 pending: pendingP.sorted(), emitted: emitted.filter { $0.round >= gcNext }.sorted(),
-                sequencer: sequencer, checkpoint: nil)
+                sequencer: sequencer, checkpoint: nil,
+                // Without both records (replay right after a restart from snapshot k−1) the
+                // snapshot is not servable: a receiver could not rebuild emitted.
+                anchor: recentCommits.count == min(Int(k), 2)
+                    ? SyncAnchor(seed: recentCommits[0].previous, records: recentCommits.map(\.record)) : nil)
             if !local.appSnapshots {
                 checkpoint = completeCheckpoint(core, app: [])
             } else if !replaying {
@@ -316,10 +323,7 @@ extension ConsensusCore {
         }
         if !reproposals.isEmpty { reproposals.sort { $0.id < $1.id } }
         horizon = newHorizon
-        let keepFrom = retainFloor
-        for round in max(dag.lowestRound, keepFrom)..<max(newHorizon, max(dag.lowestRound, keepFrom)) {
-            for r in dag.refs(at: round) where r.round > 0 { if let d = dag[r] { retained[r] = d.bytes } }
-        }
+        if horizon > emittedPendingUntil { emittedDigestsPending = [] }
         let dropped = dag.prune(below: newHorizon)
         for r in dropped {
             uncovered.remove(r); nonEmptyUnemitted.remove(r); insertedAt[r] = nil; enteredP[r] = nil

@@ -23,6 +23,8 @@ public enum Input: Sendable {
     /// The host's application-state snapshot right after applying commit `commitIndex` (a
     /// delivery with `checkpointDue`). Completes checkpoint C_k (10.3).
     case appSnapshot(commitIndex: UInt64, bytes: [UInt8])
+    /// The answer to `Output.read`: the blocks the store holds among the refs, in order.
+    case read(StoreRead, blocks: [[UInt8]])
 }
 
 public enum RejectReason: Sendable, Equatable { case notReady, tooLarge, backpressure, halted }
@@ -53,6 +55,10 @@ public enum Output: Sendable {
     /// State sync (10.3) installed checkpoint C_k: the host replaces its application state with
     /// `app` (its state right after commit k); deliveries continue at k + 1.
     case stateSynced(checkpoint: Checkpoint, app: [UInt8])
+    /// Read these blocks from the store (`ConsensusStorage.readBlocks`) and answer with
+    /// `Input.read`: sync of blocks the core no longer holds in memory is served from the store
+    /// (10.2; emitted blocks keep only their header in memory, section 11).
+    case read(StoreRead)
     case halted(String)
 }
 
@@ -81,6 +87,8 @@ public struct CoreMetrics: Sendable {
     public var readinessBoundViolations = 0
     public var fetchesSent = 0
     public var blocksServed = 0
+    /// Of which read from the store (10.2).
+    public var blocksServedFromStore = 0
     public var maxSuspended = 0
     public var maxDagBlocks = 0
     public var maxPending = 0
@@ -91,6 +99,10 @@ public struct CoreMetrics: Sendable {
     public var recoveryClaimsDropped = 0
     public var stateResponsesRejected = 0
     public var stateResponsesServed = 0
+    /// State requests sent (10.3): only when V peers claim to be beyond the retained window.
+    public var stateRequestsSent = 0
+    /// Installed snapshots whose emitted list differed from the one rebuilt from the anchor.
+    public var stateEmittedMismatches = 0
 }
 
 /// The consensus core: a pure, synchronous state machine (section 12). `step(input, now:)` takes
@@ -122,6 +134,8 @@ public struct ConsensusCore {
     var suspendedBytes = 0
     var suspendedBytesByAuthor: [Int]
     var suspendedCountByAuthor: [Int]
+    /// Parked refs per author, sorted: eviction takes the last, slot lookups binary-search.
+    var suspendedByAuthor: [[BlockRef]]
     /// Missing parent → parked children waiting on it (re-examined when it is inserted).
     var waiters: [BlockRef: [BlockRef]] = [:]
     var wakeQueue: [BlockRef] = []
@@ -170,11 +184,22 @@ public struct ConsensusCore {
     var servable: [UInt64: CoreSnapshot] = [:]
     /// Proofs: for a proven C_k, the bytes of V blocks of distinct authors attesting it.
     var proofs: [UInt64: [[UInt8]]] = [:]
-    /// Blocks below the horizon kept (like the disk, section 11) for peers state-syncing to a
-    /// servable snapshot: rounds ≥ its leader round − gcDepth.
-    var retained: [BlockRef: [UInt8]] = [:]
     var lastStateRequest: UInt64? = nil
+    /// State sync in progress: L_k of the installed snapshot, until `emitted` is rebuilt.
+    var syncAnchor: BlockRef? = nil
+    /// Blocks commits k−1 and k emitted (digest → claimed ref), from the anchor.
+    var syncEmitted: [Digest: BlockRef] = [:]
+    var syncSnapshot: CoreSnapshot? = nil
+    /// Emitted blocks not held yet, by digest (marked emitted when they arrive), until the
+    /// horizon passes `emittedPendingUntil`.
+    var emittedDigestsPending: Set<Digest> = []
+    var emittedPendingUntil: UInt64 = 0
+    /// The last two commits (runningHash before, leader, emitted blocks): the anchor of a checkpoint.
+    var recentCommits: [(previous: Digest, record: AnchorRecord)] = []
     var stateRequestAttempts = 0
+    /// The highest round each peer announced in its latest status (the only input of the
+    /// state-sync trigger; a Byzantine peer can claim anything, so one claim proves nothing).
+    var peerClaims: [UInt64]
 
     // Persistence.
     var nextTxn: UInt64 = 1
@@ -184,6 +209,8 @@ public struct ConsensusCore {
     var newCommitRecords: [CommittedSubDag] = []
     var newSnapshot: CoreSnapshot? = nil
     var pruneBelow: UInt64? = nil
+    /// The highest disk-prune floor issued (section 11; see `schedulePrune`).
+    var diskFloor: UInt64 = 0
     var heldSends: [(txn: UInt64, output: Output)] = []
     var ownBlockThisStep: [UInt8]? = nil
 
@@ -210,7 +237,9 @@ public struct ConsensusCore {
         sequencer = Sequencer(n: committee.n, maxHeldBack: committee.params.maxHeldBack)
         suspendedBytesByAuthor = Array(repeating: 0, count: committee.n)
         suspendedCountByAuthor = Array(repeating: 0, count: committee.n)
+        suspendedByAuthor = Array(repeating: [], count: committee.n)
         lastStatusReply = Array(repeating: 0, count: committee.n)
+        peerClaims = Array(repeating: 0, count: committee.n)
         let needsRecovery = committee.n > 1 && (!image.initialized || image.meta.restored)
         mode = needsRecovery ? .recovering : .active
     }
@@ -231,6 +260,12 @@ public struct ConsensusCore {
                 + miss.map { "\($0)\(requested.contains($0) ? "?" : "")\(missing[$0].map { "a\($0.attempts)" } ?? "")" }
                 .joined(separator: ",") + "]"
         }.joined(separator: " ")
+    }
+    /// The per-author index of parked blocks matches the buffer (tests).
+    public var suspendedIndexConsistent: Bool {
+        suspendedByAuthor.allSatisfy { $0 == $0.sorted() }
+            && suspendedByAuthor.flatMap { $0 }.sorted() == suspended.keys.sorted()
+            && suspendedByAuthor.map(\.count) == suspendedCountByAuthor
     }
     public var pCount: Int { pendingP.count }
     public var emittedCount: Int { emitted.count }
@@ -261,6 +296,8 @@ public struct ConsensusCore {
             tick(now: now, out: &out)
         case .appSnapshot(let k, let bytes):
             if let core = awaitingApp.removeValue(forKey: k) { _ = completeCheckpoint(core, app: bytes) }
+        case .read(let request, let blocks):
+            answerRead(request, blocks: blocks, out: &out)
         }
         if case .halted = mode { return finish(now: now, out: out) }
         if dirtyDag {
@@ -340,6 +377,17 @@ public struct ConsensusCore {
             if !b.payload.isEmpty && !emitted.contains(ref) { nonEmptyUnemitted.insert(ref) }
             if emitted.contains(ref) { dag.dropPayload(ref) }
         }
+        if let s = img.snapshot {
+            if s.rebuildEmitted, let a = s.anchor {
+                // Restarted after a state sync, before emitted was rebuilt (10.3).
+                startEmittedRebuild(s, anchor: a)
+            } else {
+                for r in s.emitted where !dag.contains(r) && r.round >= horizon {
+                    emittedDigestsPending.insert(r.digest)
+                }
+            }
+            emittedPendingUntil = s.leaderRound
+        }
         // P blocks missing from the store (a restart right after a state sync, before block sync
         // fetched the window): fetched like missing parents; the committer waits for them.
         // Replay the committer from the snapshot and compare with the stored commit records.
@@ -359,7 +407,9 @@ public struct ConsensusCore {
         }
         // Everything not in the own history is uncovered (weak-link candidates).
         let mine = lastOwnRef.map { dag.history(from: [$0], floor: max(horizon, 1)) } ?? []
-        for round in max(horizon, 1)...max(dag.highestRound, 1) {
+        // (No block at or above the horizon yet, e.g. a restart right after a state sync: none;
+        // a closed range would trap.)
+        for round in stride(from: max(horizon, 1), through: dag.highestRound, by: 1) {
             for r in dag.refs(at: round) where r.author != me && !mine.contains(r) { uncovered.insert(r) }
         }
         switch mode {
@@ -368,7 +418,9 @@ public struct ConsensusCore {
         case .active:
             incarnation = lastOwnRound + 1
             // Re-broadcast the own latest block: it may never have left the machine.
-            if let r = lastOwnRef, let d = dag[r] { out.append(.broadcast(bytes: Message.block(d.bytes).encode())) }
+            if let r = lastOwnRef, let bytes = img.blocks.first(where: { $0.0 == r })?.1 {
+                out.append(.broadcast(bytes: Message.block(bytes).encode()))
+            }
             lastStatusAt = nil
             insertedSinceStatus = true
         default: break
@@ -459,7 +511,9 @@ public struct ConsensusCore {
         // `now + interval`: a busy node would otherwise push its own retries back forever.
         if let oldest = missing.values.map(\.lastAsked).min() {
             consider(oldest.plusSaturating(local.syncInterval))
-        } else if !suspended.isEmpty || pendingP.contains(where: { !dag.contains($0) }) {
+        } else if !suspended.isEmpty || pendingP.contains(where: { !dag.contains($0) })
+            || syncAnchor.map({ !dag.contains($0) }) ?? false
+        {
             consider(now.plusSaturating(local.syncInterval))
         }
         if insertedSinceStatus || hasRealWork {

@@ -1,5 +1,6 @@
-/// A block held in the local DAG. `bytes` serves sync; the decoded payload is dropped once the
-/// block is emitted.
+/// A block held in the local DAG. `bytes` serves sync until the block is emitted; then the
+/// encoded bytes and the decoded payload are dropped (the header stays; the store serves the
+/// block, section 11).
 public struct DagBlock: Sendable {
     public var block: Block
     public let ref: BlockRef
@@ -54,10 +55,13 @@ public struct Dag: Sendable {
         payloadBytes += bytes.count
     }
 
-    /// Drops the decoded payload of an emitted block (memory bound, section 11).
+    /// Drops the encoded bytes and the decoded payload of an emitted block (memory bound,
+    /// section 11: payload bytes only until the block is emitted).
     public mutating func dropPayload(_ r: BlockRef) {
-        guard var d = blocks[r], !d.block.payload.isEmpty else { return }
+        guard var d = blocks[r], !d.block.payload.isEmpty || !d.bytes.isEmpty else { return }
+        payloadBytes -= d.bytes.count
         d.block.payload = []
+        d.bytes = []
         blocks[r] = d
     }
 

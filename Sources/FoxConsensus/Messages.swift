@@ -16,8 +16,9 @@ public enum Message: Equatable, Sendable {
     case recoverAnswer(lastOwnRound: UInt64, block: [UInt8]?)
     /// State sync (10.3): "I am at commit index k; send a newer proven checkpoint".
     case stateRequest(commitIndex: UInt64)
-    /// An encoded `CoreSnapshot` (with C_k and the application snapshot) and the proof: V
-    /// signed blocks of distinct authors attesting C_k. Verified by the receiver.
+    /// An encoded `CoreSnapshot` (with C_k, the application snapshot and the `SyncAnchor`:
+    /// commit records k−1 and k, chained to runningHash_k) and the proof: V signed blocks of
+    /// distinct authors attesting C_k. Verified by the receiver.
     case stateResponse(snapshot: [UInt8], proof: [[UInt8]])
 
     public static let version: UInt8 = 1

@@ -14,21 +14,18 @@ extension ConsensusCore {
                 if isHalted { return }
             }
         case .fetch(let refs):
-            var found: [[UInt8]] = []
-            for r in refs.prefix(local.maxRefsPerFetch) where r.round > 0 {
-                if let d = dag[r] { found.append(d.bytes) } else if let b = retained[r] { found.append(b) }
-            }
-            if !found.isEmpty {
-                metrics.blocksServed += found.count
-                out.append(.send(to: from, bytes: Message.blocks(found).encode()))
-            }
+            serveBlocks(to: from, refs: Array(refs.prefix(local.maxRefsPerFetch)), out: &out)
         case .status(let rounds):
             guard rounds.count == n else { metrics.decodeErrors += 1; return }
             pushBlocks(to: from, theirRounds: rounds, now: now, out: &out)
-            maybeRequestState(peer: from, peerRound: rounds.max() ?? 0, now: now, out: &out)
-            // Ahead of us somewhere: tell them where we are, at most once per sync interval.
+            peerClaims[Int(from)] = rounds.max() ?? 0
+            maybeRequestState(now: now, out: &out)
+            // Ahead of us somewhere: tell them where we are, at most once per sync interval. Also
+            // when they are beyond our window: a lagging node starts state sync only once V
+            // peers announce it (an idle cluster sends no statuses of its own).
             let behind = (0..<n).contains { rounds[$0] > dag.latestRound[$0] }
-            if behind,
+            let farBehind = peerClaims[Int(from)].plusSaturating(gcDepth) < dag.highestRound
+            if behind || farBehind,
                 now >= lastStatusReply[Int(from)].plusSaturating(local.syncInterval) || lastStatusReply[Int(from)] == 0
             {
                 lastStatusReply[Int(from)] = max(now, 1)
@@ -38,7 +35,16 @@ extension ConsensusCore {
             let ownRound = mode == .active ? lastOwnRound : (mode == .recovering ? 0 : lastOwnRound)
             var block: [UInt8]? = nil
             let r = dag.latestRound[Int(from)]
-            if r > 0, let ref = dag.slot(Slot(author: from, round: r)).first { block = dag[ref]?.bytes }
+            if r > 0, let ref = dag.slot(Slot(author: from, round: r)).first {
+                if let d = dag[ref], !d.bytes.isEmpty {
+                    block = d.bytes
+                } else {
+                    // Emitted: its bytes are on disk only (10.4: answered from the store).
+                    out.append(
+                        .read(StoreRead(peer: from, refs: [ref], purpose: .recoverAnswer(lastOwnRound: ownRound))))
+                    break
+                }
+            }
             out.append(.send(to: from, bytes: Message.recoverAnswer(lastOwnRound: ownRound, block: block).encode()))
         case .stateRequest(let k):
             serveState(to: from, theirIndex: k, out: &out)
@@ -67,9 +73,42 @@ extension ConsensusCore {
         }
         guard !refs.isEmpty else { return }
         refs.sort()
-        let chosen = refs.prefix(local.maxBlocksPerResponse).compactMap { dag[$0]?.bytes }
-        metrics.blocksServed += chosen.count
-        out.append(.send(to: peer, bytes: Message.blocks(Array(chosen)).encode()))
+        serveBlocks(to: peer, refs: Array(refs.prefix(local.maxBlocksPerResponse)), out: &out)
+    }
+
+    /// A sync response (10.2): blocks whose bytes are in memory (not emitted yet) at once; the
+    /// rest (emitted, or below the horizon) from the store through the host (`Output.read`).
+    mutating func serveBlocks(to peer: UInt16, refs: [BlockRef], out: inout [Output]) {
+        var found: [[UInt8]] = []
+        var fromStore: [BlockRef] = []
+        for r in refs where r.round > 0 {
+            if let d = dag[r] {
+                if d.bytes.isEmpty { fromStore.append(r) } else { found.append(d.bytes) }
+            } else if r.round < horizon {
+                fromStore.append(r)
+            }
+        }
+        if !found.isEmpty {
+            metrics.blocksServed += found.count
+            out.append(.send(to: peer, bytes: Message.blocks(found).encode()))
+        }
+        if !fromStore.isEmpty { out.append(.read(StoreRead(peer: peer, refs: fromStore, purpose: .blocks))) }
+    }
+
+    /// The host's answer to `Output.read`.
+    mutating func answerRead(_ request: StoreRead, blocks: [[UInt8]], out: inout [Output]) {
+        guard Int(request.peer) < n, request.peer != me else { return }
+        switch request.purpose {
+        case .blocks:
+            let chosen = Array(blocks.prefix(local.maxBlocksPerResponse))
+            guard !chosen.isEmpty else { return }
+            metrics.blocksServed += chosen.count
+            metrics.blocksServedFromStore += chosen.count
+            out.append(.send(to: request.peer, bytes: Message.blocks(chosen).encode()))
+        case .recoverAnswer(let last):
+            let msg = Message.recoverAnswer(lastOwnRound: last, block: blocks.first)
+            out.append(.send(to: request.peer, bytes: msg.encode()))
+        }
     }
 
     mutating func receiveBlock(_ bytes: [UInt8], from: UInt16, fetched: Bool, now: UInt64, out: inout [Output]) {
@@ -99,7 +138,9 @@ extension ConsensusCore {
         }
         // Equivocation: keep the first block received unsolicited.
         var slotBlocks = dag.slot(ref.slot)
-        for (r, _) in suspended where r.slot == ref.slot { slotBlocks.append(r) }
+        let parked = suspendedByAuthor[Int(ref.author)]
+        var i = Self.lowerBound(parked, BlockRef(round: ref.round, author: ref.author, digest: .zero))
+        while i < parked.count && parked[i].round == ref.round { slotBlocks.append(parked[i]); i += 1 }
         if let other = slotBlocks.first(where: { $0 != ref }) {
             if !evidenceSlots.contains(ref.slot) && evidence.count < local.maxEvidence {
                 evidenceSlots.insert(ref.slot)
@@ -136,9 +177,7 @@ extension ConsensusCore {
         while suspendedBytesByAuthor[a] + bytes.count > local.maxSuspendedBytesPerAuthor
             || suspendedCountByAuthor[a] >= perAuthorCount
         {
-            guard let victim = suspended.keys.filter({ Int($0.author) == a && $0.round > ref.round }).max() else {
-                break
-            }
+            guard let victim = suspendedByAuthor[a].last, victim.round > ref.round else { break }
             unpark(victim)
             metrics.suspendedEvicted += 1
         }
@@ -152,6 +191,7 @@ extension ConsensusCore {
         suspendedBytes += bytes.count
         suspendedBytesByAuthor[a] += bytes.count
         suspendedCountByAuthor[a] += 1
+        suspendedByAuthor[a].insert(ref, at: Self.lowerBound(suspendedByAuthor[a], ref))
         for p in parents { waiters[p, default: []].append(ref) }
         var ask: [BlockRef] = []
         for p in parents where suspended[p] == nil {
@@ -170,6 +210,19 @@ extension ConsensusCore {
         suspendedBytes -= s.bytes.count
         suspendedBytesByAuthor[Int(ref.author)] -= s.bytes.count
         suspendedCountByAuthor[Int(ref.author)] -= 1
+        let a = Int(ref.author)
+        let i = Self.lowerBound(suspendedByAuthor[a], ref)
+        if i < suspendedByAuthor[a].count && suspendedByAuthor[a][i] == ref { suspendedByAuthor[a].remove(at: i) }
+    }
+
+    /// First index whose element is not below `x` (`a` sorted).
+    static func lowerBound(_ a: [BlockRef], _ x: BlockRef) -> Int {
+        var lo = 0, hi = a.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if a[mid] < x { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
     }
 
     mutating func insert(_ b: Block, ref: BlockRef, bytes: [UInt8], now: UInt64) {
@@ -177,7 +230,12 @@ extension ConsensusCore {
         insertedAt[ref] = now
         notDurable.append((ref, bytes))
         if ref.author != me { uncovered.insert(ref) }
-        if !b.payload.isEmpty { nonEmptyUnemitted.insert(ref) }
+        if !emittedDigestsPending.isEmpty, emittedDigestsPending.remove(ref.digest) != nil {
+            emitted.insert(ref)
+            dag.dropPayload(ref)
+        } else if !b.payload.isEmpty {
+            nonEmptyUnemitted.insert(ref)
+        }
         requested.remove(ref)
         missing[ref] = nil
         if let w = waiters.removeValue(forKey: ref) { wakeQueue.append(contentsOf: w) }
@@ -216,6 +274,7 @@ extension ConsensusCore {
             for p in s.block.parents where p.round >= horizon && !dag.contains(p) { needed.insert(p) }
         }
         for p in pendingP where p.round >= horizon && !dag.contains(p) { needed.insert(p) }
+        if let a = syncAnchor, !dag.contains(a) { needed.insert(a) }
         for r in missing.keys where !needed.contains(r) { missing[r] = nil; requested.remove(r) }
         var byPeer: [UInt16: [BlockRef]] = [:]
         for r in needed.sorted() {
@@ -251,12 +310,23 @@ extension ConsensusCore {
         guard recoveryAnswers.count >= min(need, n - 1) else { return }
         var maxA: UInt64 = 0, maxB: UInt64 = 0
         var best: [UInt8]? = nil
-        // Cross-check (b): among ≥ 2f+1 answers at most f are Byzantine, so the (f+1)-th highest
-        // claim lies within the honest claims. A claim more than gcDepth above it is backed by
-        // at most f answerers, all of which may be lying (a huge value would stall this node
-        // forever: it may never sign at or below it). Honest lastOwnRounds differ by more than
-        // the window only when f+1 answerers are themselves out of the window; such a claim is
-        // dropped and counted. (a) is a signed own block and needs no cross-check.
+        // Cross-check (b), a HEURISTIC: section 10.4 takes the plain max of the (b) claims and
+        // gives no cap. Without one, a single Byzantine answer of ~UInt64.max stalls this node
+        // for good (it may never sign at or below lastOwnRound; byz-recoveryInflater).
+        // The rule used: among ≥ 2f+1 answers at most f are Byzantine, so the (f+1)-th highest
+        // claim is ≤ some honest claim; a claim more than gcDepth above it is backed by at most
+        // f answerers, all possibly lying, and is dropped (counted in recoveryClaimsDropped).
+        // Why gcDepth: honest nodes that take part in the DAG are within the window of each
+        // other (a node further behind can no longer block-sync and must state-sync first), so
+        // gcDepth is the largest honest spread the window admits.
+        // The price: 10.4's safety argument needs only ONE honest answerer with
+        // lastOwnRound ≥ R*−1 (R* = the forgotten block's round). If that answerer is the only
+        // high one, f answerers lie low and the rest are honest but more than gcDepth behind,
+        // its claim is dropped and this node could sign at R* again. That needs an honest node
+        // out of the window while answering, i.e. beyond the design's fault assumptions; the
+        // stale-store tripwire still halts the node once the forgotten own block itself
+        // arrives (e.g. fetched as the parent of a block naming it) before it signs that round
+        // again. (a) is a signed own block and needs no cross-check.
         let claims = recoveryAnswers.values.map(\.lastOwnRound).sorted(by: >)
         let fPlus1th = claims.count > committee.f ? claims[committee.f] : (claims.last ?? 0)
         let cap = fPlus1th.plusSaturating(gcDepth)

@@ -14,6 +14,11 @@ extension CoreSnapshot {
             w.u8(0)
         }
         w.lengthPrefixed(app)
+        if let a = anchor {
+            w.u8(rebuildEmitted ? 2 : 1); w.lengthPrefixed(a.encode())
+        } else {
+            w.u8(0)
+        }
         return w.bytes
     }
 
@@ -42,27 +47,92 @@ extension CoreSnapshot {
                 leaderRound: try r.u64("c.r"))
         }
         let app = try r.lengthPrefixed(max: Message.maxSnapshotBytes, "snapshot.app")
+        let anchorFlag = try r.u8("snapshot.anchor")
+        if anchorFlag > 2 { throw DecodeError("snapshot.anchor") }
+        var anchor: SyncAnchor? = nil
+        if anchorFlag > 0 {
+            anchor = try SyncAnchor.decode(try r.lengthPrefixed(max: Message.maxSnapshotBytes, "snapshot.anchor"))
+        }
         try r.expectEnd("snapshot")
         let s = CoreSnapshot(
             commitIndex: k, leaderRound: lr, runningHash: rh, commitTime: ct, pending: pending, emitted: emitted,
-            sequencer: seq, checkpoint: cp, app: app)
+            sequencer: seq, checkpoint: cp, app: app, anchor: anchor, rebuildEmitted: anchorFlag == 2)
         if s.encode() != bytes { throw DecodeError("snapshot.canonical") }
         return s
     }
 
-    /// stateDigest_k (10.3): SHA-256 of the replicated state right after commit k: the sequencer,
-    /// commitTime, the sorted refs of P, the emitted refs of the window (what a state-synced node
-    /// needs to continue linearizing; derivable from the commit records) and the digest of the
-    /// application snapshot.
+    /// stateDigest_k (10.3): SHA-256 of the canonical encoding of the replicated state right
+    /// after applying commit k: the sequencer, commitTime_k, the sorted refs of P, and the digest
+    /// of the application snapshot (the app tables). Not the emitted refs of the window: a
+    /// state-syncing node rebuilds those from commit records k−1 and k (`SyncAnchor`), which
+    /// runningHash_k authenticates.
     public var stateDigest: Digest {
         var w = ByteWriter()
-        w.raw(Array("foxmq/state/v1".utf8))
+        w.raw(Array("foxmq/state/v2".utf8))
         sequencer.encode(into: &w)
         w.u64(commitTime)
         w.u32(UInt32(pending.count)); for r in pending { w.ref(r) }
-        w.u32(UInt32(emitted.count)); for r in emitted { w.ref(r) }
         w.digest(Digest.sha256(app))
         return Digest.sha256(w.bytes)
+    }
+}
+
+/// One commit record as state sync carries it: the leader and the emitted blocks in order.
+public struct AnchorRecord: Hashable, Sendable {
+    public var leader: BlockRef
+    public var blocks: [BlockRef]
+    public init(leader: BlockRef, blocks: [BlockRef]) { self.leader = leader; self.blocks = blocks }
+}
+
+/// Commit records k−1 and k (just k when k = 1) with the runningHash before them. Chained, they
+/// must reproduce runningHash_k of the proven checkpoint, so their leader and block digests are
+/// genuine (section 10.3: "their runningHash chain must end at runningHash_k"). The receiver
+/// rebuilds emitted ∩ window as history(L_k) − P plus the blocks these two commits emitted:
+/// every committed leader L_j with R_j ≤ R_k − 2 lies in history(L_k) (its Q supporters meet
+/// the Q parents of any later round's block in an honest author), so only commit k−1 can have
+/// emitted blocks outside it, and commit k emitted what P kept from commit k−1.
+public struct SyncAnchor: Hashable, Sendable {
+    public var seed: Digest
+    public var records: [AnchorRecord]
+    public init(seed: Digest, records: [AnchorRecord]) { self.seed = seed; self.records = records }
+
+    /// runningHash after the last record.
+    public var chained: Digest { records.reduce(seed) { SyncAnchor.next($0, $1) } }
+
+    /// runningHash_j = SHA-256(runningHash_{j−1} ‖ L_j.digest ‖ digests of the emitted blocks).
+    public static func next(_ previous: Digest, _ rec: AnchorRecord) -> Digest {
+        var h = Hashing()
+        h.update(previous); h.update(rec.leader.digest)
+        for b in rec.blocks { h.update(b.digest) }
+        return h.finalize()
+    }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(1); w.digest(seed); w.u8(UInt8(records.count))
+        for rec in records {
+            w.ref(rec.leader); w.u32(UInt32(rec.blocks.count)); for b in rec.blocks { w.ref(b) }
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> SyncAnchor {
+        var r = ByteReader(bytes)
+        guard try r.u8("anchor.version") == 1 else { throw DecodeError("anchor.version") }
+        let seed = try r.digest("anchor.seed")
+        let c = Int(try r.u8("anchor.count"))
+        if c < 1 || c > 2 { throw DecodeError("anchor.count") }
+        var recs: [AnchorRecord] = []
+        for _ in 0..<c {
+            let leader = try r.ref("anchor.leader")
+            let m = Int(try r.u32("anchor.blocks"))
+            if m * BlockCodec.refBytes > r.remaining { throw DecodeError("anchor.blocks") }
+            var blocks: [BlockRef] = []
+            for _ in 0..<m { blocks.append(try r.ref("anchor.block")) }
+            recs.append(AnchorRecord(leader: leader, blocks: blocks))
+        }
+        try r.expectEnd("anchor")
+        return SyncAnchor(seed: seed, records: recs)
     }
 }
 
@@ -81,22 +151,27 @@ extension ConsensusCore {
         if ownCheckpoints.count > 8, let low = ownCheckpoints.keys.min() { ownCheckpoints[low] = nil }
         if !replaying {
             newSnapshot = snap
-            // Disk keeps what a restart from the previous snapshot needs.
-            if previousSnapshotHorizon > 0 { pruneBelow = previousSnapshotHorizon }
+            schedulePrune()
         }
         previousSnapshotHorizon = lastSnapshot.map { $0.leaderRound.minusSaturating(gcDepth) } ?? 0
         lastSnapshot = snap
         servable[c.commitIndex] = snap
         while servable.count > 3, let low = servable.keys.min() { servable[low] = nil }
-        let floor = retainFloor
-        for r in retained.keys where r.round < floor { retained[r] = nil }
         return c
     }
 
-    /// Lowest round kept for state-syncing peers: the window of the oldest servable snapshot.
-    var retainFloor: UInt64 {
-        guard let low = servable.keys.min(), let s = servable[low] else { return .max }
-        return s.leaderRound.minusSaturating(gcDepth)
+    /// Disk pruning (section 11): with s the latest **stable** checkpoint (Q authors attest it,
+    /// 10.3), the disk keeps blocks and commit records with round ≥ R_s − gcDepth and may prune
+    /// the rest; a checkpoint only this node (or fewer than Q) computed never moves the floor,
+    /// so peers that have not reached it can still block-sync from this disk. The floor is also
+    /// capped by what a restart from the local snapshots needs (`previousSnapshotHorizon`), and
+    /// only ever rises. Rides along with the next persist batch.
+    mutating func schedulePrune() {
+        guard !replaying, let s = stableCheckpoint else { return }
+        let floor = min(previousSnapshotHorizon, s.leaderRound.minusSaturating(gcDepth))
+        guard floor > diskFloor else { return }
+        diskFloor = floor
+        pruneBelow = floor
     }
 
     /// Records the attestation of a block; a checkpoint with V identical attestations is proven
@@ -121,6 +196,7 @@ extension ConsensusCore {
         }
         if same.count >= q, stableCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
             stableCheckpoint = c
+            schedulePrune()
             for k in attestations.keys where k < c.commitIndex { attestations[k] = nil; attestationBytes[k] = nil }
         }
         // Bound: keep attestations for at most 16 checkpoint indices.
@@ -133,7 +209,9 @@ extension ConsensusCore {
 
     mutating func serveState(to peer: UInt16, theirIndex: UInt64, out: inout [Output]) {
         for k in servable.keys.sorted(by: >) where k > theirIndex {
-            guard let s = servable[k], let proof = proofs[k], let c = s.checkpoint, provenCheckpointMatches(c) else {
+            guard let s = servable[k], let proof = proofs[k], let c = s.checkpoint, s.anchor != nil, !s.rebuildEmitted,
+                provenCheckpointMatches(c)
+            else {
                 continue
             }
             metrics.stateResponsesServed += 1
@@ -154,23 +232,34 @@ extension ConsensusCore {
 
     // MARK: requesting
 
-    /// A peer announces rounds beyond what this node's peers still retain above its decided
-    /// prefix: block sync cannot close the gap, ask for a proven checkpoint (10.3).
-    mutating func maybeRequestState(peer: UInt16, peerRound: UInt64, now: UInt64, out: inout [Output]) {
-        guard mode == .active, peerRound > decidedRound.plusSaturating(gcDepth).plusSaturating(3) else { return }
+    /// V = f+1 distinct peers announce rounds beyond what this node's peers still retain above
+    /// its decided prefix: block sync cannot close the gap, ask for a proven checkpoint (10.3).
+    /// One announcement is not enough: a single Byzantine peer claiming to be far ahead would
+    /// otherwise make every honest node request (and its honest peers ship) snapshots over and
+    /// over. Among V claimants at least one is honest, and an honest claim is true.
+    mutating func maybeRequestState(now: UInt64, out: inout [Output]) {
+        guard mode == .active else { return }
+        let beyond = decidedRound.plusSaturating(gcDepth).plusSaturating(3)
+        var ahead: [UInt16] = []
+        for p in 0..<n where UInt16(p) != me && peerClaims[p] > beyond { ahead.append(UInt16(p)) }
+        guard ahead.count >= committee.validity else { return }
         if let last = lastStateRequest, now < last.plusSaturating(local.syncInterval) { return }
         lastStateRequest = max(now, 1)
         stateRequestAttempts += 1
+        // Two of the claimants in rotation: up to f of them may be lying.
         let msg = Message.stateRequest(commitIndex: commitIndex).encode()
-        out.append(.send(to: peer, bytes: msg))
-        // And one more peer in rotation: the announcer may be lying.
-        var other = UInt16((Int(peer) + stateRequestAttempts) % n)
-        if other == me { other = UInt16((Int(other) + 1) % n) }
-        if other != peer { out.append(.send(to: other, bytes: msg)) }
+        let first = stateRequestAttempts % ahead.count
+        var targets = [ahead[first]]
+        if ahead.count > 1 { targets.append(ahead[(first + 1) % ahead.count]) }
+        for t in targets {
+            metrics.stateRequestsSent += 1
+            out.append(.send(to: t, bytes: msg))
+        }
     }
 
-    /// Verifies a state response: the snapshot re-derives C_k, and V distinct authors' valid
-    /// signed blocks attest exactly C_k (one of them is honest, and honest computations agree).
+    /// Verifies a state response: the snapshot re-derives C_k, V distinct authors' valid signed
+    /// blocks attest exactly C_k (one of them is honest, and honest computations agree), and the
+    /// anchor's commit records chain to runningHash_k with L_k in slot (leader(R_k), R_k).
     mutating func receiveState(snapshot bytes: [UInt8], proof: [[UInt8]], now: UInt64, out: inout [Output]) {
         guard mode == .active else { return }
         guard let s = try? CoreSnapshot.decode(bytes, committee: committee), let c = s.checkpoint,
@@ -188,24 +277,36 @@ extension ConsensusCore {
             authors.insert(blk.author)
         }
         guard authors.count >= committee.validity else { metrics.stateResponsesRejected += 1; return }
-        installState(s, checkpoint: c, now: now, out: &out)
+        guard let anchor = s.anchor, !s.rebuildEmitted, anchor.records.count == min(Int(c.commitIndex), 2),
+            let last = anchor.records.last, last.leader.round == c.leaderRound,
+            last.leader.author == committee.leader(c.leaderRound), anchor.chained == c.runningHash
+        else {
+            metrics.stateResponsesRejected += 1; return
+        }
+        installState(s, checkpoint: c, anchor: anchor, now: now, out: &out)
     }
 
     /// Resumes from a verified snapshot: the decided prefix jumps to R_k, the horizon to
-    /// gcRound_{k+1}; block sync fetches the window, the committer continues at k + 1.
-    mutating func installState(_ s: CoreSnapshot, checkpoint c: Checkpoint, now: UInt64, out: inout [Output]) {
+    /// gcRound_{k+1}; block sync fetches the window, the committer continues at k + 1 once
+    /// `emitted` is rebuilt from the anchor (`resolveSyncAnchor`): the snapshot's own emitted
+    /// list is not covered by stateDigest and is only compared.
+    mutating func installState(
+        _ s: CoreSnapshot, checkpoint c: Checkpoint, anchor: SyncAnchor, now: UInt64, out: inout [Output]
+    ) {
         let newHorizon = max(horizon, s.leaderRound.minusSaturating(gcDepth))
         sequencer = s.sequencer
         let o = sequencer.origins[Int(me)]
         ownUnapplied = ownUnapplied.filter {
             $0.incarnation > o.incarnation || ($0.incarnation == o.incarnation && $0.seq >= o.nextSeq)
         }
-        emitted = Set(s.emitted)
-        // Re-proposal (11) of own entries in never-emitted blocks the new horizon passes.
+        // Re-proposal (11) of own entries the new horizon passes that the (verified) sequencer
+        // has not applied. Not filtered by the snapshot's emitted list, which stateDigest does
+        // not cover: an entry of an emitted block is applied, or held back, and a second copy
+        // of a held-back one is dropped by the sequencer.
         var round = max(horizon, dag.lowestRound)
         let already = Set(reproposals.map(\.id))
         while round < newHorizon && round <= dag.highestRound {
-            for r in dag.refs(at: round) where r.author == me && r.round > 0 && !emitted.contains(r) {
+            for r in dag.refs(at: round) where r.author == me && r.round > 0 {
                 for e in dag[r]?.block.payload ?? []
                 where e.id.incarnation == incarnation && ownUnapplied.contains(e.id) && !already.contains(e.id) {
                     reproposals.append(e)
@@ -226,17 +327,75 @@ extension ConsensusCore {
         for r in dag.prune(below: horizon) {
             uncovered.remove(r); nonEmptyUnemitted.remove(r); insertedAt[r] = nil
         }
-        for r in emitted { nonEmptyUnemitted.remove(r); dag.dropPayload(r) }
+        startEmittedRebuild(s, anchor: anchor)
         for r in suspended.keys.sorted() where r.round < horizon { unpark(r) }
         for r in missing.keys where r.round < horizon { missing[r] = nil; requested.remove(r) }
         awaitingApp = [:]
-        lastSnapshot = s
-        newSnapshot = s
-        pruneBelow = horizon
+        // Persisted at once (the DAG and the disk now follow the new horizon), marked: a restart
+        // before the rebuild resumes it instead of trusting an emitted list.
+        var marked = s
+        marked.emitted = []
+        marked.rebuildEmitted = true
+        lastSnapshot = marked
+        newSnapshot = marked
         previousSnapshotHorizon = horizon
+        schedulePrune()
         metrics.stateSyncs += 1
         out.append(.stateSynced(checkpoint: c, app: s.app))
         drainSuspended(now: now, full: true)
         dirtyDag = true
+    }
+
+    /// `emitted` of an installed snapshot waits for L_k (the committer is gated meanwhile).
+    mutating func startEmittedRebuild(_ s: CoreSnapshot, anchor: SyncAnchor) {
+        emitted = []
+        emittedDigestsPending = []
+        syncAnchor = anchor.records.last!.leader
+        syncEmitted = [:]
+        for rec in anchor.records { for b in rec.blocks { syncEmitted[b.digest] = b } }
+        var unmarked = s
+        unmarked.rebuildEmitted = false
+        syncSnapshot = unmarked
+        recentCommits = []
+        var rh = anchor.seed
+        for rec in anchor.records {
+            recentCommits.append((rh, rec))
+            rh = SyncAnchor.next(rh, rec)
+        }
+    }
+
+    /// Once L_k of an installed snapshot is in the DAG (with its whole history above the horizon:
+    /// the DAG is causally complete), emitted ∩ window = (history(L_k) − P) ∪ the blocks commits
+    /// k−1 and k emitted (see `SyncAnchor`). Those not held yet are matched by digest when they
+    /// arrive (a ref's round is not covered by runningHash). Then the snapshot is persisted.
+    mutating func resolveSyncAnchor() {
+        guard let anchor = syncAnchor, dag.contains(anchor), var s = syncSnapshot else { return }
+        var derived = dag.history(from: [anchor], floor: max(horizon, 1)).subtracting(pendingP)
+        var held: [Digest: BlockRef] = [:]
+        for r in dag.blocks.keys where syncEmitted[r.digest] != nil { held[r.digest] = r }
+        var stored = Set<BlockRef>()
+        for (d, claimedRef) in syncEmitted {
+            if let r = held[d] {
+                derived.insert(r)
+            } else {
+                emittedDigestsPending.insert(d)
+                stored.insert(claimedRef)
+            }
+        }
+        derived.subtract(pendingP)
+        // A claimed round outside [horizon, R_k] is no emitted block of the window (commit j ≤ k
+        // emits rounds ≤ R_j): not stored, only matched by digest.
+        let window = derived.filter { $0.round >= horizon }.union(
+            stored.filter { $0.round >= horizon && $0.round <= s.leaderRound })
+        if !s.emitted.isEmpty && window != Set(s.emitted) { metrics.stateEmittedMismatches += 1 }
+        emitted = derived
+        for r in derived { nonEmptyUnemitted.remove(r); dag.dropPayload(r) }
+        s.emitted = window.sorted()
+        lastSnapshot = s
+        newSnapshot = s
+        emittedPendingUntil = s.leaderRound
+        syncAnchor = nil
+        syncEmitted = [:]
+        syncSnapshot = nil
     }
 }

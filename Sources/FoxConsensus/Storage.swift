@@ -23,6 +23,12 @@ public struct CoreSnapshot: Hashable, Sendable {
     public var checkpoint: Checkpoint?
     /// The host's application-state snapshot at commit k (opaque bytes, section 10.3).
     public var app: [UInt8] = []
+    /// Commit records k−1 and k chained to runningHash_k, sent with the snapshot so the receiver
+    /// rebuilds `emitted` itself (10.3). Not covered by stateDigest; runningHash_k covers it.
+    public var anchor: SyncAnchor? = nil
+    /// Set on a snapshot installed by state sync whose `emitted` is not rebuilt yet (the list is
+    /// then empty): a restart resumes the rebuild from `anchor`.
+    public var rebuildEmitted: Bool = false
 }
 
 /// One durable transaction (group commit, section 9). Applied atomically by `sync`.
@@ -66,6 +72,26 @@ public protocol ConsensusStorage: AnyObject {
     @discardableResult func sync() -> UInt64?
     /// The durable image (what a restart reads).
     func load() -> StoreImage
+    /// Sync is served from the store (10.2): the encoded blocks found among `refs`, in order.
+    /// Written batches are visible before `sync` (an LMDB write transaction committed without
+    /// fsync is visible to readers).
+    func readBlocks(_ refs: [BlockRef]) -> [[UInt8]]
+}
+
+/// A store read the core asks the host for (`Output.read`) and gets back as `Input.read`.
+public struct StoreRead: Hashable, Sendable {
+    public enum Purpose: Hashable, Sendable {
+        /// A sync response (fetch or push): `Message.blocks`.
+        case blocks
+        /// A RecoverQuery answer (10.4) carrying the asker's highest block.
+        case recoverAnswer(lastOwnRound: UInt64)
+    }
+    public var peer: UInt16
+    public var refs: [BlockRef]
+    public var purpose: Purpose
+    public init(peer: UInt16, refs: [BlockRef], purpose: Purpose) {
+        self.peer = peer; self.refs = refs; self.purpose = purpose
+    }
 }
 
 /// In-memory storage with explicit crash semantics: what was written but not synced is lost by
@@ -150,6 +176,10 @@ public final class InMemoryConsensusStorage: ConsensusStorage {
             blocks: blocks.keys.sorted().map { ($0, blocks[$0]!) },
             commits: commits.keys.sorted().map { commits[$0]! },
             snapshot: snapshot)
+    }
+
+    public func readBlocks(_ refs: [BlockRef]) -> [[UInt8]] {
+        refs.compactMap { r in blocks[r] ?? staged.reversed().lazy.compactMap { $0.blocks[r] }.first }
     }
 
     public var blockCount: Int { blocks.count }

@@ -30,6 +30,8 @@ extension Simulator {
                 }
             case 6:
                 return [(to, Message.recoverAnswer(lastOwnRound: 0, block: nil).encode())]
+            case 8:
+                return [(to, doctoredStateResponse(bytes) ?? bytes)]
             default:
                 return [(to, bytes)]
             }
@@ -44,6 +46,18 @@ extension Simulator {
         case .forge, .badParents, .timestampOutlier, .flood:
             return [(to, bytes)]
         }
+    }
+
+    /// A state response whose emitted list (not covered by stateDigest) is doctored: the
+    /// receiver must rebuild emitted from the anchor instead of trusting it.
+    func doctoredStateResponse(_ bytes: [UInt8]) -> [UInt8]? {
+        guard
+            case .stateResponse(let snap, let proof)? = try? Message.decode(
+                bytes, maxBlockBytes: keys.committee.params.maxBlockBytes),
+            var s = try? CoreSnapshot.decode(snap, committee: keys.committee), !s.emitted.isEmpty
+        else { return nil }
+        s.emitted.removeLast(s.emitted.count / 2 + 1)
+        return Message.stateResponse(snapshot: s.encode(), proof: proof).encode()
     }
 
     func blockBytes(_ msg: [UInt8]) -> [UInt8]? {
@@ -165,6 +179,15 @@ extension Simulator {
         case .lyingSync:
             // Replayed old blocks.
             for (b, _) in seen.prefix(4) { sendAll(from: i, Message.blocks([b]).encode()) }
+            // Now and then it obtains a genuine state response (asking a random peer) and pushes
+            // it, doctored, to everyone unasked: a node that lags installs it.
+            if rng.chance(0.2) {
+                let peer = Int(rng.below(UInt64(n - 1)))
+                send(from: i, to: peer >= i ? peer + 1 : peer, Message.stateRequest(commitIndex: 0).encode())
+            }
+            if let r = nodes[i].lastStateResponse, let doctored = doctoredStateResponse(r) {
+                sendAll(from: i, doctored)
+            }
         case .twins, .withhold, .silent, .timestampOutlier, .recoveryInflater:
             break
         }

@@ -18,6 +18,13 @@ public struct SimResult: Sendable {
     public var maxSuspended: Int
     /// State syncs installed by honest nodes (10.3).
     public var stateSyncs: Int
+    /// State requests sent and snapshots shipped by honest nodes (current incarnations).
+    public var stateRequestsSent: Int
+    public var stateResponsesServed: Int
+    /// Installed snapshots whose emitted list differed from the one rebuilt from the anchor.
+    public var stateEmittedMismatches: Int
+    /// Blocks honest nodes served to peers from their store (10.2).
+    public var blocksServedFromStore: Int
     public var stats: SimStats
     public var passed: Bool { violations.isEmpty }
     /// The line to paste to reproduce a failure.
@@ -52,6 +59,8 @@ final class SimNode {
     var crashedAfter: UInt64? = nil
     var slow: UInt64 = 1
     var seenBlocks: [[UInt8]] = []
+    /// lyingSync: the latest genuine state response it obtained, replayed doctored.
+    var lastStateResponse: [UInt8]? = nil
     /// The abstract application state per twin: appHash[k] = H(appHash[k−1] ‖ entries applied
     /// by commit k). Durable with the commits (survives crashes, lost on wipe); state sync
     /// installs it from the snapshot bytes.
@@ -161,6 +170,7 @@ public final class Simulator {
             if nodes[to].byz != nil, bytes.count > 2, bytes[1] == 1, nodes[to].seenBlocks.count < 64 {
                 nodes[to].seenBlocks.append(bytes)
             }
+            if nodes[to].byz == .lyingSync, bytes.count > 2, bytes[1] == 8 { nodes[to].lastStateResponse = bytes }
             for t in nodes[to].cores.indices { step(to, twin: t, .message(from: UInt16(from), bytes: bytes)) }
         case .timer(let i, let t, let gen, let nodeGen):
             guard nodes[i].up, nodes[i].gen == nodeGen, nodes[i].timerGen[t] == gen else { return }
@@ -209,7 +219,12 @@ public final class Simulator {
         var submittedBody: [UInt8]? = nil
         if case .submit(_, let body) = input { submittedBody = body }
         var appSnapshotsDue: [UInt64] = []
+        var reads: [StoreRead] = []
         defer {
+            // Sync served from the store (10.2): the host reads and hands the blocks back.
+            for r in reads where node.up {
+                step(i, twin: twin, .read(r, blocks: node.stores[twin].readBlocks(r.refs)))
+            }
             // The host hands its application snapshot for each checkpoint commit (10.3).
             for k in appSnapshotsDue where node.up {
                 var w = ByteWriter(); w.digest(node.appHash[twin][k] ?? .zero)
@@ -257,6 +272,8 @@ public final class Simulator {
                         acceptedAt.append((id, i, now))
                     }
                 }
+            case .read(let r):
+                reads.append(r)
             case .rejected:
                 break
             case .recovered(let r):
@@ -288,7 +305,13 @@ public final class Simulator {
         for e in d.applied { w.u16(e.id.origin); w.u64(e.id.incarnation); w.u64(e.id.seq); w.lengthPrefixed(e.body) }
         let h = Digest.sha256(w.bytes)
         nodes[i].appHash[twin][k] = h
-        if nodes[i].appHash[twin].count > 64 { nodes[i].appHash[twin][k - 64] = nil }
+        // Keep the last 64 indices. Not `k - 64`: after a restore from an old copy the replay
+        // starts below indices still held, and k < 64 trapped (restore-backup n=4 seed 1013).
+        if nodes[i].appHash[twin].count > 64 {
+            for old in nodes[i].appHash[twin].keys where old.plusSaturating(64) <= k {
+                nodes[i].appHash[twin][old] = nil
+            }
+        }
         if twin == 0 { checker.appState(i, k, h, time: now) }
     }
 
@@ -489,9 +512,13 @@ public final class Simulator {
     }
 
     func result() -> SimResult {
-        var forced = 0, equiv = 0, invalid = 0, ready = 0, maxDag = 0, maxSusp = 0
+        var forced = 0, equiv = 0, invalid = 0, ready = 0, maxDag = 0, maxSusp = 0, requests = 0, served = 0
+        var mismatches = 0, fromStore = 0
         for node in nodes where node.byz == nil {
             guard let c = node.cores[0] else { continue }
+            requests += c.metrics.stateRequestsSent; served += c.metrics.stateResponsesServed
+            mismatches += c.metrics.stateEmittedMismatches
+            fromStore += c.metrics.blocksServedFromStore
             forced += c.metrics.forcedEmissions; equiv += c.metrics.equivocations; invalid += c.metrics.invalidBlocks
             ready += c.metrics.readinessBoundViolations
             maxDag = max(maxDag, c.metrics.maxDagBlocks); maxSusp = max(maxSusp, c.metrics.maxSuspended)
@@ -501,7 +528,8 @@ public final class Simulator {
             entriesApplied: checker.appliedSet.count, entriesAccepted: accepted, events: events, messages: messages,
             simulatedSeconds: Double(scenario.duration) / 1e9, forcedEmissions: forced, equivocationsSeen: equiv,
             invalidBlocks: invalid, readinessViolations: ready, maxDagBlocks: maxDag, maxSuspended: maxSusp,
-            stateSyncs: checker.stateSyncs, stats: stats,
+            stateSyncs: checker.stateSyncs, stateRequestsSent: requests, stateResponsesServed: served,
+            stateEmittedMismatches: mismatches, blocksServedFromStore: fromStore, stats: stats,
             reproduce: "foxsim --scenario \(scenario.name) --nodes \(n) --seed \(scenario.seed)")
     }
 }

@@ -10,9 +10,10 @@ struct DagScript {
     var blocks: [Slot: [BlockRef]] = [:]
     var bytes: [BlockRef: [UInt8]] = [:]
 
-    init(n: Int, fair: Bool = false, gcDepth: UInt64 = 5000) {
+    init(n: Int, fair: Bool = false, gcDepth: UInt64 = 5000, checkpointInterval: UInt64 = 1000) {
         keys = SimKeys(
-            n: n, seed: 7, params: OrderingParameters(fairMode: fair, gcDepth: gcDepth, checkpointInterval: 1000),
+            n: n, seed: 7,
+            params: OrderingParameters(fairMode: fair, gcDepth: gcDepth, checkpointInterval: checkpointInterval),
             realCrypto: false)
     }
 
@@ -21,7 +22,7 @@ struct DagScript {
     @discardableResult
     mutating func add(
         _ author: Int, _ round: UInt64, parents: [Int], variant: UInt64 = 0, ts: UInt64? = nil,
-        payload: [Entry] = []
+        payload: [Entry] = [], attestation: Checkpoint? = nil
     ) -> BlockRef {
         var refs: [BlockRef] = []
         for p in parents {
@@ -34,7 +35,8 @@ struct DagScript {
         refs.sort()
         var b = Block(
             epoch: committee.epoch, round: round, author: UInt16(author), timestamp: ts ?? (round * 1000 + variant),
-            parents: refs, payloadDigest: BlockCodec.payloadDigest(payload), attestation: nil, payload: payload,
+            parents: refs, payloadDigest: BlockCodec.payloadDigest(payload), attestation: attestation,
+            payload: payload,
             signature: [])
         b.signature = keys.signers[author].sign(b.digest)
         let ref = b.ref
@@ -45,9 +47,11 @@ struct DagScript {
 
     /// Builds and signs a block with explicit parent refs (equivocation scripts).
     @discardableResult
-    mutating func addRefs(_ author: Int, _ round: UInt64, refs: [BlockRef], variant: UInt64 = 0) -> BlockRef {
+    mutating func addRefs(
+        _ author: Int, _ round: UInt64, refs: [BlockRef], variant: UInt64 = 0, ts: UInt64? = nil
+    ) -> BlockRef {
         var b = Block(
-            epoch: committee.epoch, round: round, author: UInt16(author), timestamp: round * 1000 + variant,
+            epoch: committee.epoch, round: round, author: UInt16(author), timestamp: ts ?? (round * 1000 + variant),
             parents: refs.sorted(), payloadDigest: BlockCodec.payloadDigest([]), attestation: nil, payload: [],
             signature: [])
         b.signature = keys.signers[author].sign(b.digest)
@@ -64,8 +68,8 @@ struct DagScript {
     func upTo(_ round: UInt64) -> [BlockRef] { bytes.keys.filter { $0.round <= round }.sorted() }
 
     /// Adds a full round where every listed author references all `parents` authors.
-    mutating func round(_ r: UInt64, authors: [Int], parents: [Int]) {
-        for a in authors { add(a, r, parents: parents) }
+    mutating func round(_ r: UInt64, authors: [Int], parents: [Int], attestation: Checkpoint? = nil) {
+        for a in authors { add(a, r, parents: parents, attestation: attestation) }
     }
 
     func message(_ ref: BlockRef) -> [UInt8] { Message.block(bytes[ref]!).encode() }
@@ -76,9 +80,9 @@ struct ScriptedNode {
     var core: ConsensusCore
     var deliveries: [Delivery] = []
     var outputs: [Output] = []
-    init(_ s: DagScript, me: UInt16) {
+    init(_ s: DagScript, me: UInt16, local: LocalParameters = LocalParameters()) {
         core = ConsensusCore(
-            config: CoreConfig(committee: s.committee, me: me), signer: s.keys.signers[Int(me)],
+            config: CoreConfig(committee: s.committee, me: me, local: local), signer: s.keys.signers[Int(me)],
             verifier: s.keys.verifier, image: ScriptedNode.observer)
         _ = core.step(.start, now: 0)
     }
