@@ -172,8 +172,9 @@ public struct ConsensusCore {
     // Checkpoints.
     public internal(set) var lastCheckpoint: Checkpoint? = nil
     var ownCheckpoints: [UInt64: Checkpoint] = [:]
-    var attestations: [UInt64: [UInt16: Checkpoint]] = [:]
-    var attestationBytes: [UInt64: [UInt16: [UInt8]]] = [:]
+    /// Per author, its (at most) two highest-index attestations with the attesting block's bytes:
+    /// n·2 entries at most, whatever a Byzantine author signs (it can only occupy its own slots).
+    var attestations: [[(checkpoint: Checkpoint, bytes: [UInt8])]]
     public internal(set) var provenCheckpoint: Checkpoint? = nil
     public internal(set) var stableCheckpoint: Checkpoint? = nil
     var lastSnapshot: CoreSnapshot? = nil
@@ -240,6 +241,7 @@ public struct ConsensusCore {
         suspendedByAuthor = Array(repeating: [], count: committee.n)
         lastStatusReply = Array(repeating: 0, count: committee.n)
         peerClaims = Array(repeating: 0, count: committee.n)
+        attestations = Array(repeating: [], count: committee.n)
         let needsRecovery = committee.n > 1 && (!image.initialized || image.meta.restored)
         mode = needsRecovery ? .recovering : .active
     }

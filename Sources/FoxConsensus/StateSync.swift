@@ -174,19 +174,36 @@ extension ConsensusCore {
         pruneBelow = floor
     }
 
+    /// How far above its own commit index a node still counts attestations: a genuine checkpoint
+    /// a peer attests is at most a few intervals ahead of an up-to-date node; one far beyond is
+    /// a lie (or the node lags and will state-sync, which does not need these votes).
+    static let attestationLookahead: UInt64 = 64
+
     /// Records the attestation of a block; a checkpoint with V identical attestations is proven
-    /// and the attesting blocks are kept as its proof.
+    /// and the attesting blocks are kept as its proof. Votes are kept per author (its two
+    /// highest-index attestations), so a Byzantine author attesting many fake indices evicts
+    /// only its own entries (gap: a table of 16 indices, lowest evicted first, that 17 fake
+    /// indices filled for good). Indices that are no checkpoint (not a multiple of the interval)
+    /// or absurdly far above the own commit index are ignored.
     mutating func recordAttestation(_ c: Checkpoint, author: UInt16, bytes: [UInt8]) {
-        if let s = stableCheckpoint, c.commitIndex <= s.commitIndex, proofs[c.commitIndex] != nil { return }
-        if attestations[c.commitIndex]?[author] != nil { return }
-        attestations[c.commitIndex, default: [:]][author] = c
-        attestationBytes[c.commitIndex, default: [:]][author] = bytes
-        let votes = attestations[c.commitIndex]!
-        var same: [UInt16] = []
-        for a in votes.keys.sorted() where votes[a] == c { same.append(a) }
+        let interval = committee.params.checkpointInterval
+        let (ahead, overflow) = interval.multipliedReportingOverflow(by: Self.attestationLookahead)
+        let limit = overflow ? UInt64.max : commitIndex.plusSaturating(ahead)
+        guard c.commitIndex > 0, c.commitIndex % interval == 0, c.commitIndex <= limit else { return }
+        if let s = stableCheckpoint, c.commitIndex <= s.commitIndex { return }
+        let a = Int(author)
+        if attestations[a].contains(where: { $0.checkpoint.commitIndex == c.commitIndex }) { return }
+        attestations[a].append((c, bytes))
+        attestations[a].sort { $0.checkpoint.commitIndex > $1.checkpoint.commitIndex }
+        if attestations[a].count > 2 { attestations[a].removeLast() }
+        guard attestations[a].contains(where: { $0.checkpoint == c }) else { return }
+        var same: [[UInt8]] = []
+        for v in 0..<n {
+            if let e = attestations[v].first(where: { $0.checkpoint == c }) { same.append(e.bytes) }
+        }
         if same.count >= committee.validity {
-            if proofs[c.commitIndex] == nil, let b = attestationBytes[c.commitIndex] {
-                proofs[c.commitIndex] = same.prefix(committee.validity).map { b[$0]! }
+            if proofs[c.commitIndex] == nil {
+                proofs[c.commitIndex] = Array(same.prefix(committee.validity))
                 while proofs.count > 4, let low = proofs.keys.min() { proofs[low] = nil }
             }
             if provenCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
@@ -197,11 +214,7 @@ extension ConsensusCore {
         if same.count >= q, stableCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
             stableCheckpoint = c
             schedulePrune()
-            for k in attestations.keys where k < c.commitIndex { attestations[k] = nil; attestationBytes[k] = nil }
-        }
-        // Bound: keep attestations for at most 16 checkpoint indices.
-        while attestations.count > 16, let low = attestations.keys.min() {
-            attestations[low] = nil; attestationBytes[low] = nil
+            for v in 0..<n { attestations[v].removeAll { $0.checkpoint.commitIndex < c.commitIndex } }
         }
     }
 
@@ -277,7 +290,8 @@ extension ConsensusCore {
             authors.insert(blk.author)
         }
         guard authors.count >= committee.validity else { metrics.stateResponsesRejected += 1; return }
-        guard let anchor = s.anchor, !s.rebuildEmitted, anchor.records.count == min(Int(c.commitIndex), 2),
+        guard let anchor = s.anchor, !s.rebuildEmitted,
+            anchor.records.count == (c.commitIndex >= 2 ? 2 : Int(c.commitIndex)),
             let last = anchor.records.last, last.leader.round == c.leaderRound,
             last.leader.author == committee.leader(c.leaderRound), anchor.chained == c.runningHash
         else {

@@ -43,7 +43,7 @@ extension Simulator {
             default:
                 return [(to, bytes)]
             }
-        case .forge, .badParents, .timestampOutlier, .flood:
+        case .forge, .badParents, .timestampOutlier, .flood, .fakeAttestations:
             return [(to, bytes)]
         }
     }
@@ -188,6 +188,18 @@ extension Simulator {
             if let r = nodes[i].lastStateResponse, let doctored = doctoredStateResponse(r) {
                 sendAll(from: i, doctored)
             }
+        case .fakeAttestations:
+            // A new fake index every time: 10^12 + i, or one that is no multiple of the interval.
+            let interval = c.params.checkpointInterval
+            let index =
+                rng.chance(0.5)
+                ? 1_000_000_000_000 + rng.below(1 << 40)
+                : (nodes[i].cores[0]?.commitIndex ?? 0) + interval * rng.range(1, 4) + (interval > 1 ? 1 : 0)
+            var b = base(round: latest + 1, parents: prevRefs)
+            b.attestation = Checkpoint(
+                commitIndex: index, runningHash: Digest(w0: rng.next(), w1: 5, w2: 0, w3: 0),
+                stateDigest: Digest(w0: rng.next(), w1: 6, w2: 0, w3: 0), leaderRound: latest)
+            sendAll(from: i, Message.block(signed(b, by: i)).encode())
         case .twins, .withhold, .silent, .timestampOutlier, .recoveryInflater:
             break
         }

@@ -25,6 +25,9 @@ public struct SimResult: Sendable {
     public var stateEmittedMismatches: Int
     /// Blocks honest nodes served to peers from their store (10.2).
     public var blocksServedFromStore: Int
+    /// The lowest stable checkpoint index (Q attestations, 10.3) among the honest nodes up at
+    /// the end (0: one has none).
+    public var minStableCheckpoint: UInt64
     public var stats: SimStats
     public var passed: Bool { violations.isEmpty }
     /// The line to paste to reproduce a failure.
@@ -514,8 +517,10 @@ public final class Simulator {
     func result() -> SimResult {
         var forced = 0, equiv = 0, invalid = 0, ready = 0, maxDag = 0, maxSusp = 0, requests = 0, served = 0
         var mismatches = 0, fromStore = 0
+        var minStable = UInt64.max
         for node in nodes where node.byz == nil {
             guard let c = node.cores[0] else { continue }
+            if node.up { minStable = min(minStable, c.stableCheckpoint?.commitIndex ?? 0) }
             requests += c.metrics.stateRequestsSent; served += c.metrics.stateResponsesServed
             mismatches += c.metrics.stateEmittedMismatches
             fromStore += c.metrics.blocksServedFromStore
@@ -529,7 +534,8 @@ public final class Simulator {
             simulatedSeconds: Double(scenario.duration) / 1e9, forcedEmissions: forced, equivocationsSeen: equiv,
             invalidBlocks: invalid, readinessViolations: ready, maxDagBlocks: maxDag, maxSuspended: maxSusp,
             stateSyncs: checker.stateSyncs, stateRequestsSent: requests, stateResponsesServed: served,
-            stateEmittedMismatches: mismatches, blocksServedFromStore: fromStore, stats: stats,
+            stateEmittedMismatches: mismatches, blocksServedFromStore: fromStore,
+            minStableCheckpoint: minStable == .max ? 0 : minStable, stats: stats,
             reproduce: "foxsim --scenario \(scenario.name) --nodes \(n) --seed \(scenario.seed)")
     }
 }

@@ -250,3 +250,59 @@ import Testing
         #expect(b.deliveries.map(\.subDag.index) == Array(11...(10 + UInt64(b.deliveries.count))))
     }
 }
+
+@Suite struct AttestationFloodTests {
+    /// Gap (review, HIGH): the attestation table kept 16 commit indices and evicted the lowest;
+    /// one Byzantine author attesting 17 fake indices evicted every genuine one at once, so no
+    /// checkpoint became stable (no pruning) or proven (no state sync), for good. Now votes are
+    /// kept per author (its two highest indices): the flood costs the liar its own vote only.
+    @Test func fakeAttestationsDoNotEvictGenuineVotes() {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4, gcDepth: 4, checkpointInterval: 2)
+        for r in UInt64(1)...24 { s.round(r, authors: all, parents: all) }
+        var a = ScriptedNode(s, me: 0)
+        a.feed(s, s.upTo(24))
+        let c = a.deliveries.compactMap(\.checkpoint)[2]
+        // Author 3 attests 17 fake checkpoints that look plausible (multiples of the interval,
+        // a few intervals ahead) and a few absurd ones.
+        var r = UInt64(25)
+        for i in UInt64(1)...20 {
+            let index = i <= 17 ? a.core.commitIndex + 2 * i : 1_000_000_000_000 + i
+            let fake = Checkpoint(
+                commitIndex: index, runningHash: Digest(w0: i, w1: 1, w2: 0, w3: 0),
+                stateDigest: Digest(w0: i, w1: 2, w2: 0, w3: 0), leaderRound: r)
+            s.add(3, r, parents: all, attestation: fake)
+            for x in [0, 1, 2] { s.add(x, r, parents: all) }
+            r += 1
+        }
+        a.feed(s, s.upTo(r - 1))
+        #expect(a.core.stableCheckpoint == nil)
+        #expect(a.core.attestations.allSatisfy { $0.count <= 2 })
+        // Q = 3 honest authors attest C_k: stable (and proven), the disk prunes below it.
+        s.round(r, authors: [0, 1, 2], parents: all, attestation: c)
+        s.add(3, r, parents: all)
+        a.feed(s, s.upTo(r))
+        #expect(a.core.stableCheckpoint == c)
+        #expect(a.core.proofs[c.commitIndex]?.count == 2)
+        #expect(a.core.attestations.allSatisfy { $0.count <= 2 })
+    }
+
+    /// A Byzantine node, cut off with an honest one by a partition longer than the window,
+    /// floods fake attestations once the partition heals: checkpoints keep becoming stable
+    /// everywhere (the stable index keeps up with the commits) and the cut-off honest node
+    /// catches up by state sync.
+    @Test func checkpointsBecomeStableDespiteFakeAttestations() {
+        var syncs = 0
+        for seed in UInt64(1)...2 {
+            var s = Scenario.make("gc", n: 7, seed: seed)
+            s.params.gcDepth = 6
+            guard case .partition(let groups) = s.faults[0].1 else { Issue.record("gc partitions"); return }
+            s.byzantine[groups[1].sorted()[0]] = .fakeAttestations
+            let r = Simulator(s).run()
+            #expect(r.passed, "\(s.description): \(r.violations.map(\.description))")
+            #expect(r.minStableCheckpoint + 4 * s.params.checkpointInterval >= UInt64(r.commits), "\(s.description)")
+            syncs += r.stateSyncs
+        }
+        #expect(syncs > 0)
+    }
+}
