@@ -97,6 +97,8 @@ public struct CoreMetrics: Sendable {
     public var stateSyncs = 0
     /// Recovery answers whose lastOwnRound failed the cross-check (10.4).
     public var recoveryClaimsDropped = 0
+    /// State responses rejected: failed verification, or unsolicited (no outstanding request,
+    /// not from a peer it went to, or V claimants no longer beyond the window).
     public var stateResponsesRejected = 0
     public var stateResponsesServed = 0
     /// State requests sent (10.3): only when V peers claim to be beyond the retained window.
@@ -198,6 +200,9 @@ public struct ConsensusCore {
     /// The last two commits (runningHash before, leader, emitted blocks): the anchor of a checkpoint.
     var recentCommits: [(previous: Digest, record: AnchorRecord)] = []
     var stateRequestAttempts = 0
+    /// The peers the outstanding state request went to (empty: none outstanding). Only their
+    /// responses are examined (10.3), and only while V claimants are still beyond the window.
+    var stateRequestTargets: [UInt16] = []
     /// The highest round each peer announced in its latest status (the only input of the
     /// state-sync trigger; a Byzantine peer can claim anything, so one claim proves nothing).
     var peerClaims: [UInt64]

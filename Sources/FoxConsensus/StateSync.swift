@@ -252,9 +252,7 @@ extension ConsensusCore {
     /// over. Among V claimants at least one is honest, and an honest claim is true.
     mutating func maybeRequestState(now: UInt64, out: inout [Output]) {
         guard mode == .active else { return }
-        let beyond = decidedRound.plusSaturating(gcDepth).plusSaturating(3)
-        var ahead: [UInt16] = []
-        for p in 0..<n where UInt16(p) != me && peerClaims[p] > beyond { ahead.append(UInt16(p)) }
+        let ahead = stateSyncClaimants
         guard ahead.count >= committee.validity else { return }
         if let last = lastStateRequest, now < last.plusSaturating(local.syncInterval) { return }
         lastStateRequest = max(now, 1)
@@ -264,17 +262,36 @@ extension ConsensusCore {
         let first = stateRequestAttempts % ahead.count
         var targets = [ahead[first]]
         if ahead.count > 1 { targets.append(ahead[(first + 1) % ahead.count]) }
+        stateRequestTargets = targets
         for t in targets {
             metrics.stateRequestsSent += 1
             out.append(.send(to: t, bytes: msg))
         }
     }
 
+    /// The peers whose latest status announces a round beyond what this node's peers still
+    /// retain above its decided prefix, in id order.
+    var stateSyncClaimants: [UInt16] {
+        let beyond = decidedRound.plusSaturating(gcDepth).plusSaturating(3)
+        var ahead: [UInt16] = []
+        for p in 0..<n where UInt16(p) != me && peerClaims[p] > beyond { ahead.append(UInt16(p)) }
+        return ahead
+    }
+
     /// Verifies a state response: the snapshot re-derives C_k, V distinct authors' valid signed
     /// blocks attest exactly C_k (one of them is honest, and honest computations agree), and the
     /// anchor's commit records chain to runningHash_k with L_k in slot (leader(R_k), R_k).
-    mutating func receiveState(snapshot bytes: [UInt8], proof: [[UInt8]], now: UInt64, out: inout [Output]) {
+    /// Only an answer to the outstanding request is examined: from a peer it went to, while V
+    /// claimants are still beyond the window (gap: any response ahead was installed, so a
+    /// Byzantine peer replaying a genuine proven snapshot made nodes only a few commits behind
+    /// jump ahead, skipping deliveries, and each push cost up to n signature checks).
+    mutating func receiveState(
+        from: UInt16, snapshot bytes: [UInt8], proof: [[UInt8]], now: UInt64, out: inout [Output]
+    ) {
         guard mode == .active else { return }
+        guard stateRequestTargets.contains(from), stateSyncClaimants.count >= committee.validity else {
+            metrics.stateResponsesRejected += 1; return
+        }
         guard let s = try? CoreSnapshot.decode(bytes, committee: committee), let c = s.checkpoint,
             c.commitIndex == s.commitIndex, c.runningHash == s.runningHash, c.leaderRound == s.leaderRound,
             c.stateDigest == s.stateDigest
@@ -355,6 +372,7 @@ extension ConsensusCore {
         previousSnapshotHorizon = horizon
         schedulePrune()
         metrics.stateSyncs += 1
+        stateRequestTargets = []
         out.append(.stateSynced(checkpoint: c, app: s.app))
         drainSuspended(now: now, full: true)
         dirtyDag = true

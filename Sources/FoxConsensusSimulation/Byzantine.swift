@@ -43,7 +43,7 @@ extension Simulator {
             default:
                 return [(to, bytes)]
             }
-        case .forge, .badParents, .timestampOutlier, .flood, .fakeAttestations:
+        case .forge, .badParents, .timestampOutlier, .flood, .fakeAttestations, .stateReplay:
             return [(to, bytes)]
         }
     }
@@ -200,6 +200,12 @@ extension Simulator {
                 commitIndex: index, runningHash: Digest(w0: rng.next(), w1: 5, w2: 0, w3: 0),
                 stateDigest: Digest(w0: rng.next(), w1: 6, w2: 0, w3: 0), leaderRound: latest)
             sendAll(from: i, Message.block(signed(b, by: i)).encode())
+        case .stateReplay:
+            // Asks a random peer for its latest proven snapshot and replays the genuine answer to
+            // everyone: honest nodes a few commits behind must not jump ahead.
+            let peer = Int(rng.below(UInt64(n - 1)))
+            send(from: i, to: peer >= i ? peer + 1 : peer, Message.stateRequest(commitIndex: 0).encode())
+            if let r = nodes[i].lastStateResponse { sendAll(from: i, r) }
         case .twins, .withhold, .silent, .timestampOutlier, .recoveryInflater:
             break
         }

@@ -22,6 +22,8 @@ public enum ByzantineKind: String, CaseIterable, Sendable {
     /// Validly signed blocks attesting fake checkpoints at ever new huge commit indices (and
     /// indices that are no checkpoint), to flood the attestation table (10.3).
     case fakeAttestations
+    /// Obtains genuine proven state responses and replays them to everyone unasked (10.3).
+    case stateReplay
 }
 
 public struct LinkModel: Sendable {

@@ -23,6 +23,8 @@ public struct SimResult: Sendable {
     public var stateResponsesServed: Int
     /// Installed snapshots whose emitted list differed from the one rebuilt from the anchor.
     public var stateEmittedMismatches: Int
+    /// State responses honest nodes rejected (failed verification or unsolicited).
+    public var stateResponsesRejected: Int
     /// Blocks honest nodes served to peers from their store (10.2).
     public var blocksServedFromStore: Int
     /// The lowest stable checkpoint index (Q attestations, 10.3) among the honest nodes up at
@@ -173,7 +175,9 @@ public final class Simulator {
             if nodes[to].byz != nil, bytes.count > 2, bytes[1] == 1, nodes[to].seenBlocks.count < 64 {
                 nodes[to].seenBlocks.append(bytes)
             }
-            if nodes[to].byz == .lyingSync, bytes.count > 2, bytes[1] == 8 { nodes[to].lastStateResponse = bytes }
+            if nodes[to].byz == .lyingSync || nodes[to].byz == .stateReplay, bytes.count > 2, bytes[1] == 8 {
+                nodes[to].lastStateResponse = bytes
+            }
             for t in nodes[to].cores.indices { step(to, twin: t, .message(from: UInt16(from), bytes: bytes)) }
         case .timer(let i, let t, let gen, let nodeGen):
             guard nodes[i].up, nodes[i].gen == nodeGen, nodes[i].timerGen[t] == gen else { return }
@@ -516,13 +520,14 @@ public final class Simulator {
 
     func result() -> SimResult {
         var forced = 0, equiv = 0, invalid = 0, ready = 0, maxDag = 0, maxSusp = 0, requests = 0, served = 0
-        var mismatches = 0, fromStore = 0
+        var mismatches = 0, fromStore = 0, rejected = 0
         var minStable = UInt64.max
         for node in nodes where node.byz == nil {
             guard let c = node.cores[0] else { continue }
             if node.up { minStable = min(minStable, c.stableCheckpoint?.commitIndex ?? 0) }
             requests += c.metrics.stateRequestsSent; served += c.metrics.stateResponsesServed
             mismatches += c.metrics.stateEmittedMismatches
+            rejected += c.metrics.stateResponsesRejected
             fromStore += c.metrics.blocksServedFromStore
             forced += c.metrics.forcedEmissions; equiv += c.metrics.equivocations; invalid += c.metrics.invalidBlocks
             ready += c.metrics.readinessBoundViolations
@@ -534,7 +539,7 @@ public final class Simulator {
             simulatedSeconds: Double(scenario.duration) / 1e9, forcedEmissions: forced, equivocationsSeen: equiv,
             invalidBlocks: invalid, readinessViolations: ready, maxDagBlocks: maxDag, maxSuspended: maxSusp,
             stateSyncs: checker.stateSyncs, stateRequestsSent: requests, stateResponsesServed: served,
-            stateEmittedMismatches: mismatches, blocksServedFromStore: fromStore,
+            stateEmittedMismatches: mismatches, stateResponsesRejected: rejected, blocksServedFromStore: fromStore,
             minStableCheckpoint: minStable == .max ? 0 : minStable, stats: stats,
             reproduce: "foxsim --scenario \(scenario.name) --nodes \(n) --seed \(scenario.seed)")
     }

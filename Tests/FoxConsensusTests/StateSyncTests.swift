@@ -306,3 +306,71 @@ import Testing
         #expect(syncs > 0)
     }
 }
+
+@Suite struct UnsolicitedStateTests {
+    static func proofScript() -> (DagScript, ScriptedNode, CoreSnapshot, [[UInt8]]) {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
+        for r in UInt64(1)...18 { s.round(r, authors: all, parents: all) }
+        var a = ScriptedNode(s, me: 0)
+        a.feed(s, s.upTo(18))
+        let snap = a.core.servable[10]!
+        // V = 2 authors' signed blocks attesting C_10: a genuine proof.
+        let proof = [1, 2].map { s.bytes[s.add($0, 19, parents: all, attestation: snap.checkpoint!)]! }
+        return (s, a, snap, proof)
+    }
+
+    /// Gap (review, MEDIUM): any state response ahead of the node was installed, asked for or
+    /// not. A Byzantine peer replaying a genuine proven snapshot made a node only a few commits
+    /// behind jump ahead (commits in between never delivered). Now only an answer to the
+    /// outstanding request, from a peer it went to, while V claimants are beyond the window.
+    @Test func unsolicitedGenuineStateResponseIsRejected() {
+        let (s, _, snap, proof) = Self.proofScript()
+        let response = Message.stateResponse(snapshot: snap.encode(), proof: proof).encode()
+        var b = ScriptedNode(s, me: 1)
+        b.feed(s, s.upTo(8))
+        let before = b.core.commitIndex
+        #expect(before > 0 && before < 10)
+        _ = b.core.step(.message(from: 3, bytes: response), now: 2)
+        #expect(b.core.metrics.stateSyncs == 0)
+        #expect(b.core.commitIndex == before)
+        #expect(b.core.metrics.stateResponsesRejected == 1)
+        // V = 2 peers announce rounds beyond the window: B asks two of them.
+        var targets: [UInt16] = []
+        for p in [UInt16(2), 3] {
+            let o = b.core.step(.message(from: p, bytes: Message.status([0, 0, 60, 60]).encode()), now: 3)
+            targets += StateSyncTests.stateRequestTargets(o, maxBlockBytes: s.committee.params.maxBlockBytes)
+        }
+        #expect(targets.count == 2)
+        let other = [UInt16(0), 2, 3].first { !targets.contains($0) }!
+        _ = b.core.step(.message(from: other, bytes: response), now: 4)
+        #expect(b.core.metrics.stateSyncs == 0, "not from a peer the request went to")
+        #expect(b.core.metrics.stateResponsesRejected == 2)
+        _ = b.core.step(.message(from: targets[0], bytes: response), now: 5)
+        #expect(b.core.metrics.stateSyncs == 1)
+        #expect(b.core.commitIndex == 10)
+        // Installed: no request outstanding any more, a replay is rejected unexamined.
+        _ = b.core.step(.message(from: targets[1], bytes: response), now: 6)
+        #expect(b.core.metrics.stateSyncs == 1)
+        #expect(b.core.metrics.stateResponsesRejected == 3)
+    }
+
+    /// A Byzantine node replays genuine proven snapshots to everyone, unasked: no honest node
+    /// installs one (none lags beyond the window), every run passes; the lyingSync pushes of
+    /// doctored snapshots are rejected as well.
+    @Test func replayedAndPushedStateResponsesAreRejected() {
+        for (kind, name) in [(ByzantineKind.stateReplay, "baseline"), (.lyingSync, "baseline")] {
+            var rejected = 0
+            for seed in UInt64(1)...2 {
+                var s = Scenario.make(name, n: 4, seed: seed)
+                s.params.checkpointInterval = 5
+                s.byzantine[3] = kind
+                let r = Simulator(s).run()
+                #expect(r.passed, "\(kind) \(s.description): \(r.violations.map(\.description))")
+                #expect(r.stateSyncs == 0, "\(kind) \(s.description)")
+                rejected += r.stateResponsesRejected
+            }
+            #expect(rejected > 0, "\(kind)")
+        }
+    }
+}
