@@ -356,7 +356,6 @@ public struct ConsensusCore {
             runningHash = s.runningHash
             commitTime = s.commitTime
             pendingP = Set(s.pending)
-            emitted = Set(s.emitted)
             sequencer = s.sequencer
             lastCheckpoint = s.checkpoint
             if let c = s.checkpoint { ownCheckpoints[c.commitIndex] = c; servable[c.commitIndex] = s }
@@ -364,6 +363,13 @@ public struct ConsensusCore {
             horizon = s.leaderRound.minusSaturating(gcDepth)
             previousSnapshotHorizon = horizon
             if horizon > 0 { dag.prune(below: horizon) }
+        }
+        // The persisted emitted list is matched by digest (runningHash covers digests only): a
+        // ref claimed by a state-sync server may carry a faked round or author (gap: the fake
+        // ref was trusted and the real block, loaded from disk, emitted a second time).
+        var emittedByDigest: [Digest: BlockRef] = [:]
+        if let s = img.snapshot, !s.rebuildEmitted {
+            for r in s.emitted where emittedByDigest[r.digest] == nil { emittedByDigest[r.digest] = r }
         }
         for c in img.commits { storedCommitHashes[c.index] = c.runningHash }
         // Blocks from the own disk: trusted bytes, strict decoding only; replay checks the hashes.
@@ -381,17 +387,21 @@ public struct ConsensusCore {
                 halt("store: block \(ref) not causally complete", out: &out); return
             }
             dag.insert(b, ref: ref, bytes: bytes)
-            if !b.payload.isEmpty && !emitted.contains(ref) { nonEmptyUnemitted.insert(ref) }
-            if emitted.contains(ref) { dag.dropPayload(ref) }
+            if emittedByDigest.removeValue(forKey: ref.digest) != nil {
+                emitted.insert(ref)
+                dag.dropPayload(ref)
+            } else if !b.payload.isEmpty {
+                nonEmptyUnemitted.insert(ref)
+            }
         }
         if let s = img.snapshot {
             if s.rebuildEmitted, let a = s.anchor {
                 // Restarted after a state sync, before emitted was rebuilt (10.3).
                 startEmittedRebuild(s, anchor: a)
             } else {
-                for r in s.emitted where !dag.contains(r) && r.round >= horizon {
-                    emittedDigestsPending.insert(r.digest)
-                }
+                // Not on disk: matched by digest when it arrives (a claimed round below the
+                // horizon is no block of the window).
+                for r in emittedByDigest.values where r.round >= horizon { emittedDigestsPending.insert(r.digest) }
             }
             emittedPendingUntil = s.leaderRound
         }

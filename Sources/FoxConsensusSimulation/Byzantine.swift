@@ -48,8 +48,11 @@ extension Simulator {
         }
     }
 
-    /// A state response whose emitted list (not covered by stateDigest) is doctored: the
-    /// receiver must rebuild emitted from the anchor instead of trusting it.
+    /// A state response whose emitted list (not covered by stateDigest) is doctored, and whose
+    /// anchor records claim faked rounds (within [R_k − gcDepth, R_k]) for the emitted blocks:
+    /// runningHash covers their digests only. The receiver must rebuild emitted from the anchor
+    /// instead of trusting the list, and match the anchor's blocks by digest, also after a
+    /// restart.
     func doctoredStateResponse(_ bytes: [UInt8]) -> [UInt8]? {
         guard
             case .stateResponse(let snap, let proof)? = try? Message.decode(
@@ -57,6 +60,16 @@ extension Simulator {
             var s = try? CoreSnapshot.decode(snap, committee: keys.committee), !s.emitted.isEmpty
         else { return nil }
         s.emitted.removeLast(s.emitted.count / 2 + 1)
+        if var a = s.anchor {
+            let low = s.leaderRound.minusSaturating(keys.committee.params.gcDepth)
+            for i in a.records.indices {
+                for j in a.records[i].blocks.indices where a.records[i].blocks[j] != a.records[i].leader {
+                    let r = a.records[i].blocks[j].round
+                    a.records[i].blocks[j].round = r < s.leaderRound ? r + 1 : max(low, r - 1)
+                }
+            }
+            s.anchor = a
+        }
         return Message.stateResponse(snapshot: s.encode(), proof: proof).encode()
     }
 

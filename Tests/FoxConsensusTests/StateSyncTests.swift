@@ -374,3 +374,38 @@ import Testing
         }
     }
 }
+
+extension EmittedRebuildTests {
+    /// Gap (review, MEDIUM): runningHash covers digests only, so a claimed emitted ref that a
+    /// Byzantine server faked (real digest, round moved within [horizon, R_k]) could be
+    /// persisted; after a restart the fake ref was trusted, the real block loaded from disk was
+    /// not marked emitted and was emitted a second time (the node's sequence diverged). Now a
+    /// restart matches the persisted list by digest.
+    @Test func restartMatchesPersistedEmittedRefsByDigest() throws {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
+        for r in UInt64(1)...18 { s.round(r, authors: all, parents: all) }
+        var a = ScriptedNode(s, me: 0)
+        a.feed(s, s.upTo(18))
+        var snap = try #require(a.core.servable[10])
+        let low = snap.leaderRound - 3
+        let real = try #require(snap.emitted.last { $0.round >= low && $0.round < snap.leaderRound })
+        var fake = real
+        fake.round += 1
+        snap.emitted = (snap.emitted.filter { $0 != real } + [fake]).sorted()
+        var img = ScriptedNode.observer
+        img.snapshot = snap
+        img.blocks = s.upTo(18).filter { $0.round >= low }.map { ($0, s.bytes[$0]!) }
+        var b = ScriptedNode(s, me: 1)
+        b.core = ConsensusCore(
+            config: CoreConfig(committee: s.committee, me: 1), signer: s.keys.signers[1], verifier: s.keys.verifier,
+            image: img)
+        let out = b.core.step(.start, now: 0)
+        let replayed = out.compactMap { o -> Delivery? in if case .deliver(let d) = o { return d } else { return nil } }
+        #expect(!b.core.emitted.contains(fake))
+        let after = a.deliveries.filter { $0.subDag.index > 10 }
+        #expect(!replayed.isEmpty)
+        #expect(replayed.map(\.subDag.runningHash) == Array(after.prefix(replayed.count)).map(\.subDag.runningHash))
+        #expect(!replayed.flatMap(\.subDag.blocks).contains(real), "emitted once")
+    }
+}
