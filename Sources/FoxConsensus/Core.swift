@@ -387,6 +387,10 @@ public struct ConsensusCore {
                 halt("store: block \(ref) not causally complete", out: &out); return
             }
             dag.insert(b, ref: ref, bytes: bytes)
+            // Proofs live in memory: rebuilt from the stored attesting blocks (they follow R_k,
+            // above the horizon), so the restored snapshot is servable again at once (gap: after
+            // a full-cluster restart no node could serve state until new checkpoints).
+            if let c = b.attestation { recordAttestation(c, author: ref.author, bytes: bytes) }
             if emittedByDigest.removeValue(forKey: ref.digest) != nil {
                 emitted.insert(ref)
                 dag.dropPayload(ref)
@@ -533,7 +537,7 @@ public struct ConsensusCore {
         {
             consider(now.plusSaturating(local.syncInterval))
         }
-        if insertedSinceStatus || hasRealWork {
+        if insertedSinceStatus || hasRealWork || laggingBeyondWindow {
             consider((lastStatusAt ?? 0).plusSaturating(local.syncInterval))
         }
         if let t = next, t != timerAt {
@@ -544,13 +548,20 @@ public struct ConsensusCore {
         }
     }
 
+    /// V peers announce rounds beyond the window: the node keeps broadcasting its status every
+    /// sync interval (the replies re-trigger the state request), also when idle (gap: it sent
+    /// one status and, if that request failed, stayed stuck in an idle cluster).
+    var laggingBeyondWindow: Bool { mode == .active && stateSyncClaimants.count >= committee.validity }
+
     mutating func tick(now: UInt64, out: inout [Output]) {
         if let t = timerAt, t <= now { timerAt = nil }
         if mode == .recovering, now >= (lastRecoveryQuery ?? 0).plusSaturating(local.recoveryRetry) {
             broadcastRecoveryQuery(now: now, out: &out)
         }
         retryFetches(now: now, out: &out)
-        if insertedSinceStatus || hasRealWork, now >= (lastStatusAt ?? 0).plusSaturating(local.syncInterval) {
+        if insertedSinceStatus || hasRealWork || laggingBeyondWindow,
+            now >= (lastStatusAt ?? 0).plusSaturating(local.syncInterval)
+        {
             lastStatusAt = now
             insertedSinceStatus = false
             out.append(.broadcast(bytes: Message.status(dag.latestRound).encode()))

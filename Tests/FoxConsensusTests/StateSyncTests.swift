@@ -409,3 +409,75 @@ extension EmittedRebuildTests {
         #expect(!replayed.flatMap(\.subDag.blocks).contains(real), "emitted once")
     }
 }
+
+@Suite struct StateSyncRestartTests {
+    static func served(_ out: [Output]) -> Int {
+        out.filter { o in
+            if case .send(_, let bytes) = o, case .stateResponse? = try? Message.decode(bytes, maxBlockBytes: 1 << 20) {
+                return true
+            }
+            return false
+        }.count
+    }
+
+    /// Gap (review, LOW): proofs lived in memory only; after a full-cluster restart no node could
+    /// serve state until new checkpoints were proven, and in an idle cluster a lagging node stayed
+    /// stuck. Now a restart rebuilds them from the stored attesting blocks.
+    @Test func restartedNodeServesItsProvenSnapshot() {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
+        let store = InMemoryConsensusStorage()
+        var a = ScriptedNode(s, me: 0)
+        func feed(_ upTo: UInt64) {
+            a.outputs = []
+            a.feed(s, s.upTo(upTo))
+            for o in a.outputs { if case .persist(let b) = o { store.write(b); store.sync() } }
+        }
+        var r = UInt64(0)
+        repeat {
+            r += 1
+            s.round(r, authors: all, parents: all)
+            feed(r)
+        } while a.core.commitIndex < 10 || a.core.commitIndex % 5 != 0
+        let c = a.core.lastCheckpoint!
+        #expect(c.commitIndex == a.core.commitIndex)
+        for x in 1...3 { s.round(r + UInt64(x), authors: all, parents: all, attestation: c) }
+        feed(r + 3)
+        #expect(a.core.provenCheckpoint == c)
+        #expect(a.core.lastCheckpoint == c, "no newer checkpoint: the cluster went idle")
+        let ask = Message.stateRequest(commitIndex: 0).encode()
+        #expect(Self.served(a.core.step(.message(from: 2, bytes: ask), now: 2)) == 1)
+        // Every node restarts; this one from its store.
+        var restarted = ConsensusCore(
+            config: CoreConfig(committee: s.committee, me: 0), signer: s.keys.signers[0], verifier: s.keys.verifier,
+            image: store.load())
+        _ = restarted.step(.start, now: 0)
+        #expect(restarted.provenCheckpoint == c)
+        #expect(Self.served(restarted.step(.message(from: 2, bytes: ask), now: 1)) == 1)
+    }
+
+    /// Gap (review, LOW): a lagging idle node sent one status and never retried once its request
+    /// failed. Now, while V peers announce rounds beyond its window, it re-broadcasts its status
+    /// every sync interval (the replies re-trigger the request).
+    @Test func laggingIdleNodeKeepsAnnouncingItsStatus() {
+        let s = DagScript(n: 4, gcDepth: 3)
+        var b = ScriptedNode(s, me: 1)
+        let interval = b.core.local.syncInterval
+        var t = UInt64(1)
+        _ = b.core.step(.tick, now: t)
+        for p in [UInt16(2), 3] {
+            _ = b.core.step(.message(from: p, bytes: Message.status([0, 0, 60, 60]).encode()), now: t)
+        }
+        #expect(b.core.metrics.stateRequestsSent == 2)
+        var statuses = 0
+        for _ in 0..<4 {
+            t += interval
+            for o in b.core.step(.tick, now: t) {
+                if case .broadcast(let bytes) = o, case .status? = try? Message.decode(bytes, maxBlockBytes: 1 << 20) {
+                    statuses += 1
+                }
+            }
+        }
+        #expect(statuses == 4)
+    }
+}
