@@ -400,6 +400,13 @@ extension ConsensusCore {
     /// the DAG is causally complete), emitted ∩ window = (history(L_k) − P) ∪ the blocks commits
     /// k−1 and k emitted (see `SyncAnchor`). Those not held yet are matched by digest when they
     /// arrive (a ref's round is not covered by runningHash). Then the snapshot is persisted.
+    ///
+    /// Design deviation (10.3): the design fetches every commit record from R_k − gcDepth to
+    /// rebuild emitted; this uses only records k−1 and k, plus the argument that every committed
+    /// L_j with R_j ≤ R_k − 2 lies in history(L_k): L_j has Q supporters at R_j + 1, any block
+    /// of round ≥ R_j + 2 (L_k's history reaches one) has Q parents there, and two quorums meet
+    /// in an honest author, whose round-(R_j + 1) block links L_j. So only commit k−1 (and k)
+    /// can have emitted blocks outside history(L_k), and those two records carry them.
     mutating func resolveSyncAnchor() {
         guard let anchor = syncAnchor, dag.contains(anchor), var s = syncSnapshot else { return }
         var derived = dag.history(from: [anchor], floor: max(horizon, 1)).subtracting(pendingP)
