@@ -97,6 +97,8 @@ public struct CoreMetrics: Sendable {
     public var stateSyncs = 0
     /// Recovery answers whose lastOwnRound failed the cross-check (10.4).
     public var recoveryClaimsDropped = 0
+    /// State responses rejected: failed verification, or unsolicited (no outstanding request,
+    /// not from a peer it went to, or V claimants no longer beyond the window).
     public var stateResponsesRejected = 0
     public var stateResponsesServed = 0
     /// State requests sent (10.3): only when V peers claim to be beyond the retained window.
@@ -172,8 +174,9 @@ public struct ConsensusCore {
     // Checkpoints.
     public internal(set) var lastCheckpoint: Checkpoint? = nil
     var ownCheckpoints: [UInt64: Checkpoint] = [:]
-    var attestations: [UInt64: [UInt16: Checkpoint]] = [:]
-    var attestationBytes: [UInt64: [UInt16: [UInt8]]] = [:]
+    /// Per author, its (at most) two highest-index attestations with the attesting block's bytes:
+    /// n·2 entries at most, whatever a Byzantine author signs (it can only occupy its own slots).
+    var attestations: [[(checkpoint: Checkpoint, bytes: [UInt8])]]
     public internal(set) var provenCheckpoint: Checkpoint? = nil
     public internal(set) var stableCheckpoint: Checkpoint? = nil
     var lastSnapshot: CoreSnapshot? = nil
@@ -197,6 +200,9 @@ public struct ConsensusCore {
     /// The last two commits (runningHash before, leader, emitted blocks): the anchor of a checkpoint.
     var recentCommits: [(previous: Digest, record: AnchorRecord)] = []
     var stateRequestAttempts = 0
+    /// The peers the outstanding state request went to (empty: none outstanding). Only their
+    /// responses are examined (10.3), and only while V claimants are still beyond the window.
+    var stateRequestTargets: [UInt16] = []
     /// The highest round each peer announced in its latest status (the only input of the
     /// state-sync trigger; a Byzantine peer can claim anything, so one claim proves nothing).
     var peerClaims: [UInt64]
@@ -240,6 +246,7 @@ public struct ConsensusCore {
         suspendedByAuthor = Array(repeating: [], count: committee.n)
         lastStatusReply = Array(repeating: 0, count: committee.n)
         peerClaims = Array(repeating: 0, count: committee.n)
+        attestations = Array(repeating: [], count: committee.n)
         let needsRecovery = committee.n > 1 && (!image.initialized || image.meta.restored)
         mode = needsRecovery ? .recovering : .active
     }
@@ -349,7 +356,6 @@ public struct ConsensusCore {
             runningHash = s.runningHash
             commitTime = s.commitTime
             pendingP = Set(s.pending)
-            emitted = Set(s.emitted)
             sequencer = s.sequencer
             lastCheckpoint = s.checkpoint
             if let c = s.checkpoint { ownCheckpoints[c.commitIndex] = c; servable[c.commitIndex] = s }
@@ -357,6 +363,13 @@ public struct ConsensusCore {
             horizon = s.leaderRound.minusSaturating(gcDepth)
             previousSnapshotHorizon = horizon
             if horizon > 0 { dag.prune(below: horizon) }
+        }
+        // The persisted emitted list is matched by digest (runningHash covers digests only): a
+        // ref claimed by a state-sync server may carry a faked round or author (gap: the fake
+        // ref was trusted and the real block, loaded from disk, emitted a second time).
+        var emittedByDigest: [Digest: BlockRef] = [:]
+        if let s = img.snapshot, !s.rebuildEmitted {
+            for r in s.emitted where emittedByDigest[r.digest] == nil { emittedByDigest[r.digest] = r }
         }
         for c in img.commits { storedCommitHashes[c.index] = c.runningHash }
         // Blocks from the own disk: trusted bytes, strict decoding only; replay checks the hashes.
@@ -374,17 +387,25 @@ public struct ConsensusCore {
                 halt("store: block \(ref) not causally complete", out: &out); return
             }
             dag.insert(b, ref: ref, bytes: bytes)
-            if !b.payload.isEmpty && !emitted.contains(ref) { nonEmptyUnemitted.insert(ref) }
-            if emitted.contains(ref) { dag.dropPayload(ref) }
+            // Proofs live in memory: rebuilt from the stored attesting blocks (they follow R_k,
+            // above the horizon), so the restored snapshot is servable again at once (gap: after
+            // a full-cluster restart no node could serve state until new checkpoints).
+            if let c = b.attestation { recordAttestation(c, author: ref.author, bytes: bytes) }
+            if emittedByDigest.removeValue(forKey: ref.digest) != nil {
+                emitted.insert(ref)
+                dag.dropPayload(ref)
+            } else if !b.payload.isEmpty {
+                nonEmptyUnemitted.insert(ref)
+            }
         }
         if let s = img.snapshot {
             if s.rebuildEmitted, let a = s.anchor {
                 // Restarted after a state sync, before emitted was rebuilt (10.3).
                 startEmittedRebuild(s, anchor: a)
             } else {
-                for r in s.emitted where !dag.contains(r) && r.round >= horizon {
-                    emittedDigestsPending.insert(r.digest)
-                }
+                // Not on disk: matched by digest when it arrives (a claimed round below the
+                // horizon is no block of the window).
+                for r in emittedByDigest.values where r.round >= horizon { emittedDigestsPending.insert(r.digest) }
             }
             emittedPendingUntil = s.leaderRound
         }
@@ -516,7 +537,7 @@ public struct ConsensusCore {
         {
             consider(now.plusSaturating(local.syncInterval))
         }
-        if insertedSinceStatus || hasRealWork {
+        if insertedSinceStatus || hasRealWork || laggingBeyondWindow {
             consider((lastStatusAt ?? 0).plusSaturating(local.syncInterval))
         }
         if let t = next, t != timerAt {
@@ -527,13 +548,20 @@ public struct ConsensusCore {
         }
     }
 
+    /// V peers announce rounds beyond the window: the node keeps broadcasting its status every
+    /// sync interval (the replies re-trigger the state request), also when idle (gap: it sent
+    /// one status and, if that request failed, stayed stuck in an idle cluster).
+    var laggingBeyondWindow: Bool { mode == .active && stateSyncClaimants.count >= committee.validity }
+
     mutating func tick(now: UInt64, out: inout [Output]) {
         if let t = timerAt, t <= now { timerAt = nil }
         if mode == .recovering, now >= (lastRecoveryQuery ?? 0).plusSaturating(local.recoveryRetry) {
             broadcastRecoveryQuery(now: now, out: &out)
         }
         retryFetches(now: now, out: &out)
-        if insertedSinceStatus || hasRealWork, now >= (lastStatusAt ?? 0).plusSaturating(local.syncInterval) {
+        if insertedSinceStatus || hasRealWork || laggingBeyondWindow,
+            now >= (lastStatusAt ?? 0).plusSaturating(local.syncInterval)
+        {
             lastStatusAt = now
             insertedSinceStatus = false
             out.append(.broadcast(bytes: Message.status(dag.latestRound).encode()))

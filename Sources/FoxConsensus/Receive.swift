@@ -49,7 +49,7 @@ extension ConsensusCore {
         case .stateRequest(let k):
             serveState(to: from, theirIndex: k, out: &out)
         case .stateResponse(let snap, let proof):
-            receiveState(snapshot: snap, proof: proof, now: now, out: &out)
+            receiveState(from: from, snapshot: snap, proof: proof, now: now, out: &out)
         case .recoverAnswer(let last, let block):
             guard mode == .recovering else { return }
             if recoveryAnswers[from] == nil { recoveryAnswers[from] = (last, block) }

@@ -174,19 +174,36 @@ extension ConsensusCore {
         pruneBelow = floor
     }
 
+    /// How far above its own commit index a node still counts attestations: a genuine checkpoint
+    /// a peer attests is at most a few intervals ahead of an up-to-date node; one far beyond is
+    /// a lie (or the node lags and will state-sync, which does not need these votes).
+    static let attestationLookahead: UInt64 = 64
+
     /// Records the attestation of a block; a checkpoint with V identical attestations is proven
-    /// and the attesting blocks are kept as its proof.
+    /// and the attesting blocks are kept as its proof. Votes are kept per author (its two
+    /// highest-index attestations), so a Byzantine author attesting many fake indices evicts
+    /// only its own entries (gap: a table of 16 indices, lowest evicted first, that 17 fake
+    /// indices filled for good). Indices that are no checkpoint (not a multiple of the interval)
+    /// or absurdly far above the own commit index are ignored.
     mutating func recordAttestation(_ c: Checkpoint, author: UInt16, bytes: [UInt8]) {
-        if let s = stableCheckpoint, c.commitIndex <= s.commitIndex, proofs[c.commitIndex] != nil { return }
-        if attestations[c.commitIndex]?[author] != nil { return }
-        attestations[c.commitIndex, default: [:]][author] = c
-        attestationBytes[c.commitIndex, default: [:]][author] = bytes
-        let votes = attestations[c.commitIndex]!
-        var same: [UInt16] = []
-        for a in votes.keys.sorted() where votes[a] == c { same.append(a) }
+        let interval = committee.params.checkpointInterval
+        let (ahead, overflow) = interval.multipliedReportingOverflow(by: Self.attestationLookahead)
+        let limit = overflow ? UInt64.max : commitIndex.plusSaturating(ahead)
+        guard c.commitIndex > 0, c.commitIndex % interval == 0, c.commitIndex <= limit else { return }
+        if let s = stableCheckpoint, c.commitIndex <= s.commitIndex { return }
+        let a = Int(author)
+        if attestations[a].contains(where: { $0.checkpoint.commitIndex == c.commitIndex }) { return }
+        attestations[a].append((c, bytes))
+        attestations[a].sort { $0.checkpoint.commitIndex > $1.checkpoint.commitIndex }
+        if attestations[a].count > 2 { attestations[a].removeLast() }
+        guard attestations[a].contains(where: { $0.checkpoint == c }) else { return }
+        var same: [[UInt8]] = []
+        for v in 0..<n {
+            if let e = attestations[v].first(where: { $0.checkpoint == c }) { same.append(e.bytes) }
+        }
         if same.count >= committee.validity {
-            if proofs[c.commitIndex] == nil, let b = attestationBytes[c.commitIndex] {
-                proofs[c.commitIndex] = same.prefix(committee.validity).map { b[$0]! }
+            if proofs[c.commitIndex] == nil {
+                proofs[c.commitIndex] = Array(same.prefix(committee.validity))
                 while proofs.count > 4, let low = proofs.keys.min() { proofs[low] = nil }
             }
             if provenCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
@@ -197,11 +214,7 @@ extension ConsensusCore {
         if same.count >= q, stableCheckpoint.map({ $0.commitIndex < c.commitIndex }) ?? true {
             stableCheckpoint = c
             schedulePrune()
-            for k in attestations.keys where k < c.commitIndex { attestations[k] = nil; attestationBytes[k] = nil }
-        }
-        // Bound: keep attestations for at most 16 checkpoint indices.
-        while attestations.count > 16, let low = attestations.keys.min() {
-            attestations[low] = nil; attestationBytes[low] = nil
+            for v in 0..<n { attestations[v].removeAll { $0.checkpoint.commitIndex < c.commitIndex } }
         }
     }
 
@@ -239,9 +252,7 @@ extension ConsensusCore {
     /// over. Among V claimants at least one is honest, and an honest claim is true.
     mutating func maybeRequestState(now: UInt64, out: inout [Output]) {
         guard mode == .active else { return }
-        let beyond = decidedRound.plusSaturating(gcDepth).plusSaturating(3)
-        var ahead: [UInt16] = []
-        for p in 0..<n where UInt16(p) != me && peerClaims[p] > beyond { ahead.append(UInt16(p)) }
+        let ahead = stateSyncClaimants
         guard ahead.count >= committee.validity else { return }
         if let last = lastStateRequest, now < last.plusSaturating(local.syncInterval) { return }
         lastStateRequest = max(now, 1)
@@ -251,17 +262,36 @@ extension ConsensusCore {
         let first = stateRequestAttempts % ahead.count
         var targets = [ahead[first]]
         if ahead.count > 1 { targets.append(ahead[(first + 1) % ahead.count]) }
+        stateRequestTargets = targets
         for t in targets {
             metrics.stateRequestsSent += 1
             out.append(.send(to: t, bytes: msg))
         }
     }
 
+    /// The peers whose latest status announces a round beyond what this node's peers still
+    /// retain above its decided prefix, in id order.
+    var stateSyncClaimants: [UInt16] {
+        let beyond = decidedRound.plusSaturating(gcDepth).plusSaturating(3)
+        var ahead: [UInt16] = []
+        for p in 0..<n where UInt16(p) != me && peerClaims[p] > beyond { ahead.append(UInt16(p)) }
+        return ahead
+    }
+
     /// Verifies a state response: the snapshot re-derives C_k, V distinct authors' valid signed
     /// blocks attest exactly C_k (one of them is honest, and honest computations agree), and the
     /// anchor's commit records chain to runningHash_k with L_k in slot (leader(R_k), R_k).
-    mutating func receiveState(snapshot bytes: [UInt8], proof: [[UInt8]], now: UInt64, out: inout [Output]) {
+    /// Only an answer to the outstanding request is examined: from a peer it went to, while V
+    /// claimants are still beyond the window (gap: any response ahead was installed, so a
+    /// Byzantine peer replaying a genuine proven snapshot made nodes only a few commits behind
+    /// jump ahead, skipping deliveries, and each push cost up to n signature checks).
+    mutating func receiveState(
+        from: UInt16, snapshot bytes: [UInt8], proof: [[UInt8]], now: UInt64, out: inout [Output]
+    ) {
         guard mode == .active else { return }
+        guard stateRequestTargets.contains(from), stateSyncClaimants.count >= committee.validity else {
+            metrics.stateResponsesRejected += 1; return
+        }
         guard let s = try? CoreSnapshot.decode(bytes, committee: committee), let c = s.checkpoint,
             c.commitIndex == s.commitIndex, c.runningHash == s.runningHash, c.leaderRound == s.leaderRound,
             c.stateDigest == s.stateDigest
@@ -277,7 +307,8 @@ extension ConsensusCore {
             authors.insert(blk.author)
         }
         guard authors.count >= committee.validity else { metrics.stateResponsesRejected += 1; return }
-        guard let anchor = s.anchor, !s.rebuildEmitted, anchor.records.count == min(Int(c.commitIndex), 2),
+        guard let anchor = s.anchor, !s.rebuildEmitted,
+            anchor.records.count == (c.commitIndex >= 2 ? 2 : Int(c.commitIndex)),
             let last = anchor.records.last, last.leader.round == c.leaderRound,
             last.leader.author == committee.leader(c.leaderRound), anchor.chained == c.runningHash
         else {
@@ -341,6 +372,7 @@ extension ConsensusCore {
         previousSnapshotHorizon = horizon
         schedulePrune()
         metrics.stateSyncs += 1
+        stateRequestTargets = []
         out.append(.stateSynced(checkpoint: c, app: s.app))
         drainSuspended(now: now, full: true)
         dirtyDag = true
@@ -368,6 +400,13 @@ extension ConsensusCore {
     /// the DAG is causally complete), emitted ∩ window = (history(L_k) − P) ∪ the blocks commits
     /// k−1 and k emitted (see `SyncAnchor`). Those not held yet are matched by digest when they
     /// arrive (a ref's round is not covered by runningHash). Then the snapshot is persisted.
+    ///
+    /// Design deviation (10.3): the design fetches every commit record from R_k − gcDepth to
+    /// rebuild emitted; this uses only records k−1 and k, plus the argument that every committed
+    /// L_j with R_j ≤ R_k − 2 lies in history(L_k): L_j has Q supporters at R_j + 1, any block
+    /// of round ≥ R_j + 2 (L_k's history reaches one) has Q parents there, and two quorums meet
+    /// in an honest author, whose round-(R_j + 1) block links L_j. So only commit k−1 (and k)
+    /// can have emitted blocks outside history(L_k), and those two records carry them.
     mutating func resolveSyncAnchor() {
         guard let anchor = syncAnchor, dag.contains(anchor), var s = syncSnapshot else { return }
         var derived = dag.history(from: [anchor], floor: max(horizon, 1)).subtracting(pendingP)

@@ -43,13 +43,16 @@ extension Simulator {
             default:
                 return [(to, bytes)]
             }
-        case .forge, .badParents, .timestampOutlier, .flood:
+        case .forge, .badParents, .timestampOutlier, .flood, .fakeAttestations, .stateReplay:
             return [(to, bytes)]
         }
     }
 
-    /// A state response whose emitted list (not covered by stateDigest) is doctored: the
-    /// receiver must rebuild emitted from the anchor instead of trusting it.
+    /// A state response whose emitted list (not covered by stateDigest) is doctored, and whose
+    /// anchor records claim faked rounds (within [R_k − gcDepth, R_k]) for the emitted blocks:
+    /// runningHash covers their digests only. The receiver must rebuild emitted from the anchor
+    /// instead of trusting the list, and match the anchor's blocks by digest, also after a
+    /// restart.
     func doctoredStateResponse(_ bytes: [UInt8]) -> [UInt8]? {
         guard
             case .stateResponse(let snap, let proof)? = try? Message.decode(
@@ -57,6 +60,16 @@ extension Simulator {
             var s = try? CoreSnapshot.decode(snap, committee: keys.committee), !s.emitted.isEmpty
         else { return nil }
         s.emitted.removeLast(s.emitted.count / 2 + 1)
+        if var a = s.anchor {
+            let low = s.leaderRound.minusSaturating(keys.committee.params.gcDepth)
+            for i in a.records.indices {
+                for j in a.records[i].blocks.indices where a.records[i].blocks[j] != a.records[i].leader {
+                    let r = a.records[i].blocks[j].round
+                    a.records[i].blocks[j].round = r < s.leaderRound ? r + 1 : max(low, r - 1)
+                }
+            }
+            s.anchor = a
+        }
         return Message.stateResponse(snapshot: s.encode(), proof: proof).encode()
     }
 
@@ -188,6 +201,24 @@ extension Simulator {
             if let r = nodes[i].lastStateResponse, let doctored = doctoredStateResponse(r) {
                 sendAll(from: i, doctored)
             }
+        case .fakeAttestations:
+            // A new fake index every time: 10^12 + i, or one that is no multiple of the interval.
+            let interval = c.params.checkpointInterval
+            let index =
+                rng.chance(0.5)
+                ? 1_000_000_000_000 + rng.below(1 << 40)
+                : (nodes[i].cores[0]?.commitIndex ?? 0) + interval * rng.range(1, 4) + (interval > 1 ? 1 : 0)
+            var b = base(round: latest + 1, parents: prevRefs)
+            b.attestation = Checkpoint(
+                commitIndex: index, runningHash: Digest(w0: rng.next(), w1: 5, w2: 0, w3: 0),
+                stateDigest: Digest(w0: rng.next(), w1: 6, w2: 0, w3: 0), leaderRound: latest)
+            sendAll(from: i, Message.block(signed(b, by: i)).encode())
+        case .stateReplay:
+            // Asks a random peer for its latest proven snapshot and replays the genuine answer to
+            // everyone: honest nodes a few commits behind must not jump ahead.
+            let peer = Int(rng.below(UInt64(n - 1)))
+            send(from: i, to: peer >= i ? peer + 1 : peer, Message.stateRequest(commitIndex: 0).encode())
+            if let r = nodes[i].lastStateResponse { sendAll(from: i, r) }
         case .twins, .withhold, .silent, .timestampOutlier, .recoveryInflater:
             break
         }

@@ -19,6 +19,11 @@ public enum ByzantineKind: String, CaseIterable, Sendable {
     case flood
     /// Answers every RecoverQuery with a huge lastOwnRound (10.4), to stall a recovering node.
     case recoveryInflater
+    /// Validly signed blocks attesting fake checkpoints at ever new huge commit indices (and
+    /// indices that are no checkpoint), to flood the attestation table (10.3).
+    case fakeAttestations
+    /// Obtains genuine proven state responses and replays them to everyone unasked (10.3).
+    case stateReplay
 }
 
 public struct LinkModel: Sendable {
@@ -220,7 +225,9 @@ public struct Scenario: Sendable {
             case 0: faults = [(t1, .crash(v)), (t2, .restart(v))]
             case 1: faults = [(t1, .partition([[v], ids.filter { $0 != v }])), (t2, .heal)]
             case 2: faults = [(t1, .clockJump(v, 500_000_000))]
-            default: s.byzantine[v] = rng.pick(ByzantineKind.allCases)
+            // The kinds that existed when the regression seeds were recorded (a longer list would
+            // change which kind a seed picks).
+            default: s.byzantine[v] = rng.pick(Array(ByzantineKind.allCases.prefix(9)))
             }
             s.faults = faults
             s.healTime = t2

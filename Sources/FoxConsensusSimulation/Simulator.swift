@@ -23,8 +23,13 @@ public struct SimResult: Sendable {
     public var stateResponsesServed: Int
     /// Installed snapshots whose emitted list differed from the one rebuilt from the anchor.
     public var stateEmittedMismatches: Int
+    /// State responses honest nodes rejected (failed verification or unsolicited).
+    public var stateResponsesRejected: Int
     /// Blocks honest nodes served to peers from their store (10.2).
     public var blocksServedFromStore: Int
+    /// The lowest stable checkpoint index (Q attestations, 10.3) among the honest nodes up at
+    /// the end (0: one has none).
+    public var minStableCheckpoint: UInt64
     public var stats: SimStats
     public var passed: Bool { violations.isEmpty }
     /// The line to paste to reproduce a failure.
@@ -170,7 +175,9 @@ public final class Simulator {
             if nodes[to].byz != nil, bytes.count > 2, bytes[1] == 1, nodes[to].seenBlocks.count < 64 {
                 nodes[to].seenBlocks.append(bytes)
             }
-            if nodes[to].byz == .lyingSync, bytes.count > 2, bytes[1] == 8 { nodes[to].lastStateResponse = bytes }
+            if nodes[to].byz == .lyingSync || nodes[to].byz == .stateReplay, bytes.count > 2, bytes[1] == 8 {
+                nodes[to].lastStateResponse = bytes
+            }
             for t in nodes[to].cores.indices { step(to, twin: t, .message(from: UInt16(from), bytes: bytes)) }
         case .timer(let i, let t, let gen, let nodeGen):
             guard nodes[i].up, nodes[i].gen == nodeGen, nodes[i].timerGen[t] == gen else { return }
@@ -513,11 +520,14 @@ public final class Simulator {
 
     func result() -> SimResult {
         var forced = 0, equiv = 0, invalid = 0, ready = 0, maxDag = 0, maxSusp = 0, requests = 0, served = 0
-        var mismatches = 0, fromStore = 0
+        var mismatches = 0, fromStore = 0, rejected = 0
+        var minStable = UInt64.max
         for node in nodes where node.byz == nil {
             guard let c = node.cores[0] else { continue }
+            if node.up { minStable = min(minStable, c.stableCheckpoint?.commitIndex ?? 0) }
             requests += c.metrics.stateRequestsSent; served += c.metrics.stateResponsesServed
             mismatches += c.metrics.stateEmittedMismatches
+            rejected += c.metrics.stateResponsesRejected
             fromStore += c.metrics.blocksServedFromStore
             forced += c.metrics.forcedEmissions; equiv += c.metrics.equivocations; invalid += c.metrics.invalidBlocks
             ready += c.metrics.readinessBoundViolations
@@ -529,7 +539,8 @@ public final class Simulator {
             simulatedSeconds: Double(scenario.duration) / 1e9, forcedEmissions: forced, equivocationsSeen: equiv,
             invalidBlocks: invalid, readinessViolations: ready, maxDagBlocks: maxDag, maxSuspended: maxSusp,
             stateSyncs: checker.stateSyncs, stateRequestsSent: requests, stateResponsesServed: served,
-            stateEmittedMismatches: mismatches, blocksServedFromStore: fromStore, stats: stats,
+            stateEmittedMismatches: mismatches, stateResponsesRejected: rejected, blocksServedFromStore: fromStore,
+            minStableCheckpoint: minStable == .max ? 0 : minStable, stats: stats,
             reproduce: "foxsim --scenario \(scenario.name) --nodes \(n) --seed \(scenario.seed)")
     }
 }

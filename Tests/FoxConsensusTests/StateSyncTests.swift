@@ -250,3 +250,234 @@ import Testing
         #expect(b.deliveries.map(\.subDag.index) == Array(11...(10 + UInt64(b.deliveries.count))))
     }
 }
+
+@Suite struct AttestationFloodTests {
+    /// Gap (review, HIGH): the attestation table kept 16 commit indices and evicted the lowest;
+    /// one Byzantine author attesting 17 fake indices evicted every genuine one at once, so no
+    /// checkpoint became stable (no pruning) or proven (no state sync), for good. Now votes are
+    /// kept per author (its two highest indices): the flood costs the liar its own vote only.
+    @Test func fakeAttestationsDoNotEvictGenuineVotes() {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4, gcDepth: 4, checkpointInterval: 2)
+        for r in UInt64(1)...24 { s.round(r, authors: all, parents: all) }
+        var a = ScriptedNode(s, me: 0)
+        a.feed(s, s.upTo(24))
+        let c = a.deliveries.compactMap(\.checkpoint)[2]
+        // Author 3 attests 17 fake checkpoints that look plausible (multiples of the interval,
+        // a few intervals ahead) and a few absurd ones.
+        var r = UInt64(25)
+        for i in UInt64(1)...20 {
+            let index = i <= 17 ? a.core.commitIndex + 2 * i : 1_000_000_000_000 + i
+            let fake = Checkpoint(
+                commitIndex: index, runningHash: Digest(w0: i, w1: 1, w2: 0, w3: 0),
+                stateDigest: Digest(w0: i, w1: 2, w2: 0, w3: 0), leaderRound: r)
+            s.add(3, r, parents: all, attestation: fake)
+            for x in [0, 1, 2] { s.add(x, r, parents: all) }
+            r += 1
+        }
+        a.feed(s, s.upTo(r - 1))
+        #expect(a.core.stableCheckpoint == nil)
+        #expect(a.core.attestations.allSatisfy { $0.count <= 2 })
+        // Q = 3 honest authors attest C_k: stable (and proven), the disk prunes below it.
+        s.round(r, authors: [0, 1, 2], parents: all, attestation: c)
+        s.add(3, r, parents: all)
+        a.feed(s, s.upTo(r))
+        #expect(a.core.stableCheckpoint == c)
+        #expect(a.core.proofs[c.commitIndex]?.count == 2)
+        #expect(a.core.attestations.allSatisfy { $0.count <= 2 })
+    }
+
+    /// A Byzantine node, cut off with an honest one by a partition longer than the window,
+    /// floods fake attestations once the partition heals: checkpoints keep becoming stable
+    /// everywhere (the stable index keeps up with the commits) and the cut-off honest node
+    /// catches up by state sync.
+    @Test func checkpointsBecomeStableDespiteFakeAttestations() {
+        var syncs = 0
+        for seed in UInt64(1)...2 {
+            var s = Scenario.make("gc", n: 7, seed: seed)
+            s.params.gcDepth = 6
+            guard case .partition(let groups) = s.faults[0].1 else { Issue.record("gc partitions"); return }
+            s.byzantine[groups[1].sorted()[0]] = .fakeAttestations
+            let r = Simulator(s).run()
+            #expect(r.passed, "\(s.description): \(r.violations.map(\.description))")
+            #expect(r.minStableCheckpoint + 4 * s.params.checkpointInterval >= UInt64(r.commits), "\(s.description)")
+            syncs += r.stateSyncs
+        }
+        #expect(syncs > 0)
+    }
+}
+
+@Suite struct UnsolicitedStateTests {
+    static func proofScript() -> (DagScript, ScriptedNode, CoreSnapshot, [[UInt8]]) {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
+        for r in UInt64(1)...18 { s.round(r, authors: all, parents: all) }
+        var a = ScriptedNode(s, me: 0)
+        a.feed(s, s.upTo(18))
+        let snap = a.core.servable[10]!
+        // V = 2 authors' signed blocks attesting C_10: a genuine proof.
+        let proof = [1, 2].map { s.bytes[s.add($0, 19, parents: all, attestation: snap.checkpoint!)]! }
+        return (s, a, snap, proof)
+    }
+
+    /// Gap (review, MEDIUM): any state response ahead of the node was installed, asked for or
+    /// not. A Byzantine peer replaying a genuine proven snapshot made a node only a few commits
+    /// behind jump ahead (commits in between never delivered). Now only an answer to the
+    /// outstanding request, from a peer it went to, while V claimants are beyond the window.
+    @Test func unsolicitedGenuineStateResponseIsRejected() {
+        let (s, _, snap, proof) = Self.proofScript()
+        let response = Message.stateResponse(snapshot: snap.encode(), proof: proof).encode()
+        var b = ScriptedNode(s, me: 1)
+        b.feed(s, s.upTo(8))
+        let before = b.core.commitIndex
+        #expect(before > 0 && before < 10)
+        _ = b.core.step(.message(from: 3, bytes: response), now: 2)
+        #expect(b.core.metrics.stateSyncs == 0)
+        #expect(b.core.commitIndex == before)
+        #expect(b.core.metrics.stateResponsesRejected == 1)
+        // V = 2 peers announce rounds beyond the window: B asks two of them.
+        var targets: [UInt16] = []
+        for p in [UInt16(2), 3] {
+            let o = b.core.step(.message(from: p, bytes: Message.status([0, 0, 60, 60]).encode()), now: 3)
+            targets += StateSyncTests.stateRequestTargets(o, maxBlockBytes: s.committee.params.maxBlockBytes)
+        }
+        #expect(targets.count == 2)
+        let other = [UInt16(0), 2, 3].first { !targets.contains($0) }!
+        _ = b.core.step(.message(from: other, bytes: response), now: 4)
+        #expect(b.core.metrics.stateSyncs == 0, "not from a peer the request went to")
+        #expect(b.core.metrics.stateResponsesRejected == 2)
+        _ = b.core.step(.message(from: targets[0], bytes: response), now: 5)
+        #expect(b.core.metrics.stateSyncs == 1)
+        #expect(b.core.commitIndex == 10)
+        // Installed: no request outstanding any more, a replay is rejected unexamined.
+        _ = b.core.step(.message(from: targets[1], bytes: response), now: 6)
+        #expect(b.core.metrics.stateSyncs == 1)
+        #expect(b.core.metrics.stateResponsesRejected == 3)
+    }
+
+    /// A Byzantine node replays genuine proven snapshots to everyone, unasked: no honest node
+    /// installs one (none lags beyond the window), every run passes; the lyingSync pushes of
+    /// doctored snapshots are rejected as well.
+    @Test func replayedAndPushedStateResponsesAreRejected() {
+        for (kind, name) in [(ByzantineKind.stateReplay, "baseline"), (.lyingSync, "baseline")] {
+            var rejected = 0
+            for seed in UInt64(1)...2 {
+                var s = Scenario.make(name, n: 4, seed: seed)
+                s.params.checkpointInterval = 5
+                s.byzantine[3] = kind
+                let r = Simulator(s).run()
+                #expect(r.passed, "\(kind) \(s.description): \(r.violations.map(\.description))")
+                #expect(r.stateSyncs == 0, "\(kind) \(s.description)")
+                rejected += r.stateResponsesRejected
+            }
+            #expect(rejected > 0, "\(kind)")
+        }
+    }
+}
+
+extension EmittedRebuildTests {
+    /// Gap (review, MEDIUM): runningHash covers digests only, so a claimed emitted ref that a
+    /// Byzantine server faked (real digest, round moved within [horizon, R_k]) could be
+    /// persisted; after a restart the fake ref was trusted, the real block loaded from disk was
+    /// not marked emitted and was emitted a second time (the node's sequence diverged). Now a
+    /// restart matches the persisted list by digest.
+    @Test func restartMatchesPersistedEmittedRefsByDigest() throws {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
+        for r in UInt64(1)...18 { s.round(r, authors: all, parents: all) }
+        var a = ScriptedNode(s, me: 0)
+        a.feed(s, s.upTo(18))
+        var snap = try #require(a.core.servable[10])
+        let low = snap.leaderRound - 3
+        let real = try #require(snap.emitted.last { $0.round >= low && $0.round < snap.leaderRound })
+        var fake = real
+        fake.round += 1
+        snap.emitted = (snap.emitted.filter { $0 != real } + [fake]).sorted()
+        var img = ScriptedNode.observer
+        img.snapshot = snap
+        img.blocks = s.upTo(18).filter { $0.round >= low }.map { ($0, s.bytes[$0]!) }
+        var b = ScriptedNode(s, me: 1)
+        b.core = ConsensusCore(
+            config: CoreConfig(committee: s.committee, me: 1), signer: s.keys.signers[1], verifier: s.keys.verifier,
+            image: img)
+        let out = b.core.step(.start, now: 0)
+        let replayed = out.compactMap { o -> Delivery? in if case .deliver(let d) = o { return d } else { return nil } }
+        #expect(!b.core.emitted.contains(fake))
+        let after = a.deliveries.filter { $0.subDag.index > 10 }
+        #expect(!replayed.isEmpty)
+        #expect(replayed.map(\.subDag.runningHash) == Array(after.prefix(replayed.count)).map(\.subDag.runningHash))
+        #expect(!replayed.flatMap(\.subDag.blocks).contains(real), "emitted once")
+    }
+}
+
+@Suite struct StateSyncRestartTests {
+    static func served(_ out: [Output]) -> Int {
+        out.filter { o in
+            if case .send(_, let bytes) = o, case .stateResponse? = try? Message.decode(bytes, maxBlockBytes: 1 << 20) {
+                return true
+            }
+            return false
+        }.count
+    }
+
+    /// Gap (review, LOW): proofs lived in memory only; after a full-cluster restart no node could
+    /// serve state until new checkpoints were proven, and in an idle cluster a lagging node stayed
+    /// stuck. Now a restart rebuilds them from the stored attesting blocks.
+    @Test func restartedNodeServesItsProvenSnapshot() {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
+        let store = InMemoryConsensusStorage()
+        var a = ScriptedNode(s, me: 0)
+        func feed(_ upTo: UInt64) {
+            a.outputs = []
+            a.feed(s, s.upTo(upTo))
+            for o in a.outputs { if case .persist(let b) = o { store.write(b); store.sync() } }
+        }
+        var r = UInt64(0)
+        repeat {
+            r += 1
+            s.round(r, authors: all, parents: all)
+            feed(r)
+        } while a.core.commitIndex < 10 || a.core.commitIndex % 5 != 0
+        let c = a.core.lastCheckpoint!
+        #expect(c.commitIndex == a.core.commitIndex)
+        for x in 1...3 { s.round(r + UInt64(x), authors: all, parents: all, attestation: c) }
+        feed(r + 3)
+        #expect(a.core.provenCheckpoint == c)
+        #expect(a.core.lastCheckpoint == c, "no newer checkpoint: the cluster went idle")
+        let ask = Message.stateRequest(commitIndex: 0).encode()
+        #expect(Self.served(a.core.step(.message(from: 2, bytes: ask), now: 2)) == 1)
+        // Every node restarts; this one from its store.
+        var restarted = ConsensusCore(
+            config: CoreConfig(committee: s.committee, me: 0), signer: s.keys.signers[0], verifier: s.keys.verifier,
+            image: store.load())
+        _ = restarted.step(.start, now: 0)
+        #expect(restarted.provenCheckpoint == c)
+        #expect(Self.served(restarted.step(.message(from: 2, bytes: ask), now: 1)) == 1)
+    }
+
+    /// Gap (review, LOW): a lagging idle node sent one status and never retried once its request
+    /// failed. Now, while V peers announce rounds beyond its window, it re-broadcasts its status
+    /// every sync interval (the replies re-trigger the request).
+    @Test func laggingIdleNodeKeepsAnnouncingItsStatus() {
+        let s = DagScript(n: 4, gcDepth: 3)
+        var b = ScriptedNode(s, me: 1)
+        let interval = b.core.local.syncInterval
+        var t = UInt64(1)
+        _ = b.core.step(.tick, now: t)
+        for p in [UInt16(2), 3] {
+            _ = b.core.step(.message(from: p, bytes: Message.status([0, 0, 60, 60]).encode()), now: t)
+        }
+        #expect(b.core.metrics.stateRequestsSent == 2)
+        var statuses = 0
+        for _ in 0..<4 {
+            t += interval
+            for o in b.core.step(.tick, now: t) {
+                if case .broadcast(let bytes) = o, case .status? = try? Message.decode(bytes, maxBlockBytes: 1 << 20) {
+                    statuses += 1
+                }
+            }
+        }
+        #expect(statuses == 4)
+    }
+}
