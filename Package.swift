@@ -121,7 +121,10 @@ let package = Package(
         // foxsim: soak runs and figures from the simulator.
         .executableTarget(
             name: "foxsim",
-            dependencies: ["FoxConsensusSimulation", "FoxConsensus"],
+            dependencies: [
+                "FoxConsensusSimulation", "FoxConsensus",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "tools/foxsim"
         ),
         .testTarget(

@@ -541,6 +541,6 @@ public final class Simulator {
             stateSyncs: checker.stateSyncs, stateRequestsSent: requests, stateResponsesServed: served,
             stateEmittedMismatches: mismatches, stateResponsesRejected: rejected, blocksServedFromStore: fromStore,
             minStableCheckpoint: minStable == .max ? 0 : minStable, stats: stats,
-            reproduce: "foxsim --scenario \(scenario.name) --nodes \(n) --seed \(scenario.seed)")
+            reproduce: "foxsim --scenario \(scenario.name) --nodes \(n) --seed \(scenario.seed) --seeds 1")
     }
 }

@@ -34,8 +34,14 @@ enum Bench {
         time("P-256 sign", 200) { _ = keys.signers[0].sign(d) }
         time("P-256 verify", 200) { _ = keys.verifier.verify(block.signature, digest: d, author: 0) }
         time("encode", 2000) { _ = BlockCodec.encode(block) }
+        // Checked once, so the timing below measures a successful decode, not an early failure.
+        guard
+            (try? BlockCodec.decode(
+                bytes, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes))
+                != nil
+        else { fatalError("foxsim --bench: the sample block does not decode") }
         time("decode (strict)", 2000) {
-            _ = try! BlockCodec.decode(
+            _ = try? BlockCodec.decode(
                 bytes, maxParents: c.maxParents, maxBlockBytes: c.params.maxBlockBytes, maxEntryBytes: c.maxEntryBytes)
         }
         time("digest", 2000) { _ = block.digest }
@@ -86,7 +92,12 @@ extension Bench {
         let clock = ContinuousClock()
         func secs(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
         let t0 = clock.now
-        for b in raw { _ = try! BlockValidator.validate(b, committee: c, verifier: keys.verifier) }
+        for b in raw {
+            // Every block here is valid: a failure would make the figure meaningless, so it stops the run.
+            guard (try? BlockValidator.validate(b, committee: c, verifier: keys.verifier)) != nil else {
+                fatalError("foxsim --bench: a generated block failed validation")
+            }
+        }
         let validation = secs(clock.now - t0)
         var core = ConsensusCore(
             config: CoreConfig(committee: c, me: 0), signer: keys.signers[0], verifier: keys.verifier, image: img)
