@@ -4,7 +4,7 @@ import Testing
 @testable import FoxConsensus
 
 /// Seeds per (scenario, n) in `swift test`; foxsim runs thousands.
-let seedsPerScenario: UInt64 = 3
+let seedsPerScenario: UInt64 = 4
 
 @Suite struct SimulationTests {
     static let cases: [(String, Int)] = Scenario.names.flatMap { name in [(name, 4), (name, 7)] }
