@@ -212,10 +212,7 @@ import Testing
     /// commits (re-emitting a block, or skipping one, would change the running hash).
     @Test func restartBeforeTheRebuildResumesIt() throws {
         let all = [0, 1, 2, 3]
-        var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
-        for r in UInt64(1)...18 { s.round(r, authors: all, parents: all) }
-        var a = ScriptedNode(s, me: 0)
-        a.feed(s, s.upTo(18))
+        let (s, a) = fullDag(through: 18)
         var snap = try #require(a.core.servable[10])
         #expect(snap.anchor?.records.count == 2)
         #expect((try? CoreSnapshot.decode(snap.encode(), committee: s.committee)) == snap)
@@ -310,10 +307,7 @@ import Testing
 @Suite struct UnsolicitedStateTests {
     static func proofScript() -> (DagScript, ScriptedNode, CoreSnapshot, [[UInt8]]) {
         let all = [0, 1, 2, 3]
-        var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
-        for r in UInt64(1)...18 { s.round(r, authors: all, parents: all) }
-        var a = ScriptedNode(s, me: 0)
-        a.feed(s, s.upTo(18))
+        var (s, a) = fullDag(through: 18)
         let snap = a.core.servable[10]!
         // V = 2 authors' signed blocks attesting C_10: a genuine proof.
         let proof = [1, 2].map { s.bytes[s.add($0, 19, parents: all, attestation: snap.checkpoint!)]! }
@@ -383,10 +377,7 @@ extension EmittedRebuildTests {
     /// restart matches the persisted list by digest.
     @Test func restartMatchesPersistedEmittedRefsByDigest() throws {
         let all = [0, 1, 2, 3]
-        var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
-        for r in UInt64(1)...18 { s.round(r, authors: all, parents: all) }
-        var a = ScriptedNode(s, me: 0)
-        a.feed(s, s.upTo(18))
+        let (s, a) = fullDag(through: 18)
         var snap = try #require(a.core.servable[10])
         let low = snap.leaderRound - 3
         let real = try #require(snap.emitted.last { $0.round >= low && $0.round < snap.leaderRound })
@@ -480,4 +471,15 @@ extension EmittedRebuildTests {
         }
         #expect(statuses == 4)
     }
+}
+
+/// Four honest authors with every round full through `round`, and node 0 having seen it all:
+/// the starting point of the state-sync tests (checkpoint interval 5, gcDepth 3).
+func fullDag(through round: UInt64) -> (DagScript, ScriptedNode) {
+    let all = [0, 1, 2, 3]
+    var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
+    for r in UInt64(1)...round { s.round(r, authors: all, parents: all) }
+    var a = ScriptedNode(s, me: 0)
+    a.feed(s, s.upTo(round))
+    return (s, a)
 }
