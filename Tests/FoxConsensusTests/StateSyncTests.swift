@@ -61,10 +61,7 @@ import Testing
     /// authors attest C_k the floor is exactly R_k − gcDepth, not the newer local snapshot's.
     @Test func diskPrunesOnlyBelowTheStableCheckpoint() {
         let all = [0, 1, 2, 3]
-        var s = DagScript(n: 4, gcDepth: 4, checkpointInterval: 2)
-        for r in UInt64(1)...24 { s.round(r, authors: all, parents: all) }
-        var a = ScriptedNode(s, me: 0)
-        a.feed(s, s.upTo(24))
+        var (s, a) = fullDag(through: 24, gcDepth: 4, checkpointInterval: 2)
         #expect(a.core.commitIndex >= 20)
         let checkpoints = a.deliveries.compactMap(\.checkpoint)
         #expect(checkpoints.count >= 10, "local checkpoints every K = 2 commits")
@@ -211,7 +208,6 @@ import Testing
     /// the rebuild, waits for L_k, and then commits exactly what a node that never lagged
     /// commits (re-emitting a block, or skipping one, would change the running hash).
     @Test func restartBeforeTheRebuildResumesIt() throws {
-        let all = [0, 1, 2, 3]
         let (s, a) = fullDag(through: 18)
         var snap = try #require(a.core.servable[10])
         #expect(snap.anchor?.records.count == 2)
@@ -255,10 +251,7 @@ import Testing
     /// kept per author (its two highest indices): the flood costs the liar its own vote only.
     @Test func fakeAttestationsDoNotEvictGenuineVotes() {
         let all = [0, 1, 2, 3]
-        var s = DagScript(n: 4, gcDepth: 4, checkpointInterval: 2)
-        for r in UInt64(1)...24 { s.round(r, authors: all, parents: all) }
-        var a = ScriptedNode(s, me: 0)
-        a.feed(s, s.upTo(24))
+        var (s, a) = fullDag(through: 24, gcDepth: 4, checkpointInterval: 2)
         let c = a.deliveries.compactMap(\.checkpoint)[2]
         // Author 3 attests 17 fake checkpoints that look plausible (multiples of the interval,
         // a few intervals ahead) and a few absurd ones.
@@ -376,7 +369,6 @@ extension EmittedRebuildTests {
     /// not marked emitted and was emitted a second time (the node's sequence diverged). Now a
     /// restart matches the persisted list by digest.
     @Test func restartMatchesPersistedEmittedRefsByDigest() throws {
-        let all = [0, 1, 2, 3]
         let (s, a) = fullDag(through: 18)
         var snap = try #require(a.core.servable[10])
         let low = snap.leaderRound - 3
@@ -474,10 +466,10 @@ extension EmittedRebuildTests {
 }
 
 /// Four honest authors with every round full through `round`, and node 0 having seen it all:
-/// the starting point of the state-sync tests (checkpoint interval 5, gcDepth 3).
-func fullDag(through round: UInt64) -> (DagScript, ScriptedNode) {
+/// the starting point of the state-sync and pruning tests.
+func fullDag(through round: UInt64, gcDepth: UInt64 = 3, checkpointInterval: UInt64 = 5) -> (DagScript, ScriptedNode) {
     let all = [0, 1, 2, 3]
-    var s = DagScript(n: 4, gcDepth: 3, checkpointInterval: 5)
+    var s = DagScript(n: 4, gcDepth: gcDepth, checkpointInterval: checkpointInterval)
     for r in UInt64(1)...round { s.round(r, authors: all, parents: all) }
     var a = ScriptedNode(s, me: 0)
     a.feed(s, s.upTo(round))
