@@ -350,12 +350,7 @@ public struct ConsensusCore {
         lastOwnRound = img.meta.lastOwnRound
         restoredFlag = img.meta.restored
         if let s = img.snapshot {
-            commitIndex = s.commitIndex
-            lastLeaderRound = s.leaderRound
-            decidedRound = s.leaderRound
-            runningHash = s.runningHash
-            commitTime = s.commitTime
-            pendingP = Set(s.pending)
+            adoptCommitPosition(of: s)
             sequencer = s.sequencer
             lastCheckpoint = s.checkpoint
             if let c = s.checkpoint { ownCheckpoints[c.commitIndex] = c; servable[c.commitIndex] = s }

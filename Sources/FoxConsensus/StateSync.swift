@@ -166,6 +166,18 @@ extension ConsensusCore {
     /// so peers that have not reached it can still block-sync from this disk. The floor is also
     /// capped by what a restart from the local snapshots needs (`previousSnapshotHorizon`), and
     /// only ever rises. Rides along with the next persist batch.
+    /// Where a snapshot leaves the committed sequence: its index, leader round (decided too),
+    /// running hash, commit time and P. Shared by a restart from the local snapshot and a
+    /// state-sync install.
+    mutating func adoptCommitPosition(of s: CoreSnapshot) {
+        commitIndex = s.commitIndex
+        lastLeaderRound = s.leaderRound
+        decidedRound = s.leaderRound
+        runningHash = s.runningHash
+        commitTime = s.commitTime
+        pendingP = Set(s.pending)
+    }
+
     mutating func schedulePrune() {
         guard !replaying, let s = stableCheckpoint else { return }
         let floor = min(previousSnapshotHorizon, s.leaderRound.minusSaturating(gcDepth))
@@ -347,12 +359,7 @@ extension ConsensusCore {
             round += 1
         }
         reproposals.sort { $0.id < $1.id }
-        commitIndex = s.commitIndex
-        lastLeaderRound = s.leaderRound
-        decidedRound = s.leaderRound
-        runningHash = s.runningHash
-        commitTime = s.commitTime
-        pendingP = Set(s.pending)
+        adoptCommitPosition(of: s)
         enteredP = [:]
         horizon = newHorizon
         for r in dag.prune(below: horizon) {

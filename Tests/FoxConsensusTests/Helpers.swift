@@ -38,11 +38,7 @@ struct DagScript {
             parents: refs, payloadDigest: BlockCodec.payloadDigest(payload), attestation: attestation,
             payload: payload,
             signature: [])
-        b.signature = keys.signers[author].sign(b.digest)
-        let ref = b.ref
-        blocks[ref.slot, default: []].append(ref)
-        bytes[ref] = BlockCodec.encode(b)
-        return ref
+        return record(&b)
     }
 
     /// Builds and signs a block with explicit parent refs (equivocation scripts).
@@ -54,7 +50,12 @@ struct DagScript {
             epoch: committee.epoch, round: round, author: UInt16(author), timestamp: ts ?? (round * 1000 + variant),
             parents: refs.sorted(), payloadDigest: BlockCodec.payloadDigest([]), attestation: nil, payload: [],
             signature: [])
-        b.signature = keys.signers[author].sign(b.digest)
+        return record(&b)
+    }
+
+    /// Signs a block as its author and files it under its slot, with its encoding.
+    private mutating func record(_ b: inout Block) -> BlockRef {
+        b.signature = keys.signers[Int(b.author)].sign(b.digest)
         let ref = b.ref
         blocks[ref.slot, default: []].append(ref)
         bytes[ref] = BlockCodec.encode(b)

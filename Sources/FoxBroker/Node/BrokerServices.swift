@@ -6,9 +6,9 @@ import NIOPosix
 /// What every connection of a node shares: the orderer, the registry, the credential check,
 /// the limits, a thread pool for blocking work, and a logger.
 final class BrokerServices: Sendable {
-    let limits: ConnectionLimits
-    /// The same limits, one reference shared by every connection's state machine.
+    /// One reference shared by every connection's state machine.
     let sharedLimits: Immutable<ConnectionLimits>
+    var limits: ConnectionLimits { sharedLimits.value }
     let orderer: any Orderer
     let registry: ConnectionRegistry
     let authenticator: any Authenticator
@@ -22,7 +22,6 @@ final class BrokerServices: Sendable {
         limits: ConnectionLimits, orderer: any Orderer, registry: ConnectionRegistry,
         authenticator: any Authenticator, threadPool: NIOThreadPool, logger: Logger
     ) {
-        self.limits = limits
         self.sharedLimits = Immutable(limits)
         self.orderer = orderer
         self.registry = registry
