@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "foxmq", targets: ["foxmq"]),
         .executable(name: "foxbench", targets: ["foxbench"]),
         .executable(name: "nio-floor", targets: ["nio-floor"]),
+        .executable(name: "foxdump", targets: ["foxdump"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // The wire: MQTT 3.1.1 and 5.0 packets as values, framing, validation. No I/O.
@@ -31,19 +33,61 @@ let package = Package(
             pkgConfig: "libargon2",
             providers: [.apt(["libargon2-dev"])]
         ),
-        // Storage: users and their password hashes (and, later, the LMDB log and SQLite admin).
+        // liblmdb (the node's ordered log, state rows and meta).
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        // The numbered SQL files of the SQLite admin database, embedded in the binary.
+        .target(
+            name: "FoxMigrations",
+            path: "Migrations",
+            exclude: ["README.md"],
+            resources: [.embedInCode("0001_admin.sql")]
+        ),
+        // Storage, bytes in and bytes out: the LMDB environment (log, rows, meta), the SQLite
+        // admin database (users, access rules, settings), users.toml and argon2.
         .target(
             name: "FoxStore",
             dependencies: [
                 "CArgon2",
+                "CLMDB",
+                "FoxMigrations",
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
-        // The broker: deterministic state machine, connection state machines, listeners.
+        // The broker core: the deterministic state machine (sessions, topic tree, retained, QoS
+        // flows) and the canonical codec of its events and rows. No sockets, no disk, no clock.
+        .target(
+            name: "FoxBrokerCore",
+            dependencies: [
+                "FoxMQTT",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The node's store: the layout of its LMDB environment (log, rows, meta), recovery by
+        // rows plus log replay, verification. Used by the node, foxmq and foxdump.
+        .target(
+            name: "FoxBrokerStore",
+            dependencies: [
+                "FoxBrokerCore", "FoxStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // The broker node: connection state machines, listeners, the orderers and the durable
+        // log writer.
         .target(
             name: "FoxBroker",
             dependencies: [
                 "FoxMQTT",
+                "FoxBrokerCore",
+                "FoxBrokerStore",
                 "FoxStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -60,12 +104,24 @@ let package = Package(
             name: "foxmq",
             dependencies: [
                 "FoxBroker",
+                "FoxBrokerCore",
+                "FoxBrokerStore",
                 "FoxStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        // foxdump: reads a node's store (read-only, safe while the node runs).
+        .executableTarget(
+            name: "foxdump",
+            dependencies: [
+                "FoxBrokerCore", "FoxBrokerStore", "FoxStore", "FoxMQTT",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "tools/foxdump"
         ),
         // foxbench, the MQTT load generator (tools/foxbench): measures any broker, so it depends on
         // the codec only, never on FoxBroker. FoxBenchCore holds the logic (payload stamping,
@@ -137,12 +193,12 @@ let package = Package(
         ),
         .testTarget(
             name: "FoxStoreTests",
-            dependencies: ["FoxStore"]
+            dependencies: ["FoxStore", "CLMDB"]
         ),
         .testTarget(
             name: "FoxBrokerTests",
             dependencies: [
-                "FoxBroker", "FoxMQTT",
+                "FoxBroker", "FoxBrokerCore", "FoxBrokerStore", "FoxMQTT", "FoxStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

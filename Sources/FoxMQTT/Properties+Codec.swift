@@ -278,3 +278,18 @@ extension Properties {
         byte(ID.sharedSubscriptionAvailable, sharedSubscriptionAvailable)
     }
 }
+
+extension Properties {
+    /// Writes the property block as MQTT 5.0 does (property length, then the properties in
+    /// identifier order): the stored form of properties in the broker's records and rows.
+    public func writeBlock(to buffer: inout ByteBuffer) {
+        write(to: &buffer, contentLength: contentLength)
+    }
+
+    /// Reads a property block written by `writeBlock`, with the rules of `context`.
+    public static func readBlock(
+        from buffer: inout ByteBuffer, context: PropertyContext
+    ) throws(MQTTDecodeError) -> Properties {
+        try read(from: &buffer, context: context)
+    }
+}

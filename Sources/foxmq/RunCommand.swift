@@ -1,6 +1,8 @@
 import ArgumentParser
 import Dispatch
 import FoxBroker
+import FoxBrokerCore
+import FoxBrokerStore
 import FoxStore
 import Logging
 
@@ -112,6 +114,33 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Network threads (event loops); 0 = one per core.", valueName: "N"))
     var threads: Int = 0
 
+    @Option(
+        help: ArgumentHelp(
+            "The node's store (LMDB: log, sessions, retained messages); default DIR/data.", valueName: "PATH"))
+    var dataDir: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "sync: every acknowledgement waits for its batch to be synced to disk. none: no sync (a crash of the machine may lose acknowledged messages), for throwaway nodes and benchmarks.",
+            valueName: "MODE"))
+    var durability: Durability = .sync
+
+    @Option(help: ArgumentHelp("Log records kept below the last checkpoint (foxdump, audits).", valueName: "N"))
+    var logRetentionRecords: UInt64 = 1_000_000
+
+    @Option(help: ArgumentHelp("Retained messages kept at most (more -> 0x97).", valueName: "N"))
+    var maxRetainedMessages: Int = 1_000_000
+
+    @Option(help: ArgumentHelp("Bytes of retained messages (topics and payloads) kept at most.", valueName: "BYTES"))
+    var maxRetainedBytes: Int = 1 << 30
+
+    @Option(help: ArgumentHelp("Largest size the store's map may grow to (0 = the free disk).", valueName: "BYTES"))
+    var maxStoreSize: Int = 0
+
+    enum Durability: String, ExpressibleByArgument, CaseIterable {
+        case sync, none
+    }
+
     func validate() throws {
         _ = try HostPort(mqttAddr, option: "--mqtt-addr")
         _ = try HostPort(websocketsAddr, option: "--websockets-addr")
@@ -130,6 +159,10 @@ struct RunCommand: AsyncParsableCommand {
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second.") }
         guard maxOutboundBuffer >= 4096 else { throw ValidationError("--max-outbound-buffer must be at least 4096.") }
         guard (0...1024).contains(threads) else { throw ValidationError("--threads must be 0...1024.") }
+        guard maxRetainedMessages >= 0, maxRetainedBytes >= 0, maxStoreSize >= 0 else {
+            throw ValidationError(
+                "--max-retained-messages, --max-retained-bytes and --max-store-size must not be negative.")
+        }
     }
 
     func run() async throws {
@@ -176,9 +209,24 @@ struct RunCommand: AsyncParsableCommand {
         configuration.brokerLimits.inflightCountMax = maxInflight
         configuration.brokerLimits.queuedMessageCountMax = maxQueuedMessages
         configuration.brokerLimits.subscriptionCountMax = maxSubscriptionsPerClient
+        configuration.brokerLimits.retainedMessageCountMax = maxRetainedMessages
+        configuration.brokerLimits.retainedBytesMax = maxRetainedBytes
+        configuration.brokerLimits.topicLevelCountMax = maxTopicLevels
 
+        let storage: NodeStorage
+        do {
+            storage = try openStorage(limits: configuration.brokerLimits, logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(2)
+        }
         let node = BrokerNode(
-            configuration: configuration, authenticator: UserDirectoryAuthenticator(directory: users), logger: logger)
+            configuration: configuration, authenticator: UserDirectoryAuthenticator(directory: users), logger: logger,
+            storage: storage,
+            onFatal: { reason in
+                logger.critical("stopping: \(reason)")
+                Glibc.exit(3)
+            })
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         do {
             try await node.start()
@@ -189,10 +237,50 @@ struct RunCommand: AsyncParsableCommand {
         }
         logger.info(
             "foxmq running",
-            metadata: ["directory": "\(directory)", "users": "\(users.count)", "anonymous": "\(allowAnonymousLogin)"])
+            metadata: [
+                "directory": "\(directory)", "users": "\(users.count)", "anonymous": "\(allowAnonymousLogin)",
+                "durability": "\(durability.rawValue)",
+            ])
         let signal = await signals.next()
         logger.info("signal \(signal) received: shutting down")
         await node.shutdown()
+    }
+}
+
+extension RunCommand {
+    /// Opens the store, recovers the state (rows plus log replay) and bumps the incarnation,
+    /// all before any listener opens.
+    func openStorage(limits: BrokerLimits, logger: Logger) throws -> NodeStorage {
+        let path = dataDir ?? directory + "/data"
+        var options = LMDBOptions()
+        options.sync = durability == .sync
+        if maxStoreSize > 0 { options.mapSizeMaxBytes = maxStoreSize }
+        if durability == .none {
+            logger.warning(
+                "durability none: the store is not synced; a crash of the machine may lose acknowledged messages. For throwaway nodes and benchmarks only."
+            )
+            writeStandardError("foxmq: --durability none: acknowledged messages may be lost in a crash\n")
+        }
+        let started = DispatchTime.now().uptimeNanoseconds
+        let store = try NodeStore(directory: path, options: options)
+        let recovered = try store.recover(defaultLimits: limits) { line in
+            logger.info("recovering: \(line)", metadata: ["store": "\(path)"])
+        }
+        let incarnation = try store.nextIncarnation()
+        let elapsedMillis = (DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
+        logger.info(
+            "store open",
+            metadata: [
+                "store": "\(path)", "durability": "\(durability.rawValue)", "incarnation": "\(incarnation)",
+                "sessions": "\(recovered.sessionRowCount)", "retained": "\(recovered.retainedRowCount)",
+                "checkpoint": "\(recovered.checkpointIndex)", "replayed": "\(recovered.replayedCount)",
+                "lastIndex": "\(recovered.lastIndex)", "millis": "\(elapsedMillis)",
+            ])
+        var ordererConfiguration = DurableOrderer.Configuration()
+        ordererConfiguration.logRetentionRecords = logRetentionRecords
+        return .durable(
+            store: store, recovered: RecoveredStateBox(recovered), incarnation: incarnation,
+            configuration: ordererConfiguration)
     }
 }
 

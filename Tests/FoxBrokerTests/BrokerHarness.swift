@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// Drives one `BrokerState` with events at a test-controlled ordered time, so that broker
 /// scenarios read as scripts: connect, subscribe, publish, advance time, tick. Every helper

@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so every run of a seed sees
 /// the same events on every platform.

@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// QoS flows through the broker core: inbound acknowledgements, outbound windows, QoS 2
 /// exchanges in both directions, message expiry and the client's Maximum Packet Size.

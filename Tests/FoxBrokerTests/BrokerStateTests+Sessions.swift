@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// Session lifecycle of the broker core: CONNACK Session Present, takeover, Clean Start,
 /// resumption with redelivery, offline queueing and session expiry.

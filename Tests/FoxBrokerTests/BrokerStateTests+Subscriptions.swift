@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// Subscriptions in the broker core: wildcards, overlapping subscriptions, subscription
 /// options, retained messages, shared subscriptions, SUBACK and UNSUBACK codes.

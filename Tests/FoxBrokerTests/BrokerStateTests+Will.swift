@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// Will messages in the broker core: when they are published, delayed, cancelled, retained.
 @Suite struct BrokerStateWillTests {

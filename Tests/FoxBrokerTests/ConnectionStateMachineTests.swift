@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// Drives one `ConnectionStateMachine` without a channel: packets, authentication answers,
 /// broker actions and timer expiries in, outputs out.

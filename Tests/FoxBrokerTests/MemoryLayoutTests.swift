@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// Every idle client costs its session and its connection state, so their inline sizes are
 /// bounded here: a field that makes them grow (a CONNECT or a will stored inline, a copy of the

@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// Payloads kept for long do not pin the read buffer they were sliced from.
 @Suite struct PayloadCompactionTests {

@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// The retained-message tree (MQTT 5.0 §3.3.1.3, §4.7): it must find exactly what the reference
 /// rule `topicMatches` accepts, in topic byte order, and cleared topics must leave nothing behind.

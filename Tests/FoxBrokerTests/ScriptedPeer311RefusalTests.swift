@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// A refused 3.1.1 client is answered in 3.1.1.
 @Suite struct ScriptedPeer311RefusalTests {

@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// What the connection handler writes before and instead of a successful CONNACK.
 @Suite struct ScriptedPeerOrderingTests {

@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// A subscriber whose socket does not take what is written (the channel is unwritable): its
 /// QoS 0 messages are dropped, its QoS 1/2 messages are not (their window and queue bound them),

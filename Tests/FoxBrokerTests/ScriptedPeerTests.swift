@@ -6,6 +6,7 @@ import NIOPosix
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// Accepts alice/secret; anyone else only when anonymous login is allowed.
 struct TestAuthenticator: Authenticator {

@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// Topic names are compared as UTF-8 bytes, never normalized.
 @Suite struct TopicNormalizationTests {

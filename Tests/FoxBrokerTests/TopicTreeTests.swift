@@ -2,6 +2,7 @@ import FoxMQTT
 import Testing
 
 @testable import FoxBroker
+@testable import FoxBrokerCore
 
 /// `topicMatches` (the reference rule) and `TopicTree` (the index), separately and against
 /// each other.

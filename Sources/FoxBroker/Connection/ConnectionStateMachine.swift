@@ -1,3 +1,4 @@
+import FoxBrokerCore
 import FoxMQTT
 
 /// The protocol logic of one client connection, with no socket: packets and timer expiries in,
@@ -369,10 +370,16 @@ struct ConnectionStateMachine {
         fail(.keepAliveTimeout, "no packet within 1.5 times the keep alive", into: &outputs)
     }
 
-    /// CONNECT did not complete in time.
+    /// CONNECT did not complete in time: the deadline holds until CONNACK is sent, so a
+    /// session open that is never answered (a stalled store, a lost event) still ends.
     mutating func connectTimedOut(into outputs: inout [Output]) {
         switch state {
         case .awaitingConnect, .authenticating:
+            state = .closed
+            outputs.append(.close)
+        case .connected(let connected) where !connected.connAckSent:
+            // The open may still be applied: the close follows it in the order and ends it.
+            outputs.append(.submit(.sessionClose(connection, SessionClose(cause: .abnormal))))
             state = .closed
             outputs.append(.close)
         case .connected, .closed, .modifying:
@@ -380,10 +387,29 @@ struct ConnectionStateMachine {
         }
     }
 
-    /// The broker is stopping: 5.0 clients hear 0x8B (§3.14.2.1).
+    /// The orderer refused an event of this connection (the store is full or failed, or the
+    /// event is too large). Before CONNACK the CONNECT is refused with the reason; after it the
+    /// connection ends with the reason (5.0) or is closed (3.1.1).
+    mutating func submitRefused(_ reasonCode: ReasonCode, into outputs: inout [Output]) {
+        switch state {
+        case .connected(let connected) where !connected.connAckSent:
+            // The open was never applied: nothing to end in the broker.
+            refuse(reasonCode, version: connected.version, into: &outputs)
+        case .connected:
+            fail(reasonCode, "refused by the broker's store (\(reasonCode))", into: &outputs)
+        case .awaitingConnect, .authenticating, .closed, .modifying:
+            return
+        }
+    }
+
+    /// The broker is stopping: 5.0 clients hear 0x8B (§3.14.2.1). The session ends through
+    /// the order like any lost connection (its will, its expiry), so the log holds it.
     mutating func shutdown(into outputs: inout [Output]) {
-        if case .connected(let connected) = state, connected.version == .v5, connected.connAckSent {
-            outputs.append(.send(.disconnect(Disconnect(reasonCode: .serverShuttingDown))))
+        if case .connected(let connected) = state {
+            if connected.version == .v5 && connected.connAckSent {
+                outputs.append(.send(.disconnect(Disconnect(reasonCode: .serverShuttingDown))))
+            }
+            outputs.append(.submit(.sessionClose(connection, SessionClose(cause: .abnormal))))
         }
         state = .closed
         outputs.append(.close)

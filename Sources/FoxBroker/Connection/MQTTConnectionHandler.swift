@@ -1,3 +1,4 @@
+import FoxBrokerCore
 import FoxMQTT
 import Logging
 import NIOCore
@@ -28,6 +29,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     /// Position in this loop's `DeadlineSweeper`, which checks both deadlines.
     var sweepIndex: Int?
     private var sweeper: DeadlineSweeper?
+    /// An event the orderer answered busy to, retried before anything else is read.
+    private var blockedEvent: BrokerEvent?
     // No stored logger: `services.logger` with this connection's metadata added per message
     // (`log`), because a stored copy costs every idle connection its size and a dictionary.
 
@@ -116,10 +119,35 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
+    /// Retries the event the orderer was too busy to take, then goes on reading.
+    private func scheduleRetry() {
+        guard let context else { return }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: .milliseconds(5)) {
+            let handler = handler.value
+            guard let event = handler.blockedEvent, !handler.machine.isClosed else { return }
+            switch handler.services.orderer.submit(event) {
+            case .accepted:
+                handler.blockedEvent = nil
+                handler.decodeInbound()
+                handler.flushOutbound()
+            case .busy:
+                handler.scheduleRetry()
+            case .tooLarge:
+                handler.blockedEvent = nil
+                handler.run { machine, outputs in machine.submitRefused(.packetTooLarge, into: &outputs) }
+            case .unavailable(let reasonCode):
+                handler.blockedEvent = nil
+                handler.run { machine, outputs in machine.submitRefused(reasonCode, into: &outputs) }
+            }
+        }
+    }
+
     /// Decodes and handles every complete packet in the inbound buffer, unless the state
-    /// machine has stopped reading (credentials being checked, or closed).
+    /// machine has stopped reading (credentials being checked, or closed) or an event waits
+    /// for the orderer.
     private func decodeInbound() {
-        while machine.isReading, var buffer = inbound, buffer.readableBytes > 0 {
+        while machine.isReading, blockedEvent == nil, var buffer = inbound, buffer.readableBytes > 0 {
             inbound = nil  // keep the buffer uniquely referenced while decoding
             let packet: Packet
             do throws(MQTTDecodeError) {
@@ -193,7 +221,18 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             case .send(let packet):
                 encode(packet)
             case .submit(let event):
-                services.orderer.submit(event)
+                switch services.orderer.submit(event) {
+                case .accepted:
+                    break
+                case .busy:
+                    // Held, and nothing more is read, until the orderer takes it.
+                    blockedEvent = event
+                    scheduleRetry()
+                case .tooLarge:
+                    run { machine, outputs in machine.submitRefused(.packetTooLarge, into: &outputs) }
+                case .unavailable(let reasonCode):
+                    run { machine, outputs in machine.submitRefused(reasonCode, into: &outputs) }
+                }
             case .authenticate(let username, let password):
                 authenticate(username: username, password: password)
             case .watchKeepAlive(let timeoutMillis):

@@ -1,3 +1,5 @@
+import FoxBrokerCore
+
 /// Checks CONNECT credentials. Blocking (password hashing): called off the event loop.
 public protocol Authenticator: Sendable {
     /// Whether to accept these credentials. With `allowAnonymous`, a CONNECT without a user

@@ -1,3 +1,5 @@
+import FoxBrokerCore
+import FoxBrokerStore
 import FoxMQTT
 import Logging
 import NIOConcurrencyHelpers
@@ -23,6 +25,23 @@ public struct NodeConfiguration: Sendable {
     public init() {}
 }
 
+/// Where a node keeps its state.
+public enum NodeStorage: Sendable {
+    /// In memory only: lost at exit (tests).
+    case memory
+    /// The node's LMDB store, recovered (rows plus log replay) before the node is made; the
+    /// incarnation was bumped for this run.
+    case durable(
+        store: NodeStore, recovered: RecoveredStateBox, incarnation: UInt32, configuration: DurableOrderer.Configuration
+    )
+}
+
+/// Carries the recovered state (a class graph) into the node once.
+public final class RecoveredStateBox: @unchecked Sendable {
+    public let value: RecoveredState
+    public init(_ value: RecoveredState) { self.value = value }
+}
+
 /// One broker node: its listeners, its orderer and broker state, its timers. Start it, then
 /// `shutdown()` for a graceful stop (5.0 clients get DISCONNECT 0x8B).
 public final class BrokerNode: Sendable {
@@ -30,7 +49,9 @@ public final class BrokerNode: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
     private let services: BrokerServices
-    private let localOrderer: LocalOrderer
+    private let orderer: any Orderer
+    private let durableOrderer: DurableOrderer?
+    private let incarnation: UInt32
     private let serverChannels = NIOLockedValueBox<[any Channel]>([])
     private let tickTask = NIOLockedValueBox<RepeatedTask?>(nil)
     private let connectionCounter = NIOLockedValueBox<UInt64>(0)
@@ -38,7 +59,8 @@ public final class BrokerNode: Sendable {
 
     public init(
         configuration: NodeConfiguration, authenticator: any Authenticator, logger: Logger,
-        clock: any BrokerClock = SystemClock()
+        clock: any BrokerClock = SystemClock(), storage: NodeStorage = .memory,
+        onFatal: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         configuration.connectionLimits.checkInvariants()
         self.configuration = configuration
@@ -49,11 +71,26 @@ public final class BrokerNode: Sendable {
         let registry = ConnectionRegistry(node: 0)
         var brokerLimits = configuration.brokerLimits
         brokerLimits.topicLevelCountMax = configuration.connectionLimits.topicLevelCountMax
-        localOrderer = LocalOrderer(state: BrokerState(limits: brokerLimits), clock: clock, sink: registry)
+        switch storage {
+        case .memory:
+            incarnation = 0
+            durableOrderer = nil
+            orderer = LocalOrderer(state: BrokerState(limits: brokerLimits), clock: clock, sink: registry)
+        case .durable(let store, let recovered, let incarnation, let ordererConfiguration):
+            self.incarnation = incarnation
+            let durable = DurableOrderer(
+                recovered: recovered.value, store: store, clock: clock, sink: registry,
+                configuration: ordererConfiguration, logger: logger, onFatal: onFatal)
+            durableOrderer = durable
+            orderer = durable
+        }
         services = BrokerServices(
-            limits: configuration.connectionLimits, orderer: localOrderer, registry: registry,
+            limits: configuration.connectionLimits, orderer: orderer, registry: registry,
             authenticator: authenticator, threadPool: threadPool, logger: logger)
     }
+
+    /// The durable orderer, when the node has a store (figures, tests).
+    public var durable: DurableOrderer? { durableOrderer }
 
     /// The addresses actually bound (port 0 resolves to a free port).
     public var localAddresses: [SocketAddress] {
@@ -61,6 +98,18 @@ public final class BrokerNode: Sendable {
     }
 
     public func start() async throws {
+        if let durableOrderer {
+            // Before any listener opens: the limits of this run, then the end of every session
+            // the previous process left attached, both ordered and durable.
+            var limits = configuration.brokerLimits
+            limits.topicLevelCountMax = configuration.connectionLimits.topicLevelCountMax
+            if durableOrderer.withState({ $0.limits }) != limits {
+                durableOrderer.submit(.configure(limits))
+                logger.info("limits changed since the last run: ordered in the log")
+            }
+            durableOrderer.submit(.nodeStarted(node: 0, incarnation: incarnation))
+            await durableOrderer.flush()
+        }
         let mqtt = try await bootstrap { channel in
             // The initializer runs on the channel's loop: the handler is added there, not sent.
             channel.eventLoop.makeCompletedFuture {
@@ -80,11 +129,11 @@ public final class BrokerNode: Sendable {
                 "WebSocket listener started", metadata: ["address": "\(webSocket.localAddress.map { "\($0)" } ?? "?")"])
         }
 
-        let orderer = localOrderer
+        let orderer = self.orderer
         let task = group.next().scheduleRepeatedTask(
             initialDelay: .milliseconds(configuration.tickIntervalMillis),
             delay: .milliseconds(configuration.tickIntervalMillis)
-        ) { _ in orderer.submit(.tick) }
+        ) { _ in orderer.tickIfDue() }
         tickTask.withLockedValue { $0 = task }
     }
 
@@ -114,7 +163,7 @@ public final class BrokerNode: Sendable {
     private func nextConnectionID() -> ConnectionID {
         connectionCounter.withLockedValue { counter in
             counter += 1
-            return ConnectionID(node: 0, local: counter)
+            return ConnectionID(node: 0, incarnation: incarnation, local: counter)
         }
     }
 
@@ -164,6 +213,8 @@ public final class BrokerNode: Sendable {
         for _ in 0..<40 where services.registry.count > 0 {
             try? await Task.sleep(nanoseconds: 50_000_000)
         }
+        // The ends of the sessions are in the log; make them durable, then stop the writer.
+        await durableOrderer?.stop()
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
         logger.info("stopped")

@@ -1,3 +1,4 @@
+import FoxBrokerCore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore

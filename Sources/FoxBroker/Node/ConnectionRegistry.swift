@@ -1,3 +1,4 @@
+import FoxBrokerCore
 import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization

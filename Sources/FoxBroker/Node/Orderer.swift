@@ -1,3 +1,5 @@
+import FoxBrokerCore
+import FoxMQTT
 import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
@@ -11,7 +13,37 @@ import NIOConcurrencyHelpers
 /// hands the resulting actions to the connections they concern. A single node orders locally
 /// and at once (`LocalOrderer`); a cluster puts consensus here, and nothing else changes.
 public protocol Orderer: Sendable {
-    func submit(_ event: BrokerEvent)
+    /// Puts the event in the order, or refuses it. Session ends and a subscriber's
+    /// acknowledgements (PUBACK, PUBREC, PUBREL, PUBCOMP) are never refused: they free what the
+    /// broker holds.
+    @discardableResult
+    func submit(_ event: BrokerEvent) -> SubmitResult
+
+    /// Orders a tick when the state's earliest deadline has come.
+    func tickIfDue()
+}
+
+/// An orderer's answer to `submit`.
+public enum SubmitResult: Sendable, Equatable {
+    case accepted
+    /// Too much is waiting to be made durable: try again later (the connection stops reading
+    /// until it is woken).
+    case busy
+    /// The event is larger than a log record may be.
+    case tooLarge
+    /// Nothing that grows the state is taken now; the reason code says why (0x97 when the disk
+    /// or the map is full, 0x88 when the store failed).
+    case unavailable(ReasonCode)
+}
+
+extension BrokerEvent {
+    /// Events that free state or finish an exchange, never refused by an orderer.
+    public var isNeverRefused: Bool {
+        switch self {
+        case .sessionClose, .pubAck, .pubRec, .pubRel, .pubComp, .tick, .nodeStarted, .configure: true
+        case .sessionOpen, .publish, .subscribe, .unsubscribe: false
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, injected so tests and the simulator control time.
@@ -53,11 +85,25 @@ public final class LocalOrderer: Orderer, @unchecked Sendable {
         self.sink = sink
     }
 
-    public func submit(_ event: BrokerEvent) {
+    @discardableResult
+    public func submit(_ event: BrokerEvent) -> SubmitResult {
         var wakeups = PendingWakeups()
         lock.withLockVoid {
             actions.removeAll(keepingCapacity: true)
             state.apply(event, atMillis: clock.nowMillis(), into: &actions)
+            if !actions.isEmpty { sink.dispatch(actions, wakeups: &wakeups) }
+        }
+        wakeups.wake()
+        return .accepted
+    }
+
+    public func tickIfDue() {
+        var wakeups = PendingWakeups()
+        lock.withLockVoid {
+            let now = clock.nowMillis()
+            guard let next = state.nextDeadlineMillis, next <= now else { return }
+            actions.removeAll(keepingCapacity: true)
+            state.apply(.tick, atMillis: now, into: &actions)
             if !actions.isEmpty { sink.dispatch(actions, wakeups: &wakeups) }
         }
         wakeups.wake()

@@ -7,8 +7,9 @@ import FoxMQTT
 /// Single owner: the `Orderer` that feeds it calls `apply` serially. It is a class because the
 /// topic tree is a graph of nodes mutated in place.
 public final class BrokerState {
-    public let limits: BrokerLimits
-    var sessions: [ExactString: Session] = [:]
+    /// Changed only by an ordered `.configure` event (or loaded with the state's rows).
+    public internal(set) var limits: BrokerLimits
+    var sessions = SessionTable()
     /// Which session each attached connection drives; events from any other connection (one
     /// taken over, say) change nothing.
     var connectionOwners: [ConnectionID: ExactString] = [:]
@@ -16,8 +17,14 @@ public final class BrokerState {
     var detachedSessions: Set<ExactString> = []
     let topicTree = TopicTree()
     let retained = RetainedMessages()
+    /// What falls due on the ordered clock: wills, session expiry, retained expiry.
+    var deadlines = DeadlineIndex()
     /// The ordered clock: the greatest event time applied so far.
-    public private(set) var nowMillis: UInt64 = 0
+    public internal(set) var nowMillis: UInt64 = 0
+
+    /// The earliest deadline a tick would act on; nil when nothing is pending. The edge orders
+    /// a tick only once the clock has reached it, so an idle broker logs nothing.
+    public var nextDeadlineMillis: UInt64? { deadlines.nextDeadlineMillis }
 
     public init(limits: BrokerLimits = BrokerLimits()) {
         limits.checkInvariants()
@@ -65,6 +72,11 @@ public final class BrokerState {
             closeSession(connection, close, into: &actions)
         case .tick:
             tick(into: &actions)
+        case .nodeStarted(let node, let incarnation):
+            nodeStarted(node: node, incarnation: incarnation, into: &actions)
+        case .configure(let newLimits):
+            newLimits.checkInvariants()
+            limits = newLimits
         }
     }
 
@@ -80,7 +92,11 @@ public final class BrokerState {
             return
         }
         let message = ApplicationMessage(publish: publish, origin: clientIdentifier, nowMillis: nowMillis)
-        if publish.retain { retained.store(message) }
+        if publish.retain && publish.payload.readableBytes > 0 && !retained.admits(message, limits: limits) {
+            refuse(publish, from: connection, clientIdentifier: clientIdentifier, .quotaExceeded, into: &actions)
+            return
+        }
+        if publish.retain { storeRetained(message) }
         let matched = distribute(message, into: &actions)
         let reasonCode: ReasonCode = matched ? .success : .noMatchingSubscribers
         switch (publish.qos, publish.packetIdentifier) {
@@ -93,6 +109,38 @@ public final class BrokerState {
                 .send(connection, .pubRec(PubRec(packetIdentifier: packetIdentifier, reasonCode: reasonCode))))
         default:
             break
+        }
+    }
+
+    /// Refuses a PUBLISH that is not distributed: 5.0 gets the reason in PUBACK or PUBREC
+    /// (QoS 0 is dropped); 3.1.1 has no such codes, so its connection is closed instead, as
+    /// after a network loss.
+    func refuse(
+        _ publish: Publish, from connection: ConnectionID, clientIdentifier: ExactString, _ reasonCode: ReasonCode,
+        into actions: inout [BrokerAction]
+    ) {
+        if sessions[clientIdentifier]?.protocolVersion == .v311 {
+            closeSession(connection, SessionClose(cause: .abnormal), into: &actions)
+            actions.append(.disconnect(connection, reasonCode))
+            return
+        }
+        switch (publish.qos, publish.packetIdentifier) {
+        case (.atLeastOnce, let packetIdentifier?):
+            actions.append(
+                .send(connection, .pubAck(PubAck(packetIdentifier: packetIdentifier, reasonCode: reasonCode))))
+        case (.exactlyOnce, let packetIdentifier?):
+            actions.append(
+                .send(connection, .pubRec(PubRec(packetIdentifier: packetIdentifier, reasonCode: reasonCode))))
+        default:
+            break
+        }
+    }
+
+    /// Sets or clears a retained message; one that can expire is indexed for its purge.
+    func storeRetained(_ message: ApplicationMessage) {
+        retained.store(message)
+        if message.payload.readableBytes > 0, let deadline = message.expiryDeadlineMillis {
+            deadlines.add(.retainedExpiry, key: ExactString(message.topicName), deadlineMillis: deadline)
         }
     }
 

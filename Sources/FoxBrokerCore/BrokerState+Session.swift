@@ -91,37 +91,74 @@ extension BrokerState {
         }
         if session.expiryIntervalSeconds == 0 {
             endSession(clientIdentifier, into: &actions)
+        } else {
+            indexDeadlines(of: clientIdentifier)
         }
     }
 
-    /// Publishes due delayed wills and ends expired sessions, in deadline order.
+    /// Puts a detached session's will and expiry deadlines in the index.
+    func indexDeadlines(of clientIdentifier: ExactString) {
+        guard let session = sessions[clientIdentifier], session.connection == nil else { return }
+        if let pending = session.pendingWill {
+            deadlines.add(.will, key: clientIdentifier, deadlineMillis: pending.deadlineMillis)
+        }
+        if let deadline = session.expiryDeadlineMillis {
+            deadlines.add(.sessionEnd, key: clientIdentifier, deadlineMillis: deadline)
+        }
+    }
+
+    /// Publishes due delayed wills, ends expired sessions and purges expired retained
+    /// messages, in deadline order. Only due entries are visited; an entry whose deadline no
+    /// longer holds (the client came back, the message was replaced) is skipped.
     func tick(into actions: inout [BrokerAction]) {
-        enum Due { case will, end }
-        var due: [(deadline: UInt64, clientIdentifier: ExactString, what: Due)] = []
-        for clientIdentifier in detachedSessions {
-            guard let session = sessions[clientIdentifier] else { continue }
-            if let will = session.pendingWill, will.deadlineMillis <= nowMillis {
-                due.append((will.deadlineMillis, clientIdentifier, .will))
-            }
-            if let deadline = session.expiryDeadlineMillis, deadline <= nowMillis {
-                due.append((deadline, clientIdentifier, .end))
-            }
-        }
-        // Sorted: set order must not decide the order of what is published.
-        due.sort {
-            ($0.deadline, $0.clientIdentifier, $0.what == .will ? 0 : 1) < (
-                $1.deadline, $1.clientIdentifier, $1.what == .will ? 0 : 1
-            )
-        }
-        for item in due {
-            switch item.what {
+        while let due = deadlines.popDue(atMillis: nowMillis) {
+            switch due.kind {
             case .will:
-                guard let pending = sessions[item.clientIdentifier]?.pendingWill else { continue }
-                sessions[item.clientIdentifier]?.pendingWill = nil
-                publishWill(pending.will, of: item.clientIdentifier, into: &actions)
-            case .end:
-                endSession(item.clientIdentifier, into: &actions)
+                guard let session = sessions[due.key], session.connection == nil,
+                    let pending = session.pendingWill, pending.deadlineMillis == due.deadlineMillis
+                else { continue }
+                sessions[due.key]?.pendingWill = nil
+                publishWill(pending.will, of: due.key, into: &actions)
+            case .sessionEnd:
+                guard let session = sessions[due.key], session.connection == nil,
+                    session.expiryDeadlineMillis == due.deadlineMillis
+                else { continue }
+                endSession(due.key, into: &actions)
+            case .retainedExpiry:
+                guard let message = retained.message(at: due.key.value),
+                    message.expiryDeadlineMillis == due.deadlineMillis
+                else { continue }
+                retained.remove(topicName: due.key.value)
             }
+        }
+        compactDeadlinesIfStale()
+    }
+
+    /// Rebuilds the deadline index from the state when stale entries (deadlines that no longer
+    /// hold) make up most of it: a client that reconnects often must not grow it for ever.
+    func compactDeadlinesIfStale() {
+        guard deadlines.count > 1024 && deadlines.count > 4 * (detachedSessions.count + retained.count) else {
+            return
+        }
+        rebuildDeadlines()
+    }
+
+    /// The deadline index made from the state alone (at load, and when compacting).
+    func rebuildDeadlines() {
+        deadlines.removeAll()
+        for clientIdentifier in detachedSessions.sorted() { indexDeadlines(of: clientIdentifier) }
+        for message in retained.all() {
+            guard let deadline = message.expiryDeadlineMillis else { continue }
+            deadlines.add(.retainedExpiry, key: ExactString(message.topicName), deadlineMillis: deadline)
+        }
+    }
+
+    /// A node restarted: every session still attached to a connection of an earlier
+    /// incarnation of it ends as after a network loss, in client identifier order.
+    func nodeStarted(node: UInt32, incarnation: UInt32, into actions: inout [BrokerAction]) {
+        let stale = connectionOwners.keys.filter { $0.node == node && $0.incarnation < incarnation }.sorted()
+        for connection in stale {
+            closeSession(connection, SessionClose(cause: .abnormal), into: &actions)
         }
     }
 
@@ -147,7 +184,9 @@ extension BrokerState {
             properties: properties,
             expiryDeadlineMillis: properties.messageExpiryIntervalSeconds.map { nowMillis + UInt64($0) * 1000 },
             originClientIdentifier: clientIdentifier)
-        if will.retain { retained.store(message) }
+        if will.retain && (will.payload.readableBytes == 0 || retained.admits(message, limits: limits)) {
+            storeRetained(message)
+        }
         distribute(message, into: &actions)
     }
 }

@@ -43,6 +43,16 @@ struct Session {
         outbound = OutboundFlow(inflightCountMax: inflightCountMax)
     }
 
+    /// A session as a row restores it; the caller sets the rest.
+    init(
+        clientIdentifier: String, protocolVersion: ProtocolVersion, expiryIntervalSeconds: UInt32, inflightCountMax: Int
+    ) {
+        self.clientIdentifier = clientIdentifier
+        self.protocolVersion = protocolVersion
+        self.expiryIntervalSeconds = expiryIntervalSeconds
+        outbound = OutboundFlow(inflightCountMax: inflightCountMax)
+    }
+
     var isConnected: Bool { connection != nil }
 
     /// The deadline at which the session ends while the client is away; nil for never.
@@ -55,9 +65,9 @@ struct Session {
 }
 
 /// A value stored out of line, never changed in place (a set replaces the box).
-final class Immutable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
+public final class Immutable<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
 }
 
 struct PendingWill {

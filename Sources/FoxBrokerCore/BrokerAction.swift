@@ -12,7 +12,7 @@ public enum BrokerAction: Sendable {
     case disconnect(ConnectionID, ReasonCode)
 
     /// A QoS 0 PUBLISH: the one packet the edge may drop for a subscriber that does not read.
-    var isAtMostOncePublish: Bool {
+    public var isAtMostOncePublish: Bool {
         if case .send(_, .publish(let publish)) = self { publish.qos == .atMostOnce } else { false }
     }
 

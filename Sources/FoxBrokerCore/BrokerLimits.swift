@@ -12,6 +12,11 @@ public struct BrokerLimits: Sendable, Hashable {
     public var topicLevelCountMax: Int = 128
     /// Sessions (online and offline) the broker keeps.
     public var sessionCountMax: Int = 1_000_000
+    /// Retained messages kept; a new retained topic beyond it is refused with 0x97.
+    public var retainedMessageCountMax: Int = 1_000_000
+    /// Bytes of retained messages kept (topic plus payload); beyond it a retained PUBLISH
+    /// that adds bytes is refused with 0x97.
+    public var retainedBytesMax: Int = 1 << 30
 
     public init() {}
 
@@ -20,5 +25,6 @@ public struct BrokerLimits: Sendable, Hashable {
         precondition(queuedMessageCountMax >= 0)
         precondition(subscriptionCountMax >= 1)
         precondition(topicLevelCountMax >= 1)
+        precondition(retainedMessageCountMax >= 0 && retainedBytesMax >= 0)
     }
 }

@@ -15,9 +15,38 @@ final class RetainedMessages {
 
     private let root = Node()
     private(set) var count = 0
+    /// Topic plus payload bytes of every retained message, for `BrokerLimits.retainedBytesMax`.
+    private(set) var byteCount = 0
+    /// Topics set or cleared since `takeChanged`: the rows a checkpoint rewrites.
+    private var changed: Set<ExactString> = []
+
+    static func size(of message: ApplicationMessage) -> Int {
+        message.topicName.utf8.count + message.payload.readableBytes
+    }
+
+    /// The retained message of a topic, expired or not.
+    func message(at topicName: String) -> ApplicationMessage? {
+        var node = root
+        for level in topicLevels(topicName) {
+            guard let child = node.children[TopicLevel(level)] else { return nil }
+            node = child
+        }
+        return node.message
+    }
+
+    /// Whether storing `message` (a set, not a clear) stays within the limits: replacing a
+    /// topic's message counts only the difference.
+    func admits(_ message: ApplicationMessage, limits: BrokerLimits) -> Bool {
+        let previous = self.message(at: message.topicName)
+        let addedCount = previous == nil ? 1 : 0
+        let addedBytes = Self.size(of: message) - (previous.map(Self.size(of:)) ?? 0)
+        return count + addedCount <= limits.retainedMessageCountMax
+            && (addedBytes <= 0 || byteCount + addedBytes <= limits.retainedBytesMax)
+    }
 
     func store(_ message: ApplicationMessage) {
         let levels = topicLevels(message.topicName)
+        changed.insert(ExactString(message.topicName))
         if message.payload.readableBytes == 0 {
             remove(levels: levels)
             return
@@ -26,11 +55,36 @@ final class RetainedMessages {
         for level in levels {
             node = node.children.child(at: level, orInsert: Node.init)
         }
-        if node.message == nil { count += 1 }
+        if let previous = node.message {
+            byteCount -= Self.size(of: previous)
+        } else {
+            count += 1
+        }
         var stored = message
         stored.retain = true
         stored.payload = message.payload.compacted()
         node.message = stored
+        byteCount += Self.size(of: stored)
+    }
+
+    /// Clears a topic (an expired message's purge).
+    func remove(topicName: String) {
+        changed.insert(ExactString(topicName))
+        remove(levels: topicLevels(topicName))
+    }
+
+    /// The changed topics, sorted, and a fresh start.
+    func takeChanged() -> [ExactString] {
+        defer { changed.removeAll(keepingCapacity: true) }
+        return changed.sorted()
+    }
+
+    /// Every retained message, sorted by topic bytes (rows, digests, foxdump).
+    func all() -> [ApplicationMessage] {
+        var found: [ApplicationMessage] = []
+        collectAll(from: root, atRoot: false, into: &found)
+        found.sort { ExactString($0.topicName) < ExactString($1.topicName) }
+        return found
     }
 
     /// Clears a topic and prunes the branches left empty, so cleared topics cost nothing.
@@ -40,9 +94,10 @@ final class RetainedMessages {
             guard let child = path[path.count - 1].children[TopicLevel(level)] else { return }
             path.append(child)
         }
-        guard path[path.count - 1].message != nil else { return }
+        guard let previous = path[path.count - 1].message else { return }
         path[path.count - 1].message = nil
         count -= 1
+        byteCount -= Self.size(of: previous)
         for depth in stride(from: levels.count, to: 0, by: -1) {
             let node = path[depth]
             guard node.message == nil && node.children.isEmpty else { break }
@@ -52,8 +107,7 @@ final class RetainedMessages {
     }
 
     /// The unexpired retained messages matching a filter, sorted by topic so every node sends
-    /// them in the same order. Expired ones are left for the next store to replace; they are
-    /// never sent.
+    /// them in the same order. Expired ones are never sent; the deadline index purges them.
     func matching(filter: String, nowMillis: UInt64) -> [ApplicationMessage] {
         var found: [ApplicationMessage] = []
         collect(from: root, levels: topicLevels(filter)[...], atRoot: true, into: &found)

@@ -9,8 +9,8 @@ func topicMatches(filter: String, topicName: String) -> Bool {
     {
         return false
     }
-    var filterLevels = FoxBroker.topicLevels(filter)[...]
-    var nameLevels = FoxBroker.topicLevels(topicName)[...]
+    var filterLevels = FoxBrokerCore.topicLevels(filter)[...]
+    var nameLevels = FoxBrokerCore.topicLevels(topicName)[...]
     while let filterLevel = filterLevels.first {
         if filterLevel.hasSameBytes(as: "#") { return true }
         guard let nameLevel = nameLevels.first else { return false }

@@ -21,8 +21,16 @@ public enum BrokerEvent: Hashable, Sendable {
     case unsubscribe(ConnectionID, Unsubscribe)
     /// The connection ended: by the client's DISCONNECT, an error, or the network.
     case sessionClose(ConnectionID, SessionClose)
-    /// Time passed: due wills are published and expired sessions end.
+    /// Time passed: due wills are published, expired sessions end, expired retained messages
+    /// are purged.
     case tick
+    /// A node started with a new incarnation, before its listeners opened: sessions still
+    /// attached to a connection of an earlier incarnation of that node end as after a network
+    /// loss (wills, expiry), since that process and its sockets are gone.
+    case nodeStarted(node: UInt32, incarnation: UInt32)
+    /// The limits that decide outcomes change. Recorded in the log and in the state, so that a
+    /// replay after the flags changed still reaches what was acknowledged.
+    case configure(BrokerLimits)
 }
 
 /// What a connection learned from CONNECT that the session state needs.

@@ -99,6 +99,35 @@ final class TopicTree {
         return removed
     }
 
+    /// Every shared group's round-robin cursor, sorted by share name then filter bytes: the
+    /// one part of the tree that the sessions' subscriptions do not determine.
+    func sharedGroupCursors() -> [(shareName: ExactString, filter: String, cursor: Int)] {
+        var found: [(shareName: ExactString, filter: String, cursor: Int)] = []
+        func walk(_ node: Node, path: [Substring]) {
+            for (name, group) in node.sharedGroups {
+                found.append((name, path.joined(separator: "/"), group.cursor))
+            }
+            for (level, child) in node.children { walk(child, path: path + [level.value]) }
+        }
+        walk(root, path: [])
+        found.sort { ($0.shareName, ExactString($0.filter)) < ($1.shareName, ExactString($1.filter)) }
+        return found
+    }
+
+    /// Restores a cursor loaded from the store; false when no such group exists.
+    @discardableResult
+    func setCursor(shareName: ExactString, filter: String, cursor: Int) -> Bool {
+        var node = root
+        for level in topicLevels(filter) {
+            guard let child = node.children[TopicLevel(level)] else { return false }
+            node = child
+        }
+        guard var group = node.sharedGroups[shareName] else { return false }
+        group.cursor = group.members.isEmpty ? 0 : cursor % group.members.count
+        node.sharedGroups[shareName] = group
+        return true
+    }
+
     /// Calls `subscriber` for every non-shared subscription matching `topicName` and
     /// `sharedGroup` for every shared group whose filter matches. Topics beginning with `$` are
     /// not matched by a leading `+` or `#` (§4.7.2).

@@ -1,0 +1,321 @@
+import FoxBrokerCore
+import FoxBrokerStore
+import FoxMQTT
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// Orders the events of one node into a durable log, with group commit and output commit.
+///
+/// `submit` applies an event at once, under one lock, at the ordered time (the clock, never
+/// running backwards), and appends the event and the actions it produced to the open batch.
+/// One writer thread (never an event loop) takes the open batch, writes its records, and the
+/// changed rows when a checkpoint is due, in one LMDB transaction with one sync, and only then
+/// releases the batch's actions to the connections, in order. So memory runs ahead of the
+/// disk, but nothing a client sees (CONNACK, SUBACK, PUBACK, PUBREC, PUBCOMP, deliveries)
+/// depends on state that a crash could lose; the more clients wait on a sync, the more events
+/// share it.
+///
+/// When a write fails because the disk or the map is full, the batch stays held (nothing is
+/// acknowledged), events that grow the state are refused with 0x97 and the write is retried
+/// until space returns. Any other write failure is fatal: the node stops (`onFatal`), and a
+/// restart recovers from what is on disk.
+public final class DurableOrderer: Orderer, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// Records after which the changed rows are written (a checkpoint), whichever of this
+        /// and `checkpointIntervalMillis` comes first.
+        public var checkpointRecordCount: Int = 20_000
+        public var checkpointIntervalMillis: UInt64 = 2_000
+        /// Bytes of events waiting for their sync; beyond it `submit` answers busy.
+        public var pendingBytesMax: Int = 64 << 20
+        /// Largest event (a PUBLISH with its payload) one record may hold.
+        public var recordBytesMax: Int = 256 << 20
+        /// Log records kept below the last checkpoint (for foxdump and audits); recovery needs none.
+        public var logRetentionRecords: UInt64 = 1_000_000
+
+        public init() {}
+    }
+
+    private struct PendingRecord {
+        var index: UInt64
+        var timeMillis: UInt64
+        var event: BrokerEvent
+    }
+
+    private struct Batch {
+        var records: [PendingRecord] = []
+        var actions: [BrokerAction] = []
+        var checkpoint: StateCheckpoint?
+        var bytes = 0
+    }
+
+    private enum Status {
+        case running
+        /// The last write found no space; retried until it succeeds.
+        case full(String)
+        case failed
+    }
+
+    // `condition` guards everything below it; its value is 1 while the open batch has records.
+    private let condition = ConditionLock<Int>(value: 0)
+    private let state: BrokerState
+    private var open = Batch()
+    private var writingBytes = 0
+    private var nextIndex: UInt64
+    private var lastTimeMillis: UInt64
+    private var recordsSinceCheckpoint = 0
+    private var lastCheckpointMillis: UInt64
+    private var status = Status.running
+    private var durableIndex: UInt64
+    private var stopping = false
+    private var scratch: [BrokerAction] = []
+
+    private let clock: any BrokerClock
+    private let sink: any ActionSink
+    private let store: NodeStore
+    private let configuration: Configuration
+    private let logger: Logger
+    private let onFatal: @Sendable (String) -> Void
+    private let writerThread = NIOThreadPool(numberOfThreads: 1)
+    // Touched by the writer thread only.
+    private var lastChain: [UInt8]
+    private var checkpointIndex: UInt64
+
+    /// Metrics for the closing figures and the logs.
+    public private(set) var syncCount: UInt64 = 0
+    public private(set) var syncedRecordCount: UInt64 = 0
+
+    public init(
+        recovered: RecoveredState, store: NodeStore, clock: any BrokerClock, sink: any ActionSink,
+        configuration: Configuration = Configuration(), logger: Logger,
+        onFatal: @escaping @Sendable (String) -> Void
+    ) {
+        state = recovered.state
+        nextIndex = recovered.lastIndex + 1
+        durableIndex = recovered.lastIndex
+        lastChain = recovered.lastChain
+        checkpointIndex = recovered.checkpointIndex
+        lastTimeMillis = recovered.state.nowMillis
+        lastCheckpointMillis = clock.nowMillis()
+        self.clock = clock
+        self.sink = sink
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        self.onFatal = onFatal
+        writerThread.start()
+        writerThread.submit { [self] _ in writeLoop() }
+    }
+
+    // MARK: Ordering
+
+    @discardableResult
+    public func submit(_ event: BrokerEvent) -> SubmitResult {
+        let size = Self.approximateSize(event)
+        if size > configuration.recordBytesMax { return .tooLarge }
+        condition.lock()
+        if !event.isNeverRefused {
+            var refusal: SubmitResult?
+            switch status {
+            case .failed:
+                refusal = .unavailable(.serverUnavailable)
+            case .full:
+                refusal = .unavailable(.quotaExceeded)
+            case .running:
+                if stopping {
+                    refusal = .unavailable(.serverUnavailable)
+                } else if open.bytes + writingBytes + size > configuration.pendingBytesMax {
+                    refusal = .busy
+                }
+            }
+            if let refusal {
+                condition.unlock(withValue: open.records.isEmpty ? 0 : 1)
+                return refusal
+            }
+        }
+        applyLocked(event, size: size)
+        condition.unlock(withValue: 1)
+        return .accepted
+    }
+
+    /// Applies under the lock and adds the record and its actions to the open batch.
+    private func applyLocked(_ event: BrokerEvent, size: Int) {
+        let timeMillis = max(clock.nowMillis(), lastTimeMillis)
+        lastTimeMillis = timeMillis
+        scratch.removeAll(keepingCapacity: true)
+        state.apply(event, atMillis: timeMillis, into: &scratch)
+        let index = nextIndex
+        nextIndex += 1
+        open.records.append(PendingRecord(index: index, timeMillis: timeMillis, event: event))
+        open.actions.append(contentsOf: scratch)
+        open.bytes += size
+        recordsSinceCheckpoint += 1
+        if open.checkpoint == nil
+            && (recordsSinceCheckpoint >= configuration.checkpointRecordCount
+                || timeMillis >= lastCheckpointMillis + configuration.checkpointIntervalMillis)
+        {
+            open.checkpoint = state.takeCheckpoint(appliedIndex: index)
+            recordsSinceCheckpoint = 0
+            lastCheckpointMillis = timeMillis
+        }
+    }
+
+    /// Orders a tick if the earliest deadline of the state has come on the clock: an idle
+    /// broker with nothing due writes nothing.
+    public func tickIfDue() {
+        condition.lock()
+        let now = clock.nowMillis()
+        if let next = state.nextDeadlineMillis, next <= max(now, lastTimeMillis) {
+            applyLocked(.tick, size: 16)
+            condition.unlock(withValue: 1)
+        } else {
+            condition.unlock(withValue: open.records.isEmpty ? 0 : 1)
+        }
+    }
+
+    /// Reads the state under the lock (metrics, tests, digests). The state may be ahead of the disk.
+    public func withState<T>(_ body: (BrokerState) -> T) -> T {
+        condition.lock()
+        defer { condition.unlock(withValue: open.records.isEmpty ? 0 : 1) }
+        return body(state)
+    }
+
+    /// The index of the last event submitted, and of the last one on disk.
+    public var indices: (ordered: UInt64, durable: UInt64) {
+        condition.lock()
+        defer { condition.unlock(withValue: open.records.isEmpty ? 0 : 1) }
+        return (nextIndex - 1, durableIndex)
+    }
+
+    /// Waits until everything submitted so far is durable (start-up, shutdown, tests).
+    public func flush() async {
+        let target = indices.ordered
+        while indices.durable < target {
+            if case .failed = currentStatus { return }
+            try? await Task.sleep(nanoseconds: 2_000_000)
+        }
+    }
+
+    private var currentStatus: Status {
+        condition.lock()
+        defer { condition.unlock(withValue: open.records.isEmpty ? 0 : 1) }
+        return status
+    }
+
+    /// Refuses what grows the state from now on, writes what is pending, stops the writer.
+    public func stop() async {
+        condition.lock()
+        stopping = true
+        condition.unlock(withValue: open.records.isEmpty ? 0 : 1)
+        await flush()
+        condition.lock()
+        condition.unlock(withValue: 1)  // wakes the writer to see `stopping` with nothing to do
+        try? await writerThread.shutdownGracefully()
+    }
+
+    // MARK: The writer
+
+    private func writeLoop() {
+        while true {
+            condition.lock(whenValue: 1)
+            if open.records.isEmpty && stopping {
+                condition.unlock(withValue: 0)
+                return
+            }
+            let batch = open
+            open = Batch()
+            writingBytes = batch.bytes
+            condition.unlock(withValue: 0)
+            if batch.records.isEmpty { continue }
+            write(batch)
+        }
+    }
+
+    private func write(_ batch: Batch) {
+        var chain = lastChain
+        var values: [(index: UInt64, value: ByteBuffer)] = []
+        values.reserveCapacity(batch.records.count)
+        for record in batch.records {
+            let encoded = LogRecord.encode(
+                index: record.index, timeMillis: record.timeMillis, event: record.event.encoded, previousChain: chain)
+            values.append((record.index, encoded.value))
+            chain = encoded.chain
+        }
+        var attempt = 0
+        while true {
+            do {
+                try store.write(records: values, checkpoint: batch.checkpoint)
+                break
+            } catch .full(let detail) {
+                attempt += 1
+                setStatus(.full(detail))
+                if attempt == 1 {
+                    logger.error(
+                        "store full: publishes, subscriptions and new sessions are refused (0x97) until space returns; nothing held is acknowledged",
+                        metadata: ["detail": "\(detail)", "file": "\(store.dataFile)"])
+                }
+                usleep(500_000)
+            } catch {
+                setStatus(.failed)
+                logger.critical(
+                    "store write failed; nothing more is acknowledged and the node stops (a restart recovers from disk)",
+                    metadata: ["error": "\(error)"])
+                onFatal("store write failed: \(error)")
+                return
+            }
+        }
+        if attempt > 0 {
+            logger.notice("store has space again: accepting publishes")
+            setStatus(.running)
+        }
+        lastChain = chain
+        syncCount += 1
+        syncedRecordCount += UInt64(batch.records.count)
+        let lastIndex = batch.records.last!.index
+        condition.lock()
+        durableIndex = lastIndex
+        writingBytes = 0
+        condition.unlock(withValue: open.records.isEmpty ? 0 : 1)
+
+        // Output commit: the batch is on disk, its actions may be seen. Only this thread
+        // dispatches, batch after batch, so each connection gets its actions in apply order.
+        if !batch.actions.isEmpty {
+            var wakeups = PendingWakeups()
+            sink.dispatch(batch.actions, wakeups: &wakeups)
+            wakeups.wake()
+        }
+        if let checkpoint = batch.checkpoint {
+            checkpointIndex = checkpoint.appliedIndex
+            trimLog()
+        }
+    }
+
+    private func setStatus(_ newStatus: Status) {
+        condition.lock()
+        status = newStatus
+        condition.unlock(withValue: open.records.isEmpty ? 0 : 1)
+    }
+
+    /// Drops log records older than the retention, in bounded steps, never past the last
+    /// checkpoint (recovery replays from there).
+    private func trimLog() {
+        guard checkpointIndex > configuration.logRetentionRecords else { return }
+        let below = checkpointIndex - configuration.logRetentionRecords + 1
+        do {
+            _ = try store.trimLog(below: below, limit: 10_000)
+        } catch {
+            logger.warning("log trim failed; retried at the next checkpoint", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static func approximateSize(_ event: BrokerEvent) -> Int {
+        switch event {
+        case .publish(_, let publish): 64 + publish.topicName.utf8.count + publish.payload.readableBytes
+        case .sessionOpen(let open): 96 + open.clientIdentifier.utf8.count + (open.will?.payload.readableBytes ?? 0)
+        case .subscribe(_, let subscribe): 32 + subscribe.subscriptions.reduce(0) { $0 + 8 + $1.topicFilter.utf8.count }
+        case .unsubscribe(_, let unsubscribe): 32 + unsubscribe.topicFilters.reduce(0) { $0 + 4 + $1.utf8.count }
+        default: 32
+        }
+    }
+}

@@ -1,0 +1,250 @@
+import FoxMQTT
+import NIOCore
+
+/// The canonical encoding of ordered events, as they are kept in the log. A tag byte, then the
+/// event's fields; PUBLISH, SUBSCRIBE and UNSUBSCRIBE are stored as whole MQTT 5.0 packets (the
+/// codec every client already exercises), the rest as small fixed records.
+extension BrokerEvent {
+    enum Tag: UInt8 {
+        case sessionOpen = 1
+        case publish = 2
+        case pubRel = 3
+        case pubAck = 4
+        case pubRec = 5
+        case pubComp = 6
+        case subscribe = 7
+        case unsubscribe = 8
+        case sessionClose = 9
+        case tick = 10
+        case nodeStarted = 11
+        case configure = 12
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        switch self {
+        case .sessionOpen(let open):
+            buffer.writeInteger(Tag.sessionOpen.rawValue)
+            buffer.writeConnectionID(open.connection)
+            buffer.writeLengthPrefixed(open.clientIdentifier)
+            buffer.writeInteger(open.protocolVersion.rawValue)
+            buffer.writeFlag(open.cleanStart)
+            buffer.writeInteger(open.sessionExpiryIntervalSeconds)
+            buffer.writeOptional(open.will) { $0.writeWill($1) }
+            buffer.writeInteger(open.receiveMaximum)
+            buffer.writeOptional(open.maximumPacketSize) { $0.writeInteger($1) }
+        case .publish(let connection, let publish):
+            buffer.writeInteger(Tag.publish.rawValue)
+            buffer.writeConnectionID(connection)
+            buffer.writePacket(.publish(publish))
+        case .pubRel(let connection, let packetIdentifier):
+            buffer.writeInteger(Tag.pubRel.rawValue)
+            buffer.writeConnectionID(connection)
+            buffer.writeInteger(packetIdentifier)
+        case .pubAck(let connection, let packetIdentifier):
+            buffer.writeInteger(Tag.pubAck.rawValue)
+            buffer.writeConnectionID(connection)
+            buffer.writeInteger(packetIdentifier)
+        case .pubRec(let connection, let packetIdentifier, let reasonCode):
+            buffer.writeInteger(Tag.pubRec.rawValue)
+            buffer.writeConnectionID(connection)
+            buffer.writeInteger(packetIdentifier)
+            buffer.writeInteger(reasonCode.rawValue)
+        case .pubComp(let connection, let packetIdentifier):
+            buffer.writeInteger(Tag.pubComp.rawValue)
+            buffer.writeConnectionID(connection)
+            buffer.writeInteger(packetIdentifier)
+        case .subscribe(let connection, let subscribe):
+            buffer.writeInteger(Tag.subscribe.rawValue)
+            buffer.writeConnectionID(connection)
+            buffer.writePacket(.subscribe(subscribe))
+        case .unsubscribe(let connection, let unsubscribe):
+            buffer.writeInteger(Tag.unsubscribe.rawValue)
+            buffer.writeConnectionID(connection)
+            buffer.writePacket(.unsubscribe(unsubscribe))
+        case .sessionClose(let connection, let close):
+            buffer.writeInteger(Tag.sessionClose.rawValue)
+            buffer.writeConnectionID(connection)
+            let cause: UInt8 =
+                switch close.cause {
+                case .normalDisconnect: 0
+                case .disconnectWithWill: 1
+                case .abnormal: 2
+                }
+            buffer.writeInteger(cause)
+            buffer.writeOptional(close.sessionExpiryIntervalSeconds) { $0.writeInteger($1) }
+        case .tick:
+            buffer.writeInteger(Tag.tick.rawValue)
+        case .nodeStarted(let node, let incarnation):
+            buffer.writeInteger(Tag.nodeStarted.rawValue)
+            buffer.writeInteger(node)
+            buffer.writeInteger(incarnation)
+        case .configure(let limits):
+            buffer.writeInteger(Tag.configure.rawValue)
+            buffer.writeLimits(limits)
+        }
+    }
+
+    public var encoded: ByteBuffer {
+        var buffer = ByteBuffer()
+        encode(into: &buffer)
+        return buffer
+    }
+
+    /// Decodes exactly one event from the whole buffer.
+    public static func decode(_ buffer: ByteBuffer) throws(RecordDecodeError) -> BrokerEvent {
+        var reader = CanonicalReader(buffer)
+        let event = try read(from: &reader)
+        try reader.expectEnd("event")
+        return event
+    }
+
+    static func read(from reader: inout CanonicalReader) throws(RecordDecodeError) -> BrokerEvent {
+        let raw = try reader.integer("event.tag", as: UInt8.self)
+        guard let tag = Tag(rawValue: raw) else { throw RecordDecodeError("event.tag", "unknown event tag \(raw)") }
+        switch tag {
+        case .sessionOpen:
+            let connection = try reader.connectionID("sessionOpen.connection")
+            let clientIdentifier = try reader.string("sessionOpen.clientIdentifier")
+            let version = try reader.protocolVersion("sessionOpen.protocolVersion")
+            let cleanStart = try reader.flag("sessionOpen.cleanStart")
+            let expiry = try reader.integer("sessionOpen.sessionExpiryInterval", as: UInt32.self)
+            let will = try reader.optional("sessionOpen.will") { (reader) throws(RecordDecodeError) in
+                try reader.will("sessionOpen.will")
+            }
+            let receiveMaximum = try reader.integer("sessionOpen.receiveMaximum", as: UInt16.self)
+            let maximumPacketSize = try reader.optional("sessionOpen.maximumPacketSize") {
+                (reader) throws(RecordDecodeError) in
+                try reader.integer("sessionOpen.maximumPacketSize", as: UInt32.self)
+            }
+            return .sessionOpen(
+                SessionOpen(
+                    connection: connection, clientIdentifier: clientIdentifier, protocolVersion: version,
+                    cleanStart: cleanStart, sessionExpiryIntervalSeconds: expiry, will: will,
+                    receiveMaximum: receiveMaximum, maximumPacketSize: maximumPacketSize))
+        case .publish:
+            let connection = try reader.connectionID("publish.connection")
+            guard case .publish(let publish) = try reader.packet("publish.packet") else {
+                throw RecordDecodeError("publish.packet", "is not a PUBLISH")
+            }
+            return .publish(connection, publish)
+        case .pubRel:
+            return .pubRel(
+                try reader.connectionID("pubRel.connection"),
+                packetIdentifier: try reader.integer("pubRel.packetIdentifier"))
+        case .pubAck:
+            return .pubAck(
+                try reader.connectionID("pubAck.connection"),
+                packetIdentifier: try reader.integer("pubAck.packetIdentifier"))
+        case .pubRec:
+            let connection = try reader.connectionID("pubRec.connection")
+            let packetIdentifier = try reader.integer("pubRec.packetIdentifier", as: UInt16.self)
+            let rawReason = try reader.integer("pubRec.reasonCode", as: UInt8.self)
+            return .pubRec(connection, packetIdentifier: packetIdentifier, reasonCode: ReasonCode(rawValue: rawReason))
+        case .pubComp:
+            return .pubComp(
+                try reader.connectionID("pubComp.connection"),
+                packetIdentifier: try reader.integer("pubComp.packetIdentifier"))
+        case .subscribe:
+            let connection = try reader.connectionID("subscribe.connection")
+            guard case .subscribe(let subscribe) = try reader.packet("subscribe.packet") else {
+                throw RecordDecodeError("subscribe.packet", "is not a SUBSCRIBE")
+            }
+            return .subscribe(connection, subscribe)
+        case .unsubscribe:
+            let connection = try reader.connectionID("unsubscribe.connection")
+            guard case .unsubscribe(let unsubscribe) = try reader.packet("unsubscribe.packet") else {
+                throw RecordDecodeError("unsubscribe.packet", "is not an UNSUBSCRIBE")
+            }
+            return .unsubscribe(connection, unsubscribe)
+        case .sessionClose:
+            let connection = try reader.connectionID("sessionClose.connection")
+            let rawCause = try reader.integer("sessionClose.cause", as: UInt8.self)
+            let cause: SessionClose.Cause
+            switch rawCause {
+            case 0: cause = .normalDisconnect
+            case 1: cause = .disconnectWithWill
+            case 2: cause = .abnormal
+            default: throw RecordDecodeError("sessionClose.cause", "unknown cause \(rawCause)")
+            }
+            let expiry = try reader.optional("sessionClose.sessionExpiryInterval") {
+                (reader) throws(RecordDecodeError) in
+                try reader.integer("sessionClose.sessionExpiryInterval", as: UInt32.self)
+            }
+            return .sessionClose(connection, SessionClose(cause: cause, sessionExpiryIntervalSeconds: expiry))
+        case .tick:
+            return .tick
+        case .nodeStarted:
+            return .nodeStarted(
+                node: try reader.integer("nodeStarted.node"), incarnation: try reader.integer("nodeStarted.incarnation")
+            )
+        case .configure:
+            return .configure(try reader.limits("configure.limits"))
+        }
+    }
+}
+
+extension ByteBuffer {
+    mutating func writeConnectionID(_ connection: ConnectionID) {
+        writeInteger(connection.node)
+        writeInteger(connection.incarnation)
+        writeInteger(connection.local)
+    }
+
+    mutating func writeWill(_ will: Will) {
+        writeLengthPrefixed(will.topicName)
+        writeLengthPrefixed(will.payload)
+        writeInteger(will.qos.rawValue)
+        writeFlag(will.retain)
+        writeProperties(will.properties)
+    }
+
+    mutating func writeLimits(_ limits: BrokerLimits) {
+        for value in [
+            limits.inflightCountMax, limits.queuedMessageCountMax, limits.subscriptionCountMax,
+            limits.topicLevelCountMax, limits.sessionCountMax, limits.retainedMessageCountMax, limits.retainedBytesMax,
+        ] {
+            writeInteger(UInt64(value))
+        }
+    }
+}
+
+extension CanonicalReader {
+    mutating func connectionID(_ field: @autoclosure () -> String) throws(RecordDecodeError) -> ConnectionID {
+        ConnectionID(
+            node: try integer(field() + ".node"), incarnation: try integer(field() + ".incarnation"),
+            local: try integer(field() + ".local"))
+    }
+
+    mutating func will(_ field: @autoclosure () -> String) throws(RecordDecodeError) -> Will {
+        Will(
+            topicName: try string(field() + ".topicName"), payload: try bytes(field() + ".payload"),
+            qos: try qos(field() + ".qos"), retain: try flag(field() + ".retain"),
+            properties: try properties(field() + ".properties", context: .will))
+    }
+
+    mutating func limits(_ field: @autoclosure () -> String) throws(RecordDecodeError) -> BrokerLimits {
+        var values: [Int] = []
+        for name in [
+            "inflightCountMax", "queuedMessageCountMax", "subscriptionCountMax", "topicLevelCountMax",
+            "sessionCountMax", "retainedMessageCountMax", "retainedBytesMax",
+        ] {
+            let value = try integer(field() + "." + name, as: UInt64.self)
+            guard value <= UInt64(Int32.max) * 1024 else {
+                throw RecordDecodeError(field() + "." + name, "\(value) is out of range")
+            }
+            values.append(Int(value))
+        }
+        var limits = BrokerLimits()
+        limits.inflightCountMax = values[0]
+        limits.queuedMessageCountMax = values[1]
+        limits.subscriptionCountMax = values[2]
+        limits.topicLevelCountMax = values[3]
+        limits.sessionCountMax = values[4]
+        limits.retainedMessageCountMax = values[5]
+        limits.retainedBytesMax = values[6]
+        guard limits.inflightCountMax >= 1 && limits.inflightCountMax <= Int(UInt16.max),
+            limits.subscriptionCountMax >= 1, limits.topicLevelCountMax >= 1
+        else { throw RecordDecodeError(field(), "limits outside their valid ranges") }
+        return limits
+    }
+}

@@ -1,0 +1,230 @@
+import FoxBrokerCore
+import FoxStore
+import NIOCore
+
+/// A node's LMDB environment and what lives in it:
+///
+/// | table | key | value |
+/// |---|---|---|
+/// | `log` | index (u64, big-endian) | `LogRecord`: time, event, chain hash, CRC |
+/// | `sessions`, `retained`, `cursors` | see `StateRowFormat` | rows of the last checkpoint |
+/// | `meta` | name | `format`, `incarnation`, `state` (applied index, clock, limits), `logBase`, `restored` |
+///
+/// The rows and the `state` meta row are written in the same transaction as the log records up
+/// to the index they reflect, so the rows never run ahead of or behind the log: recovery loads
+/// them and replays the records after `state.appliedIndex`. The consensus storage of a cluster
+/// goes into the same environment, so that a commit record and the state it produces share a
+/// transaction.
+public final class NodeStore: @unchecked Sendable {
+    /// The layout this build writes and reads.
+    public static let formatVersion: UInt32 = 1
+
+    public let directory: String
+    public let environment: LMDBEnvironment
+    let log: LMDBTable
+    let sessions: LMDBTable
+    let retained: LMDBTable
+    let cursors: LMDBTable
+    let meta: LMDBTable
+
+    enum MetaKey {
+        static let format = Array("format".utf8)
+        static let incarnation = Array("incarnation".utf8)
+        static let state = Array("state".utf8)
+        static let logBase = Array("logBase".utf8)
+        static let restored = Array("restored".utf8)
+    }
+
+    public var dataFile: String { directory + "/data.mdb" }
+
+    /// Opens (or, unless read-only, creates) the store in `directory`. A newer format or a
+    /// directory that holds something else is refused with a message naming it.
+    public init(directory: String, options: LMDBOptions) throws(NodeStoreError) {
+        self.directory = directory
+        do {
+            environment = try LMDBEnvironment(directory: directory, options: options)
+            log = try environment.openTable("log")
+            sessions = try environment.openTable("sessions")
+            retained = try environment.openTable("retained")
+            cursors = try environment.openTable("cursors")
+            meta = try environment.openTable("meta")
+        } catch {
+            throw .store(error)
+        }
+        try checkFormat(writable: !options.readOnly)
+    }
+
+    private func checkFormat(writable: Bool) throws(NodeStoreError) {
+        let found: [UInt8]?
+        do {
+            found = try environment.read { transaction in try transaction.get(meta, key: MetaKey.format) }
+        } catch {
+            throw .store(error as? StoreError ?? .io(operation: "read", path: dataFile, code: 0, message: "\(error)"))
+        }
+        if let found {
+            guard found.count == 4 else {
+                throw .corrupt(file: dataFile, table: "meta", keys: "format", detail: "\(found.count) bytes, not 4")
+            }
+            let version = found.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            guard version <= Self.formatVersion else {
+                throw .formatTooNew(file: dataFile, found: Int(version), supported: Int(Self.formatVersion))
+            }
+            guard version == Self.formatVersion else {
+                throw .corrupt(file: dataFile, table: "meta", keys: "format", detail: "unknown format \(version)")
+            }
+            return
+        }
+        guard writable else {
+            throw .notAStore(file: dataFile, detail: "no format marker: not a foxmq store, or never written")
+        }
+        do {
+            try environment.write { transaction in
+                guard try transaction.first(log) == nil, try transaction.get(meta, key: MetaKey.state) == nil else {
+                    throw NodeStoreError.corrupt(
+                        file: dataFile, table: "meta", keys: "format",
+                        detail: "the format marker is missing but the store holds data")
+                }
+                try transaction.put(meta, key: MetaKey.format, value: Self.bigEndian(Self.formatVersion))
+            }
+        } catch let error as NodeStoreError {
+            throw error
+        } catch {
+            throw .store(error as? StoreError ?? .io(operation: "write", path: dataFile, code: 0, message: "\(error)"))
+        }
+    }
+
+    static func bigEndian<Value: FixedWidthInteger>(_ value: Value) -> [UInt8] {
+        withUnsafeBytes(of: value.bigEndian) { Array($0) }
+    }
+
+    static func integer<Value: FixedWidthInteger>(_ bytes: [UInt8], as: Value.Type) -> Value? {
+        guard bytes.count == MemoryLayout<Value>.size else { return nil }
+        return bytes.reduce(Value(0)) { $0 << 8 | Value($1) }
+    }
+
+    // MARK: Incarnation
+
+    /// Bumps the durable incarnation counter and returns the new value: connection identifiers
+    /// of this run are never those of an earlier one.
+    public func nextIncarnation() throws(NodeStoreError) -> UInt32 {
+        do {
+            return try environment.write { transaction in
+                let current = try transaction.get(meta, key: MetaKey.incarnation).flatMap {
+                    Self.integer($0, as: UInt32.self)
+                }
+                let next = (current ?? 0) &+ 1
+                try transaction.put(meta, key: MetaKey.incarnation, value: Self.bigEndian(next))
+                return next
+            }
+        } catch {
+            throw .store(error as? StoreError ?? .io(operation: "write", path: dataFile, code: 0, message: "\(error)"))
+        }
+    }
+
+    /// Whether the store was made by `snapshot restore` (a cluster node then joins in amnesia
+    /// mode); cleared by the caller once it no longer matters.
+    public func isRestored() throws(NodeStoreError) -> Bool {
+        do {
+            return try environment.read { transaction in try transaction.get(meta, key: MetaKey.restored) != nil }
+        } catch {
+            throw .store(error as? StoreError ?? .io(operation: "read", path: dataFile, code: 0, message: "\(error)"))
+        }
+    }
+
+    public func markRestored(_ restored: Bool) throws(NodeStoreError) {
+        do {
+            try environment.write { transaction in
+                if restored {
+                    try transaction.put(meta, key: MetaKey.restored, value: [1])
+                } else {
+                    try transaction.delete(meta, key: MetaKey.restored)
+                }
+            }
+        } catch {
+            throw .store(error as? StoreError ?? .io(operation: "write", path: dataFile, code: 0, message: "\(error)"))
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes one batch in one transaction (one sync): the log records, and the checkpoint's
+    /// rows and meta row when the batch carries one. Re-runnable: a full map reruns it.
+    public func write(records: [(index: UInt64, value: ByteBuffer)], checkpoint: StateCheckpoint?) throws(StoreError) {
+        do {
+            try environment.write { transaction in
+                for record in records {
+                    try transaction.put(
+                        log, key: LogRecord.key(record.index), value: record.value.readableBytesView, append: true)
+                }
+                if let checkpoint {
+                    for row in checkpoint.sessions { try Self.put(row, in: sessions, &transaction) }
+                    for row in checkpoint.retained { try Self.put(row, in: retained, &transaction) }
+                    try transaction.deleteAll(cursors)
+                    for row in checkpoint.cursors { try Self.put(row, in: cursors, &transaction) }
+                    try transaction.put(meta, key: MetaKey.state, value: checkpoint.meta.readableBytesView)
+                }
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .io(operation: "write", path: dataFile, code: 0, message: "\(error)")
+        }
+    }
+
+    private static func put(_ row: StateRow, in table: LMDBTable, _ transaction: inout LMDBWriteTransaction) throws {
+        if let value = row.value {
+            try transaction.put(table, key: row.key, value: value.readableBytesView)
+        } else {
+            try transaction.delete(table, key: row.key)
+        }
+    }
+
+    /// Deletes log records below `index` (never past what recovery needs: the caller passes at
+    /// most the last checkpoint's applied index + 1), at most `limit` per call, and records the
+    /// new base of the chain. Returns how many it deleted.
+    public func trimLog(below index: UInt64, limit: Int) throws(StoreError) -> Int {
+        do {
+            return try environment.write { transaction in
+                guard let first = try transaction.first(log), let firstIndex = LogRecord.index(ofKey: first.key),
+                    firstIndex < index
+                else { return 0 }
+                let bound = min(index, firstIndex + UInt64(limit))
+                // The chain hash of the record just below the new first one, kept as the base.
+                guard let below = try transaction.get(log, key: LogRecord.key(bound - 1)) else { return 0 }
+                let record = try LogRecord.decode(
+                    key: LogRecord.key(bound - 1), value: ByteBuffer(bytes: below), previousChain: nil)
+                let deleted = try transaction.deleteRange(log, below: LogRecord.key(bound), limit: limit)
+                try transaction.put(meta, key: MetaKey.logBase, value: Self.bigEndian(bound) + record.chain)
+                return deleted
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .corrupt(path: dataFile, table: "log", detail: "\(error)")
+        }
+    }
+}
+
+/// Why a node store cannot be opened, recovered or verified. Every message names the file,
+/// and for damaged data the table and the keys.
+public enum NodeStoreError: Error, CustomStringConvertible {
+    case store(StoreError)
+    case notAStore(file: String, detail: String)
+    case formatTooNew(file: String, found: Int, supported: Int)
+    case corrupt(file: String, table: String, keys: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .store(let error):
+            return "\(error)"
+        case .notAStore(let file, let detail):
+            return "\(file): not a foxmq store: \(detail)"
+        case .formatTooNew(let file, let found, let supported):
+            return
+                "\(file): store format \(found) was written by a newer foxmq (this one reads format \(supported)); upgrade foxmq or restore a snapshot of format \(supported)"
+        case .corrupt(let file, let table, let keys, let detail):
+            return
+                "\(file): damaged data in table \(table), \(keys): \(detail). Nothing was started; inspect it with `foxdump verify`, restore a snapshot, or move the data directory away to start empty"
+        }
+    }
+}
