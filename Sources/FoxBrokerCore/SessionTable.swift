@@ -36,3 +36,9 @@ struct SessionTable {
 
     var values: Dictionary<ExactString, Session>.Values { storage.values }
 }
+
+/// Iteration in hash order, for checks that visit every session and order nothing (invariant
+/// checks, counts). Anything ordered, hashed or sent uses `sortedKeys`.
+extension SessionTable: Sequence {
+    func makeIterator() -> Dictionary<ExactString, Session>.Iterator { storage.makeIterator() }
+}

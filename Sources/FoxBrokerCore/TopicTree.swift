@@ -123,7 +123,8 @@ final class TopicTree {
             node = child
         }
         guard var group = node.sharedGroups[shareName] else { return false }
-        group.cursor = group.members.isEmpty ? 0 : cursor % group.members.count
+        // As it was, even past the end after a removal: the choice takes it modulo the count.
+        group.cursor = cursor
         node.sharedGroups[shareName] = group
         return true
     }

@@ -184,7 +184,8 @@ public final class NodeStore: @unchecked Sendable {
     /// new base of the chain. Returns how many it deleted.
     public func trimLog(below index: UInt64, limit: Int) throws(StoreError) -> Int {
         do {
-            return try environment.write { transaction in
+            // May use the map's reserve for deletes: trimming is what frees space when full.
+            return try environment.write(freeingSpace: true) { transaction in
                 guard let first = try transaction.first(log), let firstIndex = LogRecord.index(ofKey: first.key),
                     firstIndex < index
                 else { return 0 }

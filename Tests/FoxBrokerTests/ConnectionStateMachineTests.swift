@@ -406,15 +406,51 @@ struct MachineHarness {
         #expect(refused.run { $0.keepAliveExpired(into: &$1) }.first == H.disconnect(.keepAliveTimeout))
     }
 
+    // Goal: the CONNECT deadline holds until CONNACK is sent: a session open that the broker
+    // never answers (a stalled store) ends the connection, and the broker learns of the end
+    // after the open, so a late open is closed again. Before, the deadline stopped at the open.
+    @Test func connectDeadlineHoldsUntilConnAck() {
+        var waiting = H()
+        _ = waiting.receive(.connect(H.connect()))
+        _ = waiting.run { $0.authenticationCompleted(accepted: true, into: &$1) }
+        #expect(
+            waiting.run { $0.connectTimedOut(into: &$1) }
+                == [H.submitted(.sessionClose(H.connection, SessionClose(cause: .abnormal))), .close])
+        var answered = H()
+        answered.connected()
+        #expect(answered.run { $0.connectTimedOut(into: &$1) } == [])
+    }
+
+    // Goal: a refused session open gets a CONNACK with the orderer's reason (0x88 store failed,
+    // 0x97 store full) and nothing is ended in the broker (the open was never applied); a
+    // refused PUBLISH after CONNACK ends the connection with the reason (5.0) and the session
+    // through the order.
+    @Test func refusedSubmissions() {
+        var opening = H()
+        _ = opening.receive(.connect(H.connect()))
+        _ = opening.run { $0.authenticationCompleted(accepted: true, into: &$1) }
+        #expect(
+            opening.run { $0.submitRefused(.serverUnavailable, into: &$1) }
+                == [.send(.connAck(ConnAck(sessionPresent: false, reasonCode: .serverUnavailable))), .close])
+        var publishing = H()
+        publishing.connected()
+        let outputs = publishing.run { $0.submitRefused(.quotaExceeded, into: &$1) }
+        #expect(H.disconnectCode(outputs) == .quotaExceeded)
+        #expect(outputs.contains(H.submitted(.sessionClose(H.connection, SessionClose(cause: .abnormal)))))
+        #expect(outputs.last == .close)
+    }
+
     // Goal: a server shutdown sends DISCONNECT 0x8B to 5.0 clients after CONNACK, nothing to
-    // 3.1.1 clients, then closes (MQTT 5.0 §3.14.2.1).
+    // 3.1.1 clients, ends the session through the order (so the log holds the end, its will
+    // and its expiry), then closes (MQTT 5.0 §3.14.2.1).
     @Test func shutdown() {
+        let ended = H.submitted(.sessionClose(H.connection, SessionClose(cause: .abnormal)))
         var v5 = H()
         v5.connected()
-        #expect(v5.run { $0.shutdown(into: &$1) } == [H.disconnect(.serverShuttingDown), .close])
+        #expect(v5.run { $0.shutdown(into: &$1) } == [H.disconnect(.serverShuttingDown), ended, .close])
         var v311 = H()
         v311.connected(H.connect(.v311))
-        #expect(v311.run { $0.shutdown(into: &$1) } == [.close])
+        #expect(v311.run { $0.shutdown(into: &$1) } == [ended, .close])
         var connecting = H()
         _ = connecting.receive(.connect(H.connect()))
         #expect(connecting.run { $0.shutdown(into: &$1) } == [.close])

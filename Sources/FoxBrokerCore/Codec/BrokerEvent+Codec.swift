@@ -1,9 +1,9 @@
 import FoxMQTT
 import NIOCore
 
-/// The canonical encoding of ordered events, as they are kept in the log. A tag byte, then the
-/// event's fields; PUBLISH, SUBSCRIBE and UNSUBSCRIBE are stored as whole MQTT 5.0 packets (the
-/// codec every client already exercises), the rest as small fixed records.
+/// The canonical encoding of ordered events, as they are kept in the log: a tag byte, then the
+/// event's fields. Packets are stored field by field, not as wire packets: a record must decode
+/// in every later version, even if the wire decoder grows stricter about what clients send.
 extension BrokerEvent {
     enum Tag: UInt8 {
         case sessionOpen = 1
@@ -35,7 +35,13 @@ extension BrokerEvent {
         case .publish(let connection, let publish):
             buffer.writeInteger(Tag.publish.rawValue)
             buffer.writeConnectionID(connection)
-            buffer.writePacket(.publish(publish))
+            buffer.writeLengthPrefixed(publish.topicName)
+            buffer.writeLengthPrefixed(publish.payload)
+            buffer.writeInteger(publish.qos.rawValue)
+            buffer.writeFlag(publish.retain)
+            buffer.writeFlag(publish.dup)
+            buffer.writeOptional(publish.packetIdentifier) { $0.writeInteger($1) }
+            buffer.writeProperties(publish.properties)
         case .pubRel(let connection, let packetIdentifier):
             buffer.writeInteger(Tag.pubRel.rawValue)
             buffer.writeConnectionID(connection)
@@ -56,11 +62,20 @@ extension BrokerEvent {
         case .subscribe(let connection, let subscribe):
             buffer.writeInteger(Tag.subscribe.rawValue)
             buffer.writeConnectionID(connection)
-            buffer.writePacket(.subscribe(subscribe))
+            buffer.writeInteger(subscribe.packetIdentifier)
+            buffer.writeInteger(UInt32(subscribe.subscriptions.count))
+            for subscription in subscribe.subscriptions {
+                buffer.writeLengthPrefixed(subscription.topicFilter)
+                buffer.writeSubscriptionOptions(subscription.options)
+            }
+            buffer.writeProperties(subscribe.properties)
         case .unsubscribe(let connection, let unsubscribe):
             buffer.writeInteger(Tag.unsubscribe.rawValue)
             buffer.writeConnectionID(connection)
-            buffer.writePacket(.unsubscribe(unsubscribe))
+            buffer.writeInteger(unsubscribe.packetIdentifier)
+            buffer.writeInteger(UInt32(unsubscribe.topicFilters.count))
+            for filter in unsubscribe.topicFilters { buffer.writeLengthPrefixed(filter) }
+            buffer.writeProperties(unsubscribe.properties)
         case .sessionClose(let connection, let close):
             buffer.writeInteger(Tag.sessionClose.rawValue)
             buffer.writeConnectionID(connection)
@@ -123,9 +138,14 @@ extension BrokerEvent {
                     receiveMaximum: receiveMaximum, maximumPacketSize: maximumPacketSize))
         case .publish:
             let connection = try reader.connectionID("publish.connection")
-            guard case .publish(let publish) = try reader.packet("publish.packet") else {
-                throw RecordDecodeError("publish.packet", "is not a PUBLISH")
-            }
+            let publish = Publish(
+                topicName: try reader.string("publish.topicName"), payload: try reader.bytes("publish.payload"),
+                qos: try reader.qos("publish.qos"), retain: try reader.flag("publish.retain"),
+                dup: try reader.flag("publish.dup"),
+                packetIdentifier: try reader.optional("publish.packetIdentifier") { (reader) throws(RecordDecodeError) in
+                    try reader.integer("publish.packetIdentifier", as: UInt16.self)
+                },
+                properties: try reader.properties("publish.properties", context: .publish))
             return .publish(connection, publish)
         case .pubRel:
             return .pubRel(
@@ -146,16 +166,28 @@ extension BrokerEvent {
                 packetIdentifier: try reader.integer("pubComp.packetIdentifier"))
         case .subscribe:
             let connection = try reader.connectionID("subscribe.connection")
-            guard case .subscribe(let subscribe) = try reader.packet("subscribe.packet") else {
-                throw RecordDecodeError("subscribe.packet", "is not a SUBSCRIBE")
+            let packetIdentifier = try reader.integer("subscribe.packetIdentifier", as: UInt16.self)
+            var subscriptions: [TopicSubscription] = []
+            for _ in 0..<(try reader.count("subscribe.subscriptions", elementSizeMin: 8)) {
+                subscriptions.append(
+                    TopicSubscription(
+                        topicFilter: try reader.string("subscribe.topicFilter"),
+                        options: try reader.subscriptionOptions("subscribe.options")))
             }
-            return .subscribe(connection, subscribe)
+            let properties = try reader.properties("subscribe.properties", context: .subscribe)
+            return .subscribe(
+                connection,
+                Subscribe(packetIdentifier: packetIdentifier, subscriptions: subscriptions, properties: properties))
         case .unsubscribe:
             let connection = try reader.connectionID("unsubscribe.connection")
-            guard case .unsubscribe(let unsubscribe) = try reader.packet("unsubscribe.packet") else {
-                throw RecordDecodeError("unsubscribe.packet", "is not an UNSUBSCRIBE")
+            let packetIdentifier = try reader.integer("unsubscribe.packetIdentifier", as: UInt16.self)
+            var filters: [String] = []
+            for _ in 0..<(try reader.count("unsubscribe.topicFilters", elementSizeMin: 4)) {
+                filters.append(try reader.string("unsubscribe.topicFilter"))
             }
-            return .unsubscribe(connection, unsubscribe)
+            let properties = try reader.properties("unsubscribe.properties", context: .unsubscribe)
+            return .unsubscribe(
+                connection, Unsubscribe(packetIdentifier: packetIdentifier, topicFilters: filters, properties: properties))
         case .sessionClose:
             let connection = try reader.connectionID("sessionClose.connection")
             let rawCause = try reader.integer("sessionClose.cause", as: UInt8.self)

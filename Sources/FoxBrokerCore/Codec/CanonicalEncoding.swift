@@ -123,22 +123,6 @@ struct CanonicalReader {
         }
     }
 
-    /// An MQTT 5.0 packet stored whole (PUBLISH, SUBSCRIBE, UNSUBSCRIBE of a record).
-    mutating func packet(_ field: @autoclosure () -> String) throws(RecordDecodeError) -> Packet {
-        var slice = try bytes(field())
-        var decoder = FrameDecoder(maximumPacketSize: Int(UInt32.max))
-        do {
-            guard let frame = try decoder.nextFrame(from: &slice), slice.readableBytes == 0 else {
-                throw RecordDecodeError(field(), "not exactly one whole packet")
-            }
-            return try Packet.decode(frame, version: .v5)
-        } catch let error as RecordDecodeError {
-            throw error
-        } catch {
-            throw RecordDecodeError(field(), "\(error)")
-        }
-    }
-
     func expectEnd(_ what: String) throws(RecordDecodeError) {
         guard buffer.readableBytes == 0 else {
             throw RecordDecodeError(what, "\(buffer.readableBytes) trailing bytes")
@@ -151,12 +135,6 @@ extension ByteBuffer {
         var block = ByteBuffer()
         properties.writeBlock(to: &block)
         writeLengthPrefixed(block)
-    }
-
-    mutating func writePacket(_ packet: Packet) {
-        var bytes = ByteBuffer()
-        packet.encode(into: &bytes, version: .v5)
-        writeLengthPrefixed(bytes)
     }
 }
 
