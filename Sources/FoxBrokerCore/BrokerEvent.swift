@@ -17,7 +17,13 @@ public enum BrokerEvent: Hashable, Sendable {
     case pubRec(ConnectionID, packetIdentifier: UInt16, reasonCode: ReasonCode)
     /// The client completed an outbound QoS 2 exchange.
     case pubComp(ConnectionID, packetIdentifier: UInt16)
-    case subscribe(ConnectionID, Subscribe)
+    /// SUBSCRIBE; `denied` lists the indices of the subscriptions the access rules refused
+    /// (checked at the edge, so apply never reads the admin database): they get 0x87.
+    case subscribe(ConnectionID, Subscribe, denied: [Int] = [])
+    /// A QoS 1/2 PUBLISH the access rules refused, without its payload: ordered like any
+    /// PUBLISH so its PUBACK/PUBREC 0x87 keeps its place among the acknowledgements. (A
+    /// refused QoS 0 PUBLISH is dropped at the edge.)
+    case publishDenied(ConnectionID, packetIdentifier: UInt16, qos: QoS)
     case unsubscribe(ConnectionID, Unsubscribe)
     /// The connection ended: by the client's DISCONNECT, an error, or the network.
     case sessionClose(ConnectionID, SessionClose)

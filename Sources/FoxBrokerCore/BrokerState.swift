@@ -64,8 +64,10 @@ public final class BrokerState {
             guard let clientIdentifier = connectionOwners[connection] else { return }
             sessions[clientIdentifier]?.acknowledge(
                 pubComp: packetIdentifier, nowMillis: nowMillis, into: &actions)
-        case .subscribe(let connection, let subscribe):
-            self.subscribe(subscribe, from: connection, into: &actions)
+        case .subscribe(let connection, let subscribe, let denied):
+            self.subscribe(subscribe, from: connection, denied: denied, into: &actions)
+        case .publishDenied(let connection, let packetIdentifier, let qos):
+            publishDenied(packetIdentifier: packetIdentifier, qos: qos, from: connection, into: &actions)
         case .unsubscribe(let connection, let unsubscribe):
             self.unsubscribe(unsubscribe, from: connection, into: &actions)
         case .sessionClose(let connection, let close):
@@ -217,7 +219,33 @@ public final class BrokerState {
 
     // MARK: Subscriptions
 
-    private func subscribe(_ subscribe: Subscribe, from connection: ConnectionID, into actions: inout [BrokerAction]) {
+    /// A PUBLISH the access rules refused: 0x87 in its acknowledgement at 5.0. 3.1.1 has no
+    /// such code; its server must acknowledge positively or close (3.1.1 §3.3.5): acknowledged,
+    /// and nothing is delivered.
+    private func publishDenied(
+        packetIdentifier: UInt16, qos: QoS, from connection: ConnectionID, into actions: inout [BrokerAction]
+    ) {
+        guard let clientIdentifier = connectionOwners[connection], let session = sessions[clientIdentifier] else {
+            return
+        }
+        let reasonCode: ReasonCode = session.protocolVersion == .v5 ? .notAuthorized : .success
+        switch qos {
+        case .atLeastOnce:
+            actions.append(
+                .send(connection, .pubAck(PubAck(packetIdentifier: packetIdentifier, reasonCode: reasonCode))))
+        case .exactlyOnce:
+            // A positive PUBREC (3.1.1) starts an exchange that PUBREL must be able to finish.
+            if !reasonCode.isFailure { sessions[clientIdentifier]?.inboundQoS2Unreleased.insert(packetIdentifier) }
+            actions.append(
+                .send(connection, .pubRec(PubRec(packetIdentifier: packetIdentifier, reasonCode: reasonCode))))
+        case .atMostOnce:
+            break
+        }
+    }
+
+    private func subscribe(
+        _ subscribe: Subscribe, from connection: ConnectionID, denied: [Int], into actions: inout [BrokerAction]
+    ) {
         // Taken out of the table while changed, so its subscription table is not copied.
         guard let clientIdentifier = connectionOwners[connection],
             var session = sessions.removeValue(forKey: clientIdentifier)
@@ -226,7 +254,11 @@ public final class BrokerState {
         reasonCodes.reserveCapacity(subscribe.subscriptions.count)
         var retainedDeliveries: [(ApplicationMessage, QoS, UInt32?)] = []
         let subscriptionIdentifier = subscribe.properties.subscriptionIdentifiers.first
-        for subscription in subscribe.subscriptions {
+        for (index, subscription) in subscribe.subscriptions.enumerated() {
+            if denied.contains(index) {
+                reasonCodes.append(.notAuthorized)
+                continue
+            }
             let requested = subscription.topicFilter
             let shared = Topic.parseShared(requested)
             let filter = shared?.filter ?? requested

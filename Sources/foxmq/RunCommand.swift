@@ -171,17 +171,21 @@ struct RunCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in FoxLogHandler(label: label, format: format, logLevel: level) }
         let logger = Logger(label: "foxmq")
 
-        let users: UserDirectory
+        let admin: AdminDatabase
+        let directoryOfUsers: AdminDirectory
         do {
             try makeDirectory(directory)
-            users = try UserDirectory.load(fromDirectory: directory)
+            admin = try AdminDatabase.open(directory: directory)
+            if let imported = admin.firstOpenImport { logger.notice("\(imported)") }
+            directoryOfUsers = AdminDirectory(try admin.snapshot())
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(2)
         }
+        let users = directoryOfUsers.current.userDirectory
         if users.isEmpty && !allowAnonymousLogin {
             logger.warning(
-                "no users in \(UsersFile.path(inDirectory: directory)) and anonymous login is off: every client will be refused. Add one with `foxmq user add` or pass --allow-anonymous-login."
+                "no users in \(admin.path) and anonymous login is off: every client will be refused. Add one with `foxmq user add` or pass --allow-anonymous-login."
             )
         }
 
@@ -221,7 +225,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let node = BrokerNode(
-            configuration: configuration, authenticator: UserDirectoryAuthenticator(directory: users), logger: logger,
+            configuration: configuration, authenticator: directoryOfUsers, logger: logger,
             storage: storage,
             onFatal: { reason in
                 logger.critical("stopping: \(reason)")
@@ -241,7 +245,25 @@ struct RunCommand: AsyncParsableCommand {
                 "directory": "\(directory)", "users": "\(users.count)", "anonymous": "\(allowAnonymousLogin)",
                 "durability": "\(durability.rawValue)",
             ])
+        // Changes made with `foxmq user`/`foxmq acl` reach this node within a second.
+        let reloader = Task.detached {
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+                do {
+                    if let changed = try directoryOfUsers.reload(from: admin) {
+                        logger.info(
+                            "admin database changed: users and access rules reloaded",
+                            metadata: ["users": "\(changed.users.count)", "rules": "\(changed.rules.rules.count)"])
+                    }
+                } catch {
+                    logger.warning(
+                        "admin database reload failed; the previous users and rules stay",
+                        metadata: ["error": "\(error)"])
+                }
+            }
+        }
         let signal = await signals.next()
+        reloader.cancel()
         logger.info("signal \(signal) received: shutting down")
         await node.shutdown()
     }

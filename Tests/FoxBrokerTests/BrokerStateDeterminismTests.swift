@@ -126,11 +126,14 @@ struct EventGenerator {
         }
         var properties = Properties()
         if random.chance(50) { properties.subscriptionIdentifiers = [UInt32.random(in: 1...5, using: &random)] }
+        // Sometimes the access rules refused one of them at the edge.
+        let denied = random.chance(15) ? [Int.random(in: 0..<count, using: &random)] : []
         return .subscribe(
             cid(connection),
             Subscribe(
                 packetIdentifier: UInt16.random(in: 1...100, using: &random), subscriptions: subscriptions,
-                properties: properties))
+                properties: properties),
+            denied: denied)
     }
 
     mutating func unsubscribe() -> BrokerEvent? {
@@ -148,6 +151,10 @@ struct EventGenerator {
         var properties = Properties()
         if random.chance(25) { properties.messageExpiryIntervalSeconds = random.pick([1, 5, 100]) }
         let packetIdentifier: UInt16? = qos == .atMostOnce ? nil : UInt16.random(in: 1...4, using: &random)
+        if let packetIdentifier, random.chance(8) {
+            // Refused by the access rules at the edge: ordered without its payload.
+            return .publishDenied(cid(connection), packetIdentifier: packetIdentifier, qos: qos)
+        }
         if qos == .exactlyOnce, let packetIdentifier { unreleased[connection, default: []].append(packetIdentifier) }
         let payload = random.chance(10) ? "" : String(repeating: "p", count: random.pick([1, 3, 40]))
         return .publish(

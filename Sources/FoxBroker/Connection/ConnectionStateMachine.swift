@@ -9,6 +9,15 @@ import FoxMQTT
 /// topic aliases, keep alive, and the count of inbound QoS 1/2 messages not yet acknowledged
 /// (our Receive Maximum). Everything about the session goes to the broker core as events.
 struct ConnectionStateMachine {
+    /// What a client asks that the access rules decide.
+    enum AccessRequest: Equatable {
+        case publish(topicName: String)
+        case subscribe(filter: String)
+    }
+
+    /// Answers an access request for this client (its user name, if any, and identifier).
+    typealias Authorize = (_ request: AccessRequest, _ username: String?, _ clientIdentifier: String) -> Bool
+
     enum Output: Equatable {
         case send(Packet)
         case submit(BrokerEvent)
@@ -37,6 +46,7 @@ struct ConnectionStateMachine {
     struct Connected {
         var version: ProtocolVersion
         var clientIdentifier: String
+        var username: String?
         var assignedIdentifier: String?
         var keepAliveSeconds: UInt16
         var serverKeepAliveSeconds: UInt16?
@@ -87,7 +97,10 @@ struct ConnectionStateMachine {
     // MARK: Inbound
 
     /// A packet the client sent. `makeIdentifier` assigns an identifier to an empty one.
-    mutating func received(_ packet: Packet, makeIdentifier: () -> String, into outputs: inout [Output]) {
+    mutating func received(
+        _ packet: Packet, makeIdentifier: () -> String, authorize: Authorize = { _, _, _ in true },
+        into outputs: inout [Output]
+    ) {
         switch state {
         case .awaitingConnect:
             guard case .connect(let connect) = packet else {
@@ -103,7 +116,7 @@ struct ConnectionStateMachine {
             // Release the enum's reference first, so mutating `connected` does not copy its
             // sets and tables (copy-on-write) on every packet.
             state = .modifying
-            receivedWhileConnected(packet, &connected, into: &outputs)
+            receivedWhileConnected(packet, &connected, authorize: authorize, into: &outputs)
             if case .modifying = state { state = .connected(connected) }
         case .modifying:
             preconditionFailure("re-entrant packet")
@@ -169,7 +182,8 @@ struct ConnectionStateMachine {
         let clientIdentifier = assigned ?? connect.clientIdentifier
         state = .connected(
             Connected(
-                version: version, clientIdentifier: clientIdentifier, assignedIdentifier: assigned,
+                version: version, clientIdentifier: clientIdentifier, username: connect.username,
+                assignedIdentifier: assigned,
                 keepAliveSeconds: connect.keepAliveSeconds, serverKeepAliveSeconds: serverKeepAlive,
                 sessionExpiryIntervalSeconds: sessionExpiry,
                 aliases: aliases))
@@ -182,7 +196,7 @@ struct ConnectionStateMachine {
     }
 
     private mutating func receivedWhileConnected(
-        _ packet: Packet, _ connected: inout Connected, into outputs: inout [Output]
+        _ packet: Packet, _ connected: inout Connected, authorize: Authorize, into outputs: inout [Output]
     ) {
         switch packet {
         case .publish(var publish):
@@ -215,6 +229,15 @@ struct ConnectionStateMachine {
                     return
                 }
             }
+            if !authorize(.publish(topicName: publish.topicName), connected.username, connected.clientIdentifier) {
+                // Ordered without its payload, so its 0x87 keeps its place among the
+                // acknowledgements; a refused QoS 0 message is dropped.
+                if let packetIdentifier = publish.packetIdentifier {
+                    outputs.append(
+                        .submit(.publishDenied(connection, packetIdentifier: packetIdentifier, qos: publish.qos)))
+                }
+                return
+            }
             outputs.append(.submit(.publish(connection, publish)))
         case .pubAck(let pubAck):
             outputs.append(.submit(.pubAck(connection, packetIdentifier: pubAck.packetIdentifier)))
@@ -226,7 +249,12 @@ struct ConnectionStateMachine {
         case .pubComp(let pubComp):
             outputs.append(.submit(.pubComp(connection, packetIdentifier: pubComp.packetIdentifier)))
         case .subscribe(let subscribe):
-            outputs.append(.submit(.subscribe(connection, subscribe)))
+            let denied = subscribe.subscriptions.indices.filter { index in
+                !authorize(
+                    .subscribe(filter: subscribe.subscriptions[index].topicFilter), connected.username,
+                    connected.clientIdentifier)
+            }
+            outputs.append(.submit(.subscribe(connection, subscribe, denied: denied)))
         case .unsubscribe(let unsubscribe):
             outputs.append(.submit(.unsubscribe(connection, unsubscribe)))
         case .pingReq:

@@ -171,7 +171,12 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 return
             }
             run { machine, outputs in
-                machine.received(packet, makeIdentifier: services.makeClientIdentifier, into: &outputs)
+                let access = services.access
+                machine.received(
+                    packet, makeIdentifier: services.makeClientIdentifier,
+                    authorize: { request, username, clientIdentifier in
+                        access?.authorize(request, username: username, clientIdentifier: clientIdentifier) ?? true
+                    }, into: &outputs)
             }
         }
         if inbound?.readableBytes == 0 { inbound = nil }

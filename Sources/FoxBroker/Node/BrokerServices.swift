@@ -13,6 +13,8 @@ final class BrokerServices: Sendable {
     let orderer: any Orderer
     let registry: ConnectionRegistry
     let authenticator: any Authenticator
+    /// The access rules, when the authenticator is the admin database's directory.
+    let access: AdminDirectory?
     let threadPool: NIOThreadPool
     let logger: Logger
     private let identifierCounter = NIOLockedValueBox<UInt64>(0)
@@ -27,6 +29,7 @@ final class BrokerServices: Sendable {
         self.orderer = orderer
         self.registry = registry
         self.authenticator = authenticator
+        self.access = authenticator as? AdminDirectory
         self.threadPool = threadPool
         self.logger = logger
         // Random per process so identifiers assigned after a restart do not collide with

@@ -313,7 +313,8 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         switch event {
         case .publish(_, let publish): 64 + publish.topicName.utf8.count + publish.payload.readableBytes
         case .sessionOpen(let open): 96 + open.clientIdentifier.utf8.count + (open.will?.payload.readableBytes ?? 0)
-        case .subscribe(_, let subscribe): 32 + subscribe.subscriptions.reduce(0) { $0 + 8 + $1.topicFilter.utf8.count }
+        case .subscribe(_, let subscribe, _):
+            32 + subscribe.subscriptions.reduce(0) { $0 + 8 + $1.topicFilter.utf8.count }
         case .unsubscribe(_, let unsubscribe): 32 + unsubscribe.topicFilters.reduce(0) { $0 + 4 + $1.utf8.count }
         default: 32
         }

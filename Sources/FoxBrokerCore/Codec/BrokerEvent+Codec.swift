@@ -18,6 +18,7 @@ extension BrokerEvent {
         case tick = 10
         case nodeStarted = 11
         case configure = 12
+        case publishDenied = 13
     }
 
     public func encode(into buffer: inout ByteBuffer) {
@@ -59,7 +60,7 @@ extension BrokerEvent {
             buffer.writeInteger(Tag.pubComp.rawValue)
             buffer.writeConnectionID(connection)
             buffer.writeInteger(packetIdentifier)
-        case .subscribe(let connection, let subscribe):
+        case .subscribe(let connection, let subscribe, let denied):
             buffer.writeInteger(Tag.subscribe.rawValue)
             buffer.writeConnectionID(connection)
             buffer.writeInteger(subscribe.packetIdentifier)
@@ -69,6 +70,13 @@ extension BrokerEvent {
                 buffer.writeSubscriptionOptions(subscription.options)
             }
             buffer.writeProperties(subscribe.properties)
+            buffer.writeInteger(UInt32(denied.count))
+            for index in denied { buffer.writeInteger(UInt32(index)) }
+        case .publishDenied(let connection, let packetIdentifier, let qos):
+            buffer.writeInteger(Tag.publishDenied.rawValue)
+            buffer.writeConnectionID(connection)
+            buffer.writeInteger(packetIdentifier)
+            buffer.writeInteger(qos.rawValue)
         case .unsubscribe(let connection, let unsubscribe):
             buffer.writeInteger(Tag.unsubscribe.rawValue)
             buffer.writeConnectionID(connection)
@@ -142,7 +150,8 @@ extension BrokerEvent {
                 topicName: try reader.string("publish.topicName"), payload: try reader.bytes("publish.payload"),
                 qos: try reader.qos("publish.qos"), retain: try reader.flag("publish.retain"),
                 dup: try reader.flag("publish.dup"),
-                packetIdentifier: try reader.optional("publish.packetIdentifier") { (reader) throws(RecordDecodeError) in
+                packetIdentifier: try reader.optional("publish.packetIdentifier") {
+                    (reader) throws(RecordDecodeError) in
                     try reader.integer("publish.packetIdentifier", as: UInt16.self)
                 },
                 properties: try reader.properties("publish.properties", context: .publish))
@@ -175,9 +184,24 @@ extension BrokerEvent {
                         options: try reader.subscriptionOptions("subscribe.options")))
             }
             let properties = try reader.properties("subscribe.properties", context: .subscribe)
+            var denied: [Int] = []
+            for _ in 0..<(try reader.count("subscribe.denied", elementSizeMin: 4)) {
+                let index = Int(try reader.integer("subscribe.denied", as: UInt32.self))
+                guard index < subscriptions.count else {
+                    throw RecordDecodeError(
+                        "subscribe.denied", "index \(index) beyond \(subscriptions.count) subscriptions")
+                }
+                denied.append(index)
+            }
             return .subscribe(
                 connection,
-                Subscribe(packetIdentifier: packetIdentifier, subscriptions: subscriptions, properties: properties))
+                Subscribe(packetIdentifier: packetIdentifier, subscriptions: subscriptions, properties: properties),
+                denied: denied)
+        case .publishDenied:
+            return .publishDenied(
+                try reader.connectionID("publishDenied.connection"),
+                packetIdentifier: try reader.integer("publishDenied.packetIdentifier"),
+                qos: try reader.qos("publishDenied.qos"))
         case .unsubscribe:
             let connection = try reader.connectionID("unsubscribe.connection")
             let packetIdentifier = try reader.integer("unsubscribe.packetIdentifier", as: UInt16.self)
@@ -187,7 +211,8 @@ extension BrokerEvent {
             }
             let properties = try reader.properties("unsubscribe.properties", context: .unsubscribe)
             return .unsubscribe(
-                connection, Unsubscribe(packetIdentifier: packetIdentifier, topicFilters: filters, properties: properties))
+                connection,
+                Unsubscribe(packetIdentifier: packetIdentifier, topicFilters: filters, properties: properties))
         case .sessionClose:
             let connection = try reader.connectionID("sessionClose.connection")
             let rawCause = try reader.integer("sessionClose.cause", as: UInt8.self)
