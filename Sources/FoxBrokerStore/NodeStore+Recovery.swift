@@ -14,6 +14,13 @@ public struct RecoveredState {
     public var sessionRowCount: Int
     public var retainedRowCount: Int
     public var replayedCount: Int
+
+    /// An empty state at the start of an empty log.
+    public static func fresh(limits: BrokerLimits) -> RecoveredState {
+        RecoveredState(
+            state: BrokerState(limits: limits), lastIndex: 0, lastChain: LogRecord.genesisChain, checkpointIndex: 0,
+            sessionRowCount: 0, retainedRowCount: 0, replayedCount: 0)
+    }
 }
 
 extension NodeStore {

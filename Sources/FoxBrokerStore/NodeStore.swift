@@ -2,6 +2,17 @@ import FoxBrokerCore
 import FoxStore
 import NIOCore
 
+/// What the durable orderer needs of a store: one transaction per batch, and log trimming.
+public protocol OrderedLogStore: AnyObject, Sendable {
+    /// Writes the batch's records (and the checkpoint's rows, if any) in one transaction, synced
+    /// when the store syncs. `StoreError.full` when the disk or the map has no room.
+    func write(records: [(index: UInt64, value: ByteBuffer)], checkpoint: StateCheckpoint?) throws(StoreError)
+    /// Deletes log records below `index`, at most `limit`.
+    func trimLog(below index: UInt64, limit: Int) throws(StoreError) -> Int
+    /// The file to name in messages.
+    var dataFile: String { get }
+}
+
 /// A node's LMDB environment and what lives in it:
 ///
 /// | table | key | value |
@@ -15,7 +26,7 @@ import NIOCore
 /// them and replays the records after `state.appliedIndex`. The consensus storage of a cluster
 /// goes into the same environment, so that a commit record and the state it produces share a
 /// transaction.
-public final class NodeStore: @unchecked Sendable {
+public final class NodeStore: OrderedLogStore, @unchecked Sendable {
     /// The layout this build writes and reads.
     public static let formatVersion: UInt32 = 1
 
@@ -26,6 +37,8 @@ public final class NodeStore: @unchecked Sendable {
     let retained: LMDBTable
     let cursors: LMDBTable
     let meta: LMDBTable
+    /// `DATA/node.lock`, held while the store is open for writing; nil when read-only.
+    private let lock: NodeStoreLock?
 
     enum MetaKey {
         static let format = Array("format".utf8)
@@ -41,6 +54,7 @@ public final class NodeStore: @unchecked Sendable {
     /// directory that holds something else is refused with a message naming it.
     public init(directory: String, options: LMDBOptions) throws(NodeStoreError) {
         self.directory = directory
+        lock = options.readOnly ? nil : try NodeStoreLock(directory: directory)
         do {
             environment = try LMDBEnvironment(directory: directory, options: options)
             log = try environment.openTable("log")
@@ -52,6 +66,13 @@ public final class NodeStore: @unchecked Sendable {
             throw .store(error)
         }
         try checkFormat(writable: !options.readOnly)
+    }
+
+    /// Closes the environment and releases the directory lock (both also happen when the store
+    /// goes away). Using the store afterwards is a programming error.
+    public func close() {
+        environment.close()
+        lock?.release()
     }
 
     private func checkFormat(writable: Bool) throws(NodeStoreError) {
@@ -213,6 +234,9 @@ public enum NodeStoreError: Error, CustomStringConvertible {
     case notAStore(file: String, detail: String)
     case formatTooNew(file: String, found: Int, supported: Int)
     case corrupt(file: String, table: String, keys: String, detail: String)
+    /// Another writer holds the directory's `node.lock` (`NodeStoreLock`); `file` is the
+    /// directory, `detail` names the holder.
+    case inUse(file: String, detail: String)
 
     public var description: String {
         switch self {
@@ -226,6 +250,8 @@ public enum NodeStoreError: Error, CustomStringConvertible {
         case .corrupt(let file, let table, let keys, let detail):
             return
                 "\(file): damaged data in table \(table), \(keys): \(detail). Nothing was started; inspect it with `foxdump verify`, restore a snapshot, or move the data directory away to start empty"
+        case .inUse(let file, let detail):
+            return "\(file): \(detail)"
         }
     }
 }

@@ -73,7 +73,7 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
 
     private let clock: any BrokerClock
     private let sink: any ActionSink
-    private let store: NodeStore
+    private let store: any OrderedLogStore
     private let configuration: Configuration
     private let logger: Logger
     private let onFatal: @Sendable (String) -> Void
@@ -87,7 +87,7 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
     public private(set) var syncedRecordCount: UInt64 = 0
 
     public init(
-        recovered: RecoveredState, store: NodeStore, clock: any BrokerClock, sink: any ActionSink,
+        recovered: RecoveredState, store: any OrderedLogStore, clock: any BrokerClock, sink: any ActionSink,
         configuration: Configuration = Configuration(), logger: Logger,
         onFatal: @escaping @Sendable (String) -> Void
     ) {
