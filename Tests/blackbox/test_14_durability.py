@@ -644,7 +644,6 @@ N_SERIAL = 50
 _SYNC_LINE = re.compile(r"^(?:\[pid\s+)?\d+\]?\s+(\d+\.\d+)\s+(fsync|fdatasync|msync)\(")
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
 @pytest.mark.parametrize("mode", ["sync", "none"])
 def test_puback_after_sync_strace(durable, clients, tmp_path, mode):
     """Under strace, 50 serial QoS 1 publishes (each PUBACK awaited before the next PUBLISH) to a

@@ -241,8 +241,26 @@ public final class LMDBEnvironment: @unchecked Sendable {
                 try growMap(fullAtBytes: mapSizeAtBeginBytes, freeingSpace: freeingSpace)
                 continue
             }
+            // LMDB reports a short write (the disk filled in the middle of a page run) as EIO.
+            // With the disk (nearly) full that is a full store, not a failed device: nothing
+            // was committed (the meta page is written last) and the write can be retried.
+            if code == EIO, let freeBytes = diskFreeBytes(), freeBytes < Self.diskNearlyFullBytes {
+                throw StoreError.full(
+                    "\(dataPath): the disk filled during the commit (\(freeBytes) bytes free); nothing of the transaction was written"
+                )
+            }
             throw StoreError(lmdbCode: code, operation: "commit", path: dataPath)
         }
+    }
+
+    /// Free space below which an I/O error at commit is taken for a full disk.
+    static let diskNearlyFullBytes = 16 << 20
+
+    /// The bytes available to this process on the store's file system, if statvfs answers.
+    func diskFreeBytes() -> Int? {
+        var fileSystem = statvfs()
+        guard statvfs(directory, &fileSystem) == 0 else { return nil }
+        return Int(fileSystem.f_bavail) * Int(fileSystem.f_frsize)
     }
 
     /// Runs `body` in a read transaction (a consistent snapshot), ended before `read` returns.
