@@ -120,6 +120,12 @@ extension NodeStore {
             try environment.read { transaction in
                 try transaction.forEach(log, from: LogRecord.key(expected)) { key, value in
                     let index = LogRecord.index(ofKey: key) ?? 0
+                    let wanted = expected + UInt64(records.count)
+                    guard index == wanted else {
+                        throw NodeStoreError.corrupt(
+                            file: dataFile, table: "log", keys: "indices \(wanted)...\(index &- 1)",
+                            detail: "records missing from the log")
+                    }
                     do {
                         let record = try LogRecord.decode(
                             key: key, value: ByteBuffer(bytes: value),
@@ -134,11 +140,6 @@ extension NodeStore {
             }
             if records.isEmpty { break }
             for record in records {
-                guard record.index == expected else {
-                    throw NodeStoreError.corrupt(
-                        file: dataFile, table: "log", keys: "indices \(expected)...\(record.index - 1)",
-                        detail: "records missing from the log")
-                }
                 let event: BrokerEvent
                 do {
                     event = try record.decodeEvent()

@@ -74,7 +74,8 @@ public struct SessionSummary: Sendable {
         let session = try Session.decodeRow(value, clientIdentifier: clientIdentifier)
         let subscriptions = session.subscriptions.sorted { $0.key < $1.key }.map {
             Subscription(
-                filter: $0.key.value, options: $0.value.options, subscriptionIdentifier: $0.value.subscriptionIdentifier)
+                filter: $0.key.value, options: $0.value.options, subscriptionIdentifier: $0.value.subscriptionIdentifier
+            )
         }
         let resend = Set(session.outbound.resendPending)
         let inflight = session.outbound.inflight.map { packetIdentifier, state in
