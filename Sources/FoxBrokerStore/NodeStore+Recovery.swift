@@ -110,7 +110,17 @@ extension NodeStore {
             }
         }
 
-        // Replay in chunks, each in its own short read transaction.
+        // Replay in chunks, each in its own short read transaction. A marker says which records
+        // are being replayed, so that a start that dies here (a failed invariant) is not
+        // repeated blindly by the next one.
+        let marker = ReplayMarker(dataDirectory: directory)
+        if let lastIndex = try environment.read({ transaction in try transaction.last(log) }).flatMap({
+            LogRecord.index(ofKey: $0.key)
+        }), lastIndex > checkpointIndex {
+            marker.set("\(checkpointIndex + 1)...\(lastIndex)")
+        }
+        ApplyTrace.replaying = true
+        defer { ApplyTrace.replaying = false }
         var expected = checkpointIndex + 1
         var replayed = 0
         var discarded: [BrokerAction] = []
@@ -148,6 +158,7 @@ extension NodeStore {
                         file: dataFile, table: "log", keys: "index \(record.index)", detail: "\(error)")
                 }
                 discarded.removeAll(keepingCapacity: true)
+                ApplyTrace.index = record.index
                 state.apply(event, atMillis: record.timeMillis, into: &discarded)
                 expected += 1
                 replayed += 1
@@ -155,6 +166,7 @@ extension NodeStore {
             previousChain = records.last!.chain
             if replayed % 100_000 < chunk { progress("replayed \(replayed) log records (index \(expected - 1))") }
         }
+        marker.clear()
         return RecoveredState(
             state: state, lastIndex: expected - 1, lastChain: previousChain, checkpointIndex: checkpointIndex,
             sessionRowCount: sessionCount, retainedRowCount: retainedCount, replayedCount: replayed)

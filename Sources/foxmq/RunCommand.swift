@@ -125,6 +125,9 @@ struct RunCommand: AsyncParsableCommand {
             valueName: "MODE"))
     var durability: Durability = .sync
 
+    @Flag(help: "Replay the log even though the previous start died while replaying it.")
+    var retryReplay = false
+
     @Option(help: ArgumentHelp("Log records kept below the last checkpoint (foxdump, audits).", valueName: "N"))
     var logRetentionRecords: UInt64 = 1_000_000
 
@@ -284,6 +287,18 @@ extension RunCommand {
             writeStandardError("foxmq: --durability none: acknowledged messages may be lost in a crash\n")
         }
         let started = DispatchTime.now().uptimeNanoseconds
+        let marker = ReplayMarker(dataDirectory: path)
+        if let range = marker.pending() {
+            if retryReplay {
+                logger.warning("replaying log records \(range) again, as asked (--retry-replay)")
+                marker.clear()
+            } else {
+                throw ValidationError(
+                    "the previous start stopped while replaying log records \(range) of \(path): one of them fails to apply. Inspect them with `foxdump log \(directory) --from \(range.split(separator: ".").first ?? "")`; start with --retry-replay to try once more (after an upgrade that fixes it), or restore a snapshot"
+                )
+            }
+        }
+        CrashReport.install()
         let store = try NodeStore(directory: path, options: options)
         let recovered = try store.recover(defaultLimits: limits) { line in
             logger.info("recovering: \(line)", metadata: ["store": "\(path)"])

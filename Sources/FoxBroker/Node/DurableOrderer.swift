@@ -144,6 +144,7 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         let timeMillis = max(clock.nowMillis(), lastTimeMillis)
         lastTimeMillis = timeMillis
         scratch.removeAll(keepingCapacity: true)
+        ApplyTrace.index = nextIndex
         state.apply(event, atMillis: timeMillis, into: &scratch)
         let index = nextIndex
         nextIndex += 1
