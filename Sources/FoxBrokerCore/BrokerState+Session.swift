@@ -157,9 +157,17 @@ extension BrokerState {
     /// incarnation of it ends as after a network loss, in client identifier order.
     func nodeStarted(node: UInt32, incarnation: UInt32, into actions: inout [BrokerAction]) {
         let stale = connectionOwners.keys.filter { $0.node == node && $0.incarnation < incarnation }.sorted()
+        guard !stale.isEmpty else { return }
+        let first = actions.count
         for connection in stale {
             closeSession(connection, SessionClose(cause: .abnormal), into: &actions)
         }
+        // Packets for the dead process's connections (a will delivered to a session not yet
+        // detached, say) reach nobody: QoS 1/2 ones stay in flight and are resent on resume.
+        let isStale = { (action: BrokerAction) in
+            action.connection.node == node && action.connection.incarnation < incarnation
+        }
+        actions.replaceSubrange(first..., with: actions[first...].filter { !isStale($0) })
     }
 
     /// Ends a detached session: its delayed will goes out now (§3.1.2.5), its subscriptions go.
