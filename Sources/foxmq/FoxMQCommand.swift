@@ -15,6 +15,6 @@ struct FoxMQCommand: AsyncParsableCommand {
               foxmq run --mqtt-addr 127.0.0.1:1883
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, UserCommand.self, AclCommand.self]
+        subcommands: [RunCommand.self, UserCommand.self, AclCommand.self, SnapshotCommand.self]
     )
 }

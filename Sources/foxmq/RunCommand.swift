@@ -227,13 +227,12 @@ struct RunCommand: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(2)
         }
+        let fatal = FatalStop()
         let node = BrokerNode(
             configuration: configuration, authenticator: directoryOfUsers, logger: logger,
             storage: storage,
-            onFatal: { reason in
-                logger.critical("stopping: \(reason)")
-                Glibc.exit(3)
-            })
+            onFatal: { reason in fatal.stop(reason, logger: logger) })
+        fatal.node = node
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         do {
             try await node.start()
@@ -389,5 +388,23 @@ private func makeDirectory(_ path: String) throws {
     }
     guard mkdir(path, 0o700) == 0 else {
         throw ValidationError("cannot create the configuration directory \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// Stops the node when its store fails for good: nothing more is acknowledged, clients are
+/// told (5.0: DISCONNECT 0x8B) and closed, and the process exits with code 3 so that a
+/// supervisor restarts it and recovery starts again from what is on disk.
+final class FatalStop: @unchecked Sendable {
+    var node: BrokerNode?
+
+    func stop(_ reason: String, logger: Logger) {
+        logger.critical("stopping: \(reason); a restart recovers from the store")
+        // If closing the clients hangs, the process still ends.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 5) { Glibc.exit(3) }
+        let node = self.node
+        Task.detached {
+            await node?.shutdown()
+            Glibc.exit(3)
+        }
     }
 }

@@ -158,11 +158,22 @@ def test_foxdump_refuses_a_path_that_is_not_a_store(tmp_path):
     assert res.returncode != 0 and "data.mdb" in res.stderr and "not a FoxMQ store" in res.stderr, res.stderr
 
 
-def test_foxdump_users_and_acl_say_they_are_not_available(tmp_path):
+def test_foxdump_users_and_acl_read_the_admin_database(tmp_path):
+    """users and acl read DIR/admin.sqlite read-only; no database: a clear error naming it,
+    and nothing created."""
     for command in ["users", "acl"]:
         res = foxdump(command, str(tmp_path))
-        assert res.returncode == 3 and "not available" in res.stderr, res.stderr
+        assert res.returncode != 0 and "admin.sqlite" in res.stderr, res.stderr
     assert not (tmp_path / "admin.sqlite").exists()
+    subprocess.run([FOXMQ_BIN, "user", "add", "alice", "pw", "-o", str(tmp_path)], check=True, capture_output=True)
+    subprocess.run([FOXMQ_BIN, "acl", "add", "--user", "alice", "--publish", "a/#", "-o", str(tmp_path)],
+                   check=True, capture_output=True)
+    users = foxdump_json("users", str(tmp_path))
+    assert [u["name"] for u in users["users"]] == ["alice"]
+    rules = foxdump_json("acl", str(tmp_path))
+    assert len(rules["rules"]) == 1 and "a/#" in rules["rules"][0]["rule"]
+    text = foxdump("acl", str(tmp_path)).stdout
+    assert "a/#" in text and "alice" in text
 
 
 def test_foxdump_verify_reports_damaged_copies_without_crashing(broker_factory):

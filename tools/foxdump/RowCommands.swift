@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoxBrokerCore
 import FoxBrokerStore
+import FoxStore
 
 /// Lists decoded rows of one state table page by page, printing each as it comes, with damaged
 /// rows shown and counted (exit status 1 at the end).
@@ -327,33 +328,72 @@ func forEachSession(
 /// `users` and `acl` read the SQLite admin database (DIR/admin.sqlite), whose API has no
 /// read-only open yet: `AdminDatabase.open` creates the file and applies migrations, which
 /// foxdump must never do. Until it has one, both say so and exit with status 3.
-struct AdminNotAvailable {
-    static func fail(_ store: StoreOptions, _ what: String, instead: String) -> ExitCode {
-        store.fail(
-            "\(what) not available: reading \(store.directory)/admin.sqlite needs a read-only open of the admin database, "
-                + "which this build does not have (opening it otherwise creates and migrates the file); use `\(instead)` meanwhile",
-            code: ExitStatus.notAvailable)
+enum AdminNotAvailable {
+    /// Opens DIR/admin.sqlite read-only, or prints why not and exits non-zero.
+    static func open(_ store: StoreOptions) throws -> AdminDatabase {
+        do {
+            return try AdminDatabase.openReadOnly(path: AdminDatabase.path(inDirectory: store.directory))
+        } catch {
+            throw store.fail("\(error)")
+        }
     }
 }
 
 struct UsersCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "users", abstract: "Users of the admin database (not available yet).")
+        commandName: "users", abstract: "Users of the admin database (DIR/admin.sqlite), read-only.")
 
     @OptionGroup var store: StoreOptions
 
     func run() throws {
-        throw AdminNotAvailable.fail(store, "users:", instead: "foxmq user list --output-dir \(store.directory)")
+        let database = try AdminNotAvailable.open(store)
+        let users: [AdminUser]
+        do { users = try database.users() } catch { throw store.fail("\(error)") }
+        if store.json {
+            Output.line(
+                JSON.object([
+                    (
+                        "users",
+                        .array(
+                            users.map { user in
+                                .object([
+                                    ("name", .string(user.name)), ("created", .string(user.createdAt)),
+                                    (
+                                        "hashAlgorithm",
+                                        .string(String(user.passwordHash.split(separator: "$").first ?? ""))
+                                    ),
+                                ])
+                            })
+                    )
+                ]).serialized())
+        } else {
+            Output.line("\(users.count) users in \(database.path)")
+            for user in users { Output.line("  \(user.name)  (since \(user.createdAt))") }
+        }
     }
 }
 
 struct AclCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "acl", abstract: "Access rules of the admin database (not available yet).")
+        commandName: "acl", abstract: "Access rules of the admin database (DIR/admin.sqlite), read-only.")
 
     @OptionGroup var store: StoreOptions
 
     func run() throws {
-        throw AdminNotAvailable.fail(store, "acl:", instead: "foxmq acl list --output-dir \(store.directory)")
+        let database = try AdminNotAvailable.open(store)
+        let rules: [AccessRule]
+        do { rules = try database.rules() } catch { throw store.fail("\(error)") }
+        if store.json {
+            Output.line(
+                JSON.object([
+                    ("rules", .array(rules.map { .object([("id", .number($0.id)), ("rule", .string($0.statement))]) }))
+                ]).serialized())
+        } else {
+            Output.line(
+                rules.isEmpty
+                    ? "no access rules in \(database.path): everything is allowed"
+                    : "\(rules.count) access rules in \(database.path), first match decides:")
+            for rule in rules { Output.line("  \(rule.description)") }
+        }
     }
 }

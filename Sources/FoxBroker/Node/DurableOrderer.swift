@@ -229,11 +229,14 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
             writingBytes = batch.bytes
             condition.unlock(withValue: 0)
             if batch.records.isEmpty { continue }
-            write(batch)
+            // After a failed write nothing more is written: a later batch on disk without the
+            // failed one would leave a gap in the log.
+            guard write(batch) else { return }
         }
     }
 
-    private func write(_ batch: Batch) {
+    /// Writes a batch and releases its actions; false when the store failed for good.
+    private func write(_ batch: Batch) -> Bool {
         var chain = lastChain
         var values: [(index: UInt64, value: ByteBuffer)] = []
         values.reserveCapacity(batch.records.count)
@@ -263,7 +266,7 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
                     "store write failed; nothing more is acknowledged and the node stops (a restart recovers from disk)",
                     metadata: ["error": "\(error)"])
                 onFatal("store write failed: \(error)")
-                return
+                return false
             }
         }
         if attempt > 0 {
@@ -290,6 +293,7 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
             checkpointIndex = checkpoint.appliedIndex
             trimLog()
         }
+        return true
     }
 
     private func setStatus(_ newStatus: Status) {

@@ -69,6 +69,31 @@ public final class AdminDatabase: Sendable {
         try AdminDatabase(path: path, migrations: AdminMigrations.all, usersFileDirectory: nil)
     }
 
+    /// Opens an existing `path` for reading only: nothing is created, migrated or imported, so
+    /// it is safe beside a running node (foxdump). A database with migrations this build does
+    /// not know is read all the same: the tables read here exist since the first one.
+    public static func openReadOnly(path: String) throws(AdminDatabaseError) -> AdminDatabase {
+        try AdminDatabase(readOnlyPath: path)
+    }
+
+    private init(readOnlyPath path: String) throws(AdminDatabaseError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.label = "FoxStore.AdminDatabase.readOnly"
+        configuration.readonly = true
+        configuration.busyMode = .timeout(Self.busyTimeoutSeconds)
+        guard access(path, R_OK) == 0 else {
+            throw AdminDatabaseError(path: path, problem: .cannotOpen(message: "no such file, or not readable"))
+        }
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+        } catch {
+            throw AdminDatabaseError(path: path, problem: .cannotOpen(message: sqliteMessage(error)))
+        }
+        appliedMigrations = []
+        firstOpenImport = nil
+    }
+
     /// Opens `path` with the migrations `migrations` (tests pass their own list).
     init(path: String, migrations: [AdminMigration], usersFileDirectory: String?) throws(AdminDatabaseError) {
         self.path = path
