@@ -308,7 +308,8 @@ extension RunCommand {
             "store open",
             metadata: [
                 "store": "\(path)", "durability": "\(durability.rawValue)", "incarnation": "\(incarnation)",
-                "sessions": "\(recovered.sessionRowCount)", "retained": "\(recovered.retainedRowCount)",
+                "sessions": "\(recovered.state.sessionCount)", "retained": "\(recovered.state.retainedMessageCount)",
+                "checkpointSessionRows": "\(recovered.sessionRowCount)",
                 "checkpoint": "\(recovered.checkpointIndex)", "replayed": "\(recovered.replayedCount)",
                 "lastIndex": "\(recovered.lastIndex)", "millis": "\(elapsedMillis)",
             ])

@@ -93,13 +93,15 @@ import Testing
         let liveRows = live.allRows()
         let restoredRows = restored.allRows()
         for (name, a, b) in [
-            ("sessions", liveRows.sessions, restoredRows.sessions), ("retained", liveRows.retained, restoredRows.retained),
+            ("sessions", liveRows.sessions, restoredRows.sessions),
+            ("retained", liveRows.retained, restoredRows.retained),
             ("cursors", liveRows.cursors, restoredRows.cursors),
         ] {
             let left = Dictionary(uniqueKeysWithValues: a.map { (String(decoding: $0.key, as: UTF8.self), $0.value) })
             let right = Dictionary(uniqueKeysWithValues: b.map { (String(decoding: $0.key, as: UTF8.self), $0.value) })
             for key in Set(left.keys).union(right.keys).sorted() where left[key] != right[key] {
-                Issue.record("seed \(seed): \(name) row \(key.debugDescription) differs (live has it: \(left[key] != nil))")
+                Issue.record(
+                    "seed \(seed): \(name) row \(key.debugDescription) differs (live has it: \(left[key] != nil))")
             }
         }
         #expect(restored.sessionCount == live.sessionCount)
@@ -174,7 +176,8 @@ import Testing
         return .publish(
             ConnectionID(node: 0, incarnation: 4, local: 9),
             Publish(
-                topicName: "sensors/1", payload: ByteBuffer(string: "21.5"), qos: .exactlyOnce, retain: true, dup: false,
+                topicName: "sensors/1", payload: ByteBuffer(string: "21.5"), qos: .exactlyOnce, retain: true,
+                dup: false,
                 packetIdentifier: 7, properties: properties))
     }
 
