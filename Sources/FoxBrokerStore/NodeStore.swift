@@ -80,7 +80,7 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
         do {
             found = try environment.read { transaction in try transaction.get(meta, key: MetaKey.format) }
         } catch {
-            throw .store(error as? StoreError ?? .io(operation: "read", path: dataFile, code: 0, message: "\(error)"))
+            throw storeError(error, "read")
         }
         if let found {
             guard found.count == 4 else {
@@ -110,8 +110,15 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
         } catch let error as NodeStoreError {
             throw error
         } catch {
-            throw .store(error as? StoreError ?? .io(operation: "write", path: dataFile, code: 0, message: "\(error)"))
+            throw storeError(error, "write")
         }
+    }
+
+    /// An error of the environment as this store's error; anything else (a thrown body) as an
+    /// I/O error of the operation, naming the file.
+    func storeError(_ error: any Error, _ operation: String) -> NodeStoreError {
+        if let error = error as? NodeStoreError { return error }
+        return .store(error as? StoreError ?? .io(operation: operation, path: dataFile, code: 0, message: "\(error)"))
     }
 
     static func bigEndian<Value: FixedWidthInteger>(_ value: Value) -> [UInt8] {
@@ -138,7 +145,7 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
                 return next
             }
         } catch {
-            throw .store(error as? StoreError ?? .io(operation: "write", path: dataFile, code: 0, message: "\(error)"))
+            throw storeError(error, "write")
         }
     }
 
@@ -148,7 +155,7 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
         do {
             return try environment.read { transaction in try transaction.get(meta, key: MetaKey.restored) != nil }
         } catch {
-            throw .store(error as? StoreError ?? .io(operation: "read", path: dataFile, code: 0, message: "\(error)"))
+            throw storeError(error, "read")
         }
     }
 
@@ -162,7 +169,7 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
                 }
             }
         } catch {
-            throw .store(error as? StoreError ?? .io(operation: "write", path: dataFile, code: 0, message: "\(error)"))
+            throw storeError(error, "write")
         }
     }
 

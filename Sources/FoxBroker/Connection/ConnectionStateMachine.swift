@@ -46,15 +46,42 @@ struct ConnectionStateMachine {
     struct Connected {
         var version: ProtocolVersion
         var clientIdentifier: String
+        /// For the access rules.
         var username: String?
-        var assignedIdentifier: String?
+        var assignedIdentifier: String? { identifierAssigned ? clientIdentifier : nil }
         var keepAliveSeconds: UInt16
         var serverKeepAliveSeconds: UInt16?
         var sessionExpiryIntervalSeconds: UInt32
-        var connAckSent = false
+        /// Flags in one byte, since every idle connection pays for each inline field.
+        private var flags: UInt8 = 0
+        var connAckSent: Bool {
+            get { flags & 1 != 0 }
+            set { flags = newValue ? flags | 1 : flags & ~1 }
+        }
+        /// Whether we assigned the client identifier (sent back in CONNACK): a flag, not a second
+        /// copy of the string.
+        var identifierAssigned: Bool {
+            get { flags & 2 != 0 }
+            set { flags = newValue ? flags | 2 : flags & ~2 }
+        }
         var aliases: TopicAliases
         /// Inbound QoS 1/2 packet identifiers not yet answered by PUBACK or PUBCOMP.
         var inboundUnacknowledged: Set<UInt16> = []
+
+        init(
+            version: ProtocolVersion, clientIdentifier: String, username: String?, assignedIdentifier: String?,
+            keepAliveSeconds: UInt16, serverKeepAliveSeconds: UInt16?, sessionExpiryIntervalSeconds: UInt32,
+            aliases: TopicAliases
+        ) {
+            self.version = version
+            self.clientIdentifier = clientIdentifier
+            self.username = username
+            self.keepAliveSeconds = keepAliveSeconds
+            self.serverKeepAliveSeconds = serverKeepAliveSeconds
+            self.sessionExpiryIntervalSeconds = sessionExpiryIntervalSeconds
+            self.aliases = aliases
+            identifierAssigned = assignedIdentifier != nil
+        }
     }
 
     let connection: ConnectionID

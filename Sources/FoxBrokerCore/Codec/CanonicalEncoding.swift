@@ -158,4 +158,21 @@ public enum CRC32C {
     public static func checksum(_ buffer: ByteBuffer) -> UInt32 {
         buffer.withUnsafeReadableBytes { checksum($0) }
     }
+
+    /// The value without its 4-byte trailing checksum, once the checksum is found right.
+    static func verifiedBody(_ value: ByteBuffer, _ what: String) throws(RecordDecodeError) -> ByteBuffer {
+        guard value.readableBytes >= 4 else {
+            throw RecordDecodeError(what, "\(value.readableBytes) bytes is too short")
+        }
+        let bodyLength = value.readableBytes - 4
+        let body = value.getSlice(at: value.readerIndex, length: bodyLength)!
+        let stored = value.getInteger(at: value.readerIndex + bodyLength, as: UInt32.self)!
+        let computed = checksum(body)
+        guard stored == computed else {
+            throw RecordDecodeError(what, "checksum mismatch (stored \(hex(stored)), computed \(hex(computed)))")
+        }
+        return body
+    }
+
+    static func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }
 }

@@ -62,15 +62,8 @@ public struct LogRecord: Sendable {
         guard value.readableBytes >= 1 + 8 + 4 + 32 + 4 else {
             throw RecordDecodeError(field, "\(value.readableBytes) bytes is too short for a record")
         }
-        let bodyLength = value.readableBytes - 4
-        let stored = value.getInteger(at: value.readerIndex + bodyLength, as: UInt32.self)!
-        let computed = CRC32C.checksum(value.getSlice(at: value.readerIndex, length: bodyLength)!)
-        guard stored == computed else {
-            throw RecordDecodeError(
-                field,
-                "checksum mismatch (stored \(StateRowFormat.hex(stored)), computed \(StateRowFormat.hex(computed)))")
-        }
-        var reader = CanonicalReader(value.getSlice(at: value.readerIndex, length: bodyLength)!)
+        let body = try CRC32C.verifiedBody(value, field)
+        var reader = CanonicalReader(body)
         let version = try reader.integer(field + ".format", as: UInt8.self)
         guard version <= formatVersion else {
             throw RecordDecodeError(

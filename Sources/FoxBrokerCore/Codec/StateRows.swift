@@ -31,22 +31,15 @@ public enum StateRowFormat {
         guard value.readableBytes >= 5 else {
             throw RecordDecodeError(what, "\(value.readableBytes) bytes is too short")
         }
-        let bodyLength = value.readableBytes - 4
-        let stored = value.getInteger(at: value.readerIndex + bodyLength, as: UInt32.self)!
-        let computed = CRC32C.checksum(value.getSlice(at: value.readerIndex, length: bodyLength)!)
-        guard stored == computed else {
-            throw RecordDecodeError(what, "checksum mismatch (stored \(hex(stored)), computed \(hex(computed)))")
-        }
-        let found = value.getInteger(at: value.readerIndex, as: UInt8.self)!
+        let body = try CRC32C.verifiedBody(value, what)
+        let found = body.getInteger(at: body.readerIndex, as: UInt8.self)!
         guard found <= version else {
             throw RecordDecodeError(
                 what, "format version \(found) is newer than this foxmq reads (\(version)); upgrade foxmq")
         }
         guard found == version else { throw RecordDecodeError(what, "format version \(found) is unknown") }
-        return CanonicalReader(value.getSlice(at: value.readerIndex + 1, length: bodyLength - 1)!)
+        return CanonicalReader(body.getSlice(at: body.readerIndex + 1, length: body.readableBytes - 1)!)
     }
-
-    static func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }
 }
 
 /// One row to write (a nil value deletes the key).
