@@ -131,6 +131,16 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Log records kept below the last checkpoint (foxdump, audits).", valueName: "N"))
     var logRetentionRecords: UInt64 = 1_000_000
 
+    @Option(
+        help: ArgumentHelp(
+            "Log records after which the changed sessions and retained messages are written (a checkpoint); a restart replays at most this many.",
+            valueName: "N"))
+    var checkpointRecords: Int = DurableOrderer.Configuration().checkpointRecordCount
+
+    @Option(
+        help: ArgumentHelp("Milliseconds after which a checkpoint is written if anything changed.", valueName: "MS"))
+    var checkpointInterval: UInt64 = DurableOrderer.Configuration().checkpointIntervalMillis
+
     @Option(help: ArgumentHelp("Retained messages kept at most (more -> 0x97).", valueName: "N"))
     var maxRetainedMessages: Int = 1_000_000
 
@@ -162,6 +172,9 @@ struct RunCommand: AsyncParsableCommand {
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second.") }
         guard maxOutboundBuffer >= 4096 else { throw ValidationError("--max-outbound-buffer must be at least 4096.") }
         guard (0...1024).contains(threads) else { throw ValidationError("--threads must be 0...1024.") }
+        guard checkpointRecords >= 1, checkpointInterval >= 1 else {
+            throw ValidationError("--checkpoint-records and --checkpoint-interval must be at least 1.")
+        }
         guard maxRetainedMessages >= 0, maxRetainedBytes >= 0, maxStoreSize >= 0 else {
             throw ValidationError(
                 "--max-retained-messages, --max-retained-bytes and --max-store-size must not be negative.")
@@ -315,6 +328,8 @@ extension RunCommand {
             ])
         var ordererConfiguration = DurableOrderer.Configuration()
         ordererConfiguration.logRetentionRecords = logRetentionRecords
+        ordererConfiguration.checkpointRecordCount = checkpointRecords
+        ordererConfiguration.checkpointIntervalMillis = checkpointInterval
         return .durable(
             store: store, recovered: RecoveredStateBox(recovered), incarnation: incarnation,
             configuration: ordererConfiguration)

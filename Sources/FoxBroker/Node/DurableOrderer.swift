@@ -25,7 +25,7 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
     public struct Configuration: Sendable {
         /// Records after which the changed rows are written (a checkpoint), whichever of this
         /// and `checkpointIntervalMillis` comes first.
-        public var checkpointRecordCount: Int = 20_000
+        public var checkpointRecordCount: Int = 100_000
         public var checkpointIntervalMillis: UInt64 = 2_000
         /// Bytes of events waiting for their sync; beyond it `submit` answers busy.
         public var pendingBytesMax: Int = 64 << 20
