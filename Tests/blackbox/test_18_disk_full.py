@@ -5,6 +5,7 @@ resumes when space returns; nothing acknowledged is lost and the store opens aft
 Needs root (mount); CI runs as root."""
 
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -84,3 +85,4 @@ def test_full_disk_refuses_then_resumes(small_disk, clients):
         assert seen.get("big/after") == b"after"
     finally:
         broker.close()
+        shutil.rmtree(config, ignore_errors=True)
