@@ -14,12 +14,16 @@ extension BrokerState {
                 actions.append(.disconnect(old, .sessionTakenOver))
                 connectionOwners[old] = nil
                 let sessionEnds = open.cleanStart || existing.expiryIntervalSeconds == 0
-                if let will = existing.will, sessionEnds || (will.properties.willDelayIntervalSeconds ?? 0) == 0 {
-                    publishWill(will, of: clientIdentifier, into: &actions)
-                }
+                let will = existing.will
                 existing.will = nil
                 existing.connection = nil
+                // Written back before the will goes out: the will may be delivered to this very
+                // session (it subscribes to its own will topic), which a later write-back of the
+                // copy would undo.
                 sessions[clientIdentifier] = existing
+                if let will, sessionEnds || (will.properties.willDelayIntervalSeconds ?? 0) == 0 {
+                    publishWill(will, of: clientIdentifier, into: &actions)
+                }
                 if sessionEnds { endSession(clientIdentifier, into: &actions) }
             } else {
                 // Back after the client was away: what fell due before this event, on the
@@ -153,10 +157,12 @@ extension BrokerState {
         }
     }
 
-    /// A node restarted: every session still attached to a connection of an earlier
-    /// incarnation of it ends as after a network loss, in client identifier order.
+    /// A node restarted: every session still attached to a connection of another incarnation
+    /// of it ends as after a network loss, in connection order. (No connection of the new
+    /// incarnation exists yet; `!=` rather than `<`, so a counter that went backwards cannot
+    /// leave a session attached to a dead connection.)
     func nodeStarted(node: UInt32, incarnation: UInt32, into actions: inout [BrokerAction]) {
-        let stale = connectionOwners.keys.filter { $0.node == node && $0.incarnation < incarnation }.sorted()
+        let stale = connectionOwners.keys.filter { $0.node == node && $0.incarnation != incarnation }.sorted()
         guard !stale.isEmpty else { return }
         let first = actions.count
         for connection in stale {
@@ -165,7 +171,7 @@ extension BrokerState {
         // Packets for the dead process's connections (a will delivered to a session not yet
         // detached, say) reach nobody: QoS 1/2 ones stay in flight and are resent on resume.
         let isStale = { (action: BrokerAction) in
-            action.connection.node == node && action.connection.incarnation < incarnation
+            action.connection.node == node && action.connection.incarnation != incarnation
         }
         actions.replaceSubrange(first..., with: actions[first...].filter { !isStale($0) })
     }

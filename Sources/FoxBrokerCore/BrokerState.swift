@@ -228,6 +228,12 @@ public final class BrokerState {
         guard let clientIdentifier = connectionOwners[connection], let session = sessions[clientIdentifier] else {
             return
         }
+        if qos == .exactlyOnce && session.inboundQoS2Unreleased.contains(packetIdentifier) {
+            // A resend of a PUBLISH taken before the rules changed: its exchange must finish,
+            // or the identifier would stay taken and a later message with it would be dropped.
+            actions.append(.send(connection, .pubRec(PubRec(packetIdentifier: packetIdentifier))))
+            return
+        }
         let reasonCode: ReasonCode = session.protocolVersion == .v5 ? .notAuthorized : .success
         switch qos {
         case .atLeastOnce:

@@ -113,10 +113,14 @@ extension NodeStore {
         // Replay in chunks, each in its own short read transaction. A marker says which records
         // are being replayed, so that a start that dies here (a failed invariant) is not
         // repeated blindly by the next one.
+        // Read-only readers (foxdump) replay too, but never touch the marker of a running node.
         let marker = ReplayMarker(dataDirectory: directory)
-        if let lastIndex = try environment.read({ transaction in try transaction.last(log) }).flatMap({
-            LogRecord.index(ofKey: $0.key)
-        }), lastIndex > checkpointIndex {
+        let writable = !environment.options.readOnly
+        if writable,
+            let lastIndex = try environment.read({ transaction in try transaction.last(log) }).flatMap({
+                LogRecord.index(ofKey: $0.key)
+            }), lastIndex > checkpointIndex
+        {
             marker.set("\(checkpointIndex + 1)...\(lastIndex)")
         }
         ApplyTrace.replaying = true
@@ -166,7 +170,7 @@ extension NodeStore {
             previousChain = records.last!.chain
             if replayed % 100_000 < chunk { progress("replayed \(replayed) log records (index \(expected - 1))") }
         }
-        marker.clear()
+        if writable { marker.clear() }
         return RecoveredState(
             state: state, lastIndex: expected - 1, lastChain: previousChain, checkpointIndex: checkpointIndex,
             sessionRowCount: sessionCount, retainedRowCount: retainedCount, replayedCount: replayed)

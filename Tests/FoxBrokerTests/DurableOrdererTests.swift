@@ -15,7 +15,7 @@ import Testing
 /// A store whose writes wait at a gate and can be made to fail as a full disk does.
 final class GatedStore: OrderedLogStore, @unchecked Sendable {
     private let condition = ConditionLock<Int>(value: 1)  // 1: open, 0: closed
-    private let state = NIOLockedValueBox<(batches: [[UInt64]], fullWrites: Int)>(([], 0))
+    private let state = NIOLockedValueBox<(batches: [[UInt64]], full: Bool)>(([], false))
     let dataFile = "/gated/data.mdb"
 
     func close() {
@@ -28,8 +28,8 @@ final class GatedStore: OrderedLogStore, @unchecked Sendable {
         condition.unlock(withValue: 1)
     }
 
-    /// The next `count` writes fail with `.full`.
-    func failNextWrites(_ count: Int) { state.withLockedValue { $0.fullWrites = count } }
+    /// While true, every write fails with `.full`.
+    func setFull(_ full: Bool) { state.withLockedValue { $0.full = full } }
 
     var batches: [[UInt64]] { state.withLockedValue { $0.batches } }
 
@@ -37,10 +37,7 @@ final class GatedStore: OrderedLogStore, @unchecked Sendable {
         condition.lock(whenValue: 1)
         condition.unlock(withValue: 1)
         let fail = state.withLockedValue { state -> Bool in
-            if state.fullWrites > 0 {
-                state.fullWrites -= 1
-                return true
-            }
+            if state.full { return true }
             state.batches.append(records.map(\.index))
             return false
         }
@@ -87,7 +84,8 @@ struct TestClock: BrokerClock {
     }
 
     static func waitUntil(_ condition: () -> Bool) async {
-        for _ in 0..<500 where !condition() { try? await Task.sleep(nanoseconds: 2_000_000) }
+        // Generous: the whole suite runs in parallel on two cores.
+        for _ in 0..<5000 where !condition() { try? await Task.sleep(nanoseconds: 2_000_000) }
     }
 
     // Goal: nothing a client sees leaves before the batch that produced it is written: with
@@ -143,13 +141,15 @@ struct TestClock: BrokerClock {
         let orderer = Self.orderer(store, sink)
         #expect(orderer.submit(Self.open("p", 1)) == .accepted)
         await orderer.flush()
-        store.failNextWrites(3)
+        store.setFull(true)
         #expect(orderer.submit(Self.publish(1, 1)) == .accepted)
         await Self.waitUntil { orderer.submit(Self.publish(1, 2)) != .accepted }
         #expect(orderer.submit(Self.publish(1, 3)) == .unavailable(.quotaExceeded))
         #expect(orderer.submit(.pubAck(cid(1), packetIdentifier: 9)) == .accepted)
+        try? await Task.sleep(nanoseconds: 100_000_000)
         #expect(!sink.released.contains { if case .send(_, .pubAck) = $0 { true } else { false } })
-        // The failed writes are retried every half second: after three, the store takes it.
+        // The failed write is retried every half second: once there is room, the store takes it.
+        store.setFull(false)
         await orderer.flush()
         await Self.waitUntil { orderer.submit(Self.publish(1, 4)) == .accepted }
         await orderer.flush()

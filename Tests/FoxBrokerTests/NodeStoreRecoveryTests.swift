@@ -166,6 +166,31 @@ import Testing
         }
     }
 
+    // Goal: names longer than an LMDB key (511 bytes) are stored and recovered: a 600-byte
+    // client identifier, retained topic and shared filter. Before, the checkpoint trapped on
+    // the key size, on every restart again (review finding: any client could crash-loop it).
+    @Test func longNamesAreStoredAndRecovered() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let longClient = String(repeating: "c", count: 600)
+        let longTopic = "t/" + String(repeating: "x", count: 600)
+        let longFilter = "$share/" + String(repeating: "g", count: 300) + "/" + String(repeating: "f", count: 300)
+        let broker = BrokerHarness()
+        broker.connect(longClient, conn: 1, cleanStart: false, expiry: 600)
+        broker.subscribe(conn: 1, longFilter, qos: .atLeastOnce)
+        broker.publish(conn: 1, longTopic, "v", qos: .atMostOnce, retain: true)
+        broker.close(conn: 1)
+        let digest = broker.state.stateDigest(appliedIndex: 4)
+        try Self.withStore(directory) { store in
+            try store.write(records: [], checkpoint: broker.state.takeCheckpoint(appliedIndex: 0))
+        }
+        let recovered = try Self.recover(directory)
+        #expect(recovered.state.stateDigest(appliedIndex: 4) == digest)
+        #expect(recovered.state.sessionCount == 1)
+        #expect(recovered.state.retainedMessageCount == 1)
+        #expect(recovered.state.subscriptionCount == 1)
+    }
+
     // Goal: a store written by a newer foxmq is refused with a message saying so.
     @Test func aNewerFormatIsRefused() throws {
         let directory = Self.temporaryDirectory()

@@ -208,7 +208,7 @@ import Testing
         let state = Self.fixtureSessionState
         let row = state.sessionRow(ExactString("sub"))!
         #expect(Array(buffer: row) == Array(buffer: try Self.fixture("session-row-v1.hex", current: row)))
-        let session = try Session.decodeRow(try Self.fixture("session-row-v1.hex"), clientIdentifier: "sub")
+        let session = try Session.decodeRow(try Self.fixture("session-row-v1.hex"), key: Array("sub".utf8))
         #expect(session.outbound.queue.count == 1)
         #expect(session.outbound.inflight.count == 1)
         #expect(session.subscriptions.count == 1)
@@ -248,9 +248,9 @@ import Testing
         row = row.getSlice(at: 0, length: row.readableBytes - 4)!
         row.setInteger(UInt8(9), at: 0)
         row.writeInteger(CRC32C.checksum(row))
-        #expect(throws: RecordDecodeError.self) { try Session.decodeRow(row, clientIdentifier: "sub") }
+        #expect(throws: RecordDecodeError.self) { try Session.decodeRow(row, key: Array("sub".utf8)) }
         do {
-            _ = try Session.decodeRow(row, clientIdentifier: "sub")
+            _ = try Session.decodeRow(row, key: Array("sub".utf8))
         } catch {
             #expect(error.description.contains("newer"))
         }

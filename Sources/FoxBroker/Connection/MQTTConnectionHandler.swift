@@ -31,6 +31,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var sweeper: DeadlineSweeper?
     /// An event the orderer answered busy to, retried before anything else is read.
     private var blockedEvent: BrokerEvent?
+    /// Whether the socket is read (autoRead); off while the buffered bytes cannot be decoded and
+    /// already exceed a packet (see `updateReading`).
+    private var reading = true
     // No stored logger: `services.logger` with this connection's metadata added per message
     // (`log`), because a stored copy costs every idle connection its size and a dictionary.
 
@@ -180,6 +183,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             }
         }
         if inbound?.readableBytes == 0 { inbound = nil }
+        updateReading()
     }
 
     /// Scheduled on this loop when broker actions arrived in the handle's inbox: carries them
@@ -208,6 +212,21 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         // Packets that arrived before CONNACK are read now.
         decodeInbound()
         flushOutbound()
+    }
+
+    /// Stops reading the socket while what is buffered cannot be decoded (credentials being
+    /// checked, CONNACK awaited, an event waiting for the orderer) and already exceeds one
+    /// packet, so a client cannot grow the inbound buffer without bound; reads again as soon as
+    /// decoding goes on. Below that, reading goes on (a slow CONNECT is not held up).
+    private func updateReading() {
+        guard let context else { return }
+        let decoding = machine.isReading && blockedEvent == nil
+        let buffered = inbound?.readableBytes ?? 0
+        let shouldRead = decoding || buffered < services.limits.maximumPacketSizeBytes + 65536
+        guard shouldRead != reading else { return }
+        reading = shouldRead
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: shouldRead)
+        if shouldRead { context.read() }
     }
 
     /// The node is stopping.

@@ -1,3 +1,4 @@
+import Dispatch
 import FoxBrokerCore
 import FoxBrokerStore
 import FoxMQTT
@@ -125,12 +126,15 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
             case .running:
                 if stopping {
                     refusal = .unavailable(.serverUnavailable)
-                } else if open.bytes + writingBytes + size > configuration.pendingBytesMax {
+                } else if open.bytes + writingBytes + size > configuration.pendingBytesMax
+                    && open.bytes + writingBytes > 0
+                {
+                    // (An event larger than the bound alone is taken when nothing waits.)
                     refusal = .busy
                 }
             }
             if let refusal {
-                condition.unlock(withValue: open.records.isEmpty ? 0 : 1)
+                condition.unlock(withValue: wakeValue)
                 return refusal
             }
         }
@@ -154,7 +158,8 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         recordsSinceCheckpoint += 1
         if open.checkpoint == nil
             && (recordsSinceCheckpoint >= configuration.checkpointRecordCount
-                || timeMillis >= lastCheckpointMillis + configuration.checkpointIntervalMillis)
+                || (timeMillis >= lastCheckpointMillis
+                    && timeMillis - lastCheckpointMillis >= configuration.checkpointIntervalMillis))
         {
             open.checkpoint = state.takeCheckpoint(appliedIndex: index)
             recordsSinceCheckpoint = 0
@@ -171,36 +176,46 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
             applyLocked(.tick, size: 16)
             condition.unlock(withValue: 1)
         } else {
-            condition.unlock(withValue: open.records.isEmpty ? 0 : 1)
+            condition.unlock(withValue: wakeValue)
         }
     }
 
     /// Reads the state under the lock (metrics, tests, digests). The state may be ahead of the disk.
     public func withState<T>(_ body: (BrokerState) -> T) -> T {
         condition.lock()
-        defer { condition.unlock(withValue: open.records.isEmpty ? 0 : 1) }
+        defer { condition.unlock(withValue: wakeValue) }
         return body(state)
     }
 
     /// The index of the last event submitted, and of the last one on disk.
     public var indices: (ordered: UInt64, durable: UInt64) {
         condition.lock()
-        defer { condition.unlock(withValue: open.records.isEmpty ? 0 : 1) }
+        defer { condition.unlock(withValue: wakeValue) }
         return (nextIndex - 1, durableIndex)
     }
 
-    /// Waits until everything submitted so far is durable (start-up, shutdown, tests).
-    public func flush() async {
+    /// Waits until everything submitted so far is durable (start-up, shutdown, tests), or the
+    /// store failed, or `timeoutSeconds` passed (a full disk that does not come back); returns
+    /// whether it all is durable.
+    @discardableResult
+    public func flush(timeoutSeconds: Double = .infinity) async -> Bool {
         let target = indices.ordered
+        let deadline = DispatchTime.now().uptimeNanoseconds &+ UInt64(min(timeoutSeconds, 1e9) * 1e9)
         while indices.durable < target {
-            if case .failed = currentStatus { return }
+            if case .failed = currentStatus { return false }
+            if DispatchTime.now().uptimeNanoseconds >= deadline { return false }
             try? await Task.sleep(nanoseconds: 2_000_000)
         }
+        return true
     }
+
+    /// The wake-up value of the condition: 1 while the writer has work, or has to notice that
+    /// it is to stop.
+    private var wakeValue: Int { open.records.isEmpty && !stopping ? 0 : 1 }
 
     private var currentStatus: Status {
         condition.lock()
-        defer { condition.unlock(withValue: open.records.isEmpty ? 0 : 1) }
+        defer { condition.unlock(withValue: wakeValue) }
         return status
     }
 
@@ -208,10 +223,12 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
     public func stop() async {
         condition.lock()
         stopping = true
-        condition.unlock(withValue: open.records.isEmpty ? 0 : 1)
-        await flush()
-        condition.lock()
-        condition.unlock(withValue: 1)  // wakes the writer to see `stopping` with nothing to do
+        condition.unlock(withValue: wakeValue)
+        if !(await flush(timeoutSeconds: 10)) {
+            logger.error(
+                "stopping with events not yet durable (the store is full or failed); a restart recovers what is on disk"
+            )
+        }
         try? await writerThread.shutdownGracefully()
     }
 
@@ -221,13 +238,13 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         while true {
             condition.lock(whenValue: 1)
             if open.records.isEmpty && stopping {
-                condition.unlock(withValue: 0)
+                condition.unlock(withValue: wakeValue)
                 return
             }
             let batch = open
             open = Batch()
             writingBytes = batch.bytes
-            condition.unlock(withValue: 0)
+            condition.unlock(withValue: wakeValue)
             if batch.records.isEmpty { continue }
             // After a failed write nothing more is written: a later batch on disk without the
             // failed one would leave a gap in the log.
@@ -280,7 +297,7 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         condition.lock()
         durableIndex = lastIndex
         writingBytes = 0
-        condition.unlock(withValue: open.records.isEmpty ? 0 : 1)
+        condition.unlock(withValue: wakeValue)
 
         // Output commit: the batch is on disk, its actions may be seen. Only this thread
         // dispatches, batch after batch, so each connection gets its actions in apply order.
@@ -299,7 +316,7 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
     private func setStatus(_ newStatus: Status) {
         condition.lock()
         status = newStatus
-        condition.unlock(withValue: open.records.isEmpty ? 0 : 1)
+        condition.unlock(withValue: wakeValue)
     }
 
     /// Drops log records older than the retention, in bounded steps, never past the last
@@ -308,7 +325,9 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         guard checkpointIndex > configuration.logRetentionRecords else { return }
         let below = checkpointIndex - configuration.logRetentionRecords + 1
         do {
-            _ = try store.trimLog(below: below, limit: 10_000)
+            // Bounded transactions until caught up (one per 10,000 records), so trimming keeps
+            // pace with any event rate; each is a short write of its own.
+            for _ in 0..<1000 where try store.trimLog(below: below, limit: 10_000) == 10_000 {}
         } catch {
             logger.warning("log trim failed; retried at the next checkpoint", metadata: ["error": "\(error)"])
         }

@@ -286,7 +286,7 @@ extension CanonicalReader {
             "sessionCountMax", "retainedMessageCountMax", "retainedBytesMax",
         ] {
             let value = try integer(field() + "." + name, as: UInt64.self)
-            guard value <= UInt64(Int32.max) * 1024 else {
+            guard value <= UInt64(Int.max) else {
                 throw RecordDecodeError(field() + "." + name, "\(value) is out of range")
             }
             values.append(Int(value))

@@ -68,10 +68,8 @@ public struct SessionSummary: Sendable {
     public static func decode(key: some Collection<UInt8>, value: ByteBuffer) throws(RecordDecodeError)
         -> SessionSummary
     {
-        guard let clientIdentifier = String(validating: Array(key), as: UTF8.self) else {
-            throw RecordDecodeError("sessions.key", "is not valid UTF-8")
-        }
-        let session = try Session.decodeRow(value, clientIdentifier: clientIdentifier)
+        let session = try Session.decodeRow(value, key: Array(key))
+        let clientIdentifier = session.clientIdentifier
         let subscriptions = session.subscriptions.sorted { $0.key < $1.key }.map {
             Subscription(
                 filter: $0.key.value, options: $0.value.options, subscriptionIdentifier: $0.value.subscriptionIdentifier
@@ -115,9 +113,7 @@ public enum RetainedRow {
         var reader = try StateRowFormat.open(value, "retained")
         let message = try reader.applicationMessage("retained.message")
         try reader.expectEnd("retained")
-        guard message.topicName.utf8.elementsEqual(key) else {
-            throw RecordDecodeError("retained.topicName", "differs from the row's key")
-        }
+        try RowKey.check(message.topicName.utf8, against: key, "retained.topicName")
         return message
     }
 }
@@ -132,17 +128,8 @@ public struct CursorSummary: Sendable, Equatable {
     public static func decode(key: some Collection<UInt8>, value: ByteBuffer) throws(RecordDecodeError)
         -> CursorSummary
     {
-        let bytes = Array(key)
-        guard let separator = bytes.firstIndex(of: 0) else {
-            throw RecordDecodeError("cursors.key", "has no 0x00 separator")
-        }
-        guard let shareName = String(validating: bytes[..<separator], as: UTF8.self),
-            let filter = String(validating: bytes[(separator + 1)...], as: UTF8.self)
-        else { throw RecordDecodeError("cursors.key", "is not valid UTF-8") }
-        var reader = try StateRowFormat.open(value, "cursor")
-        let cursor = try reader.integer("cursor", as: UInt32.self)
-        try reader.expectEnd("cursor")
-        return CursorSummary(shareName: shareName, filter: filter, cursor: cursor)
+        let row = try CursorRow.decode(key: key, value: value)
+        return CursorSummary(shareName: row.shareName, filter: row.filter, cursor: row.cursor)
     }
 }
 

@@ -42,6 +42,28 @@ public enum StateRowFormat {
     }
 }
 
+/// The key of a row named by a client identifier, a topic or a share name and filter. LMDB
+/// keys hold at most 511 bytes and those names up to 65,535: a longer name is keyed by its
+/// first bytes and its SHA-256, and the whole name is in the row's value, checked against the
+/// key at load (so a damaged key is found too).
+public enum RowKey {
+    static let nameBytesMax = 400
+
+    public static func key(_ name: some Collection<UInt8>) -> [UInt8] {
+        let bytes = Array(name)
+        guard bytes.count > nameBytesMax else { return bytes }
+        return Array(bytes.prefix(nameBytesMax - 32)) + Array(SHA256.hash(data: bytes))
+    }
+
+    static func check(_ name: some Collection<UInt8>, against key: some Collection<UInt8>, _ what: String)
+        throws(RecordDecodeError)
+    {
+        guard Self.key(name).elementsEqual(key) else {
+            throw RecordDecodeError(what, "the name in the row does not belong to the row's key")
+        }
+    }
+}
+
 /// One row to write (a nil value deletes the key).
 public struct StateRow: Sendable {
     public var key: [UInt8]
@@ -101,10 +123,10 @@ extension BrokerState {
     /// of the last event applied). Call under the orderer's lock, right after that event.
     public func takeCheckpoint(appliedIndex: UInt64) -> StateCheckpoint {
         let sessionRows = sessions.takeChanged().map { clientIdentifier in
-            StateRow(key: Array(clientIdentifier.value.utf8), value: sessionRow(clientIdentifier))
+            StateRow(key: RowKey.key(clientIdentifier.value.utf8), value: sessionRow(clientIdentifier))
         }
         let retainedRows = retained.takeChanged().map { topic in
-            StateRow(key: Array(topic.value.utf8), value: retained.message(at: topic.value).map(Self.retainedRow))
+            StateRow(key: RowKey.key(topic.value.utf8), value: retained.message(at: topic.value).map(Self.retainedRow))
         }
         return StateCheckpoint(
             appliedIndex: appliedIndex, meta: meta(appliedIndex: appliedIndex).encoded,
@@ -118,10 +140,10 @@ extension BrokerState {
     /// Every row, each table sorted by key: a full checkpoint and the digest's input.
     public func allRows() -> (sessions: [StateRow], retained: [StateRow], cursors: [StateRow]) {
         let sessionRows = sessions.sortedKeys.map {
-            StateRow(key: Array($0.value.utf8), value: sessionRow($0))
+            StateRow(key: RowKey.key($0.value.utf8), value: sessionRow($0))
         }
         let retainedRows = retained.all().map {
-            StateRow(key: Array($0.topicName.utf8), value: Self.retainedRow($0))
+            StateRow(key: RowKey.key($0.topicName.utf8), value: Self.retainedRow($0))
         }
         return (sessionRows, retainedRows, cursorRows())
     }
@@ -151,8 +173,12 @@ extension BrokerState {
     private func cursorRows() -> [StateRow] {
         topicTree.sharedGroupCursors().map { group in
             StateRow(
-                key: Array(group.shareName.value.utf8) + [0] + Array(group.filter.utf8),
-                value: StateRowFormat.seal { $0.writeInteger(UInt32(clamping: group.cursor)) })
+                key: RowKey.key(Array(group.shareName.value.utf8) + [0] + Array(group.filter.utf8)),
+                value: StateRowFormat.seal { buffer in
+                    buffer.writeLengthPrefixed(group.shareName.value)
+                    buffer.writeLengthPrefixed(group.filter)
+                    buffer.writeInteger(UInt32(clamping: group.cursor))
+                })
         }
     }
 
@@ -163,6 +189,7 @@ extension BrokerState {
     func sessionRow(_ clientIdentifier: ExactString) -> ByteBuffer? {
         guard let session = sessions[clientIdentifier] else { return nil }
         return StateRowFormat.seal { buffer in
+            buffer.writeLengthPrefixed(session.clientIdentifier)
             buffer.writeOptional(session.connection) { $0.writeConnectionID($1) }
             buffer.writeInteger(session.protocolVersion.rawValue)
             buffer.writeInteger(session.expiryIntervalSeconds)
@@ -222,42 +249,32 @@ extension BrokerState {
         let state = BrokerState(limits: meta.limits)
         state.nowMillis = meta.nowMillis
         for (key, value) in sessionRows {
-            let clientIdentifier = String(decoding: key, as: UTF8.self)
             do {
-                let session = try Session.decodeRow(value, clientIdentifier: clientIdentifier)
-                state.install(session)
+                state.install(try Session.decodeRow(value, key: key))
             } catch {
-                throw StateLoadError(table: "sessions", key: clientIdentifier, error: error)
+                throw StateLoadError(table: "sessions", key: String(decoding: key, as: UTF8.self), error: error)
             }
         }
         for (key, value) in retainedRows {
-            let topic = String(decoding: key, as: UTF8.self)
             do {
                 var reader = try StateRowFormat.open(value, "retained")
                 let message = try reader.applicationMessage("retained.message")
                 try reader.expectEnd("retained")
-                guard message.topicName.utf8.elementsEqual(key) else {
-                    throw RecordDecodeError("retained.topicName", "differs from the row's key")
-                }
+                try RowKey.check(message.topicName.utf8, against: key, "retained.topicName")
                 state.retained.store(message)
             } catch {
-                throw StateLoadError(table: "retained", key: topic, error: error)
+                throw StateLoadError(table: "retained", key: String(decoding: key, as: UTF8.self), error: error)
             }
         }
         for (key, value) in cursorRows {
-            let name = String(decoding: key, as: UTF8.self)
-            guard let separator = key.firstIndex(of: 0) else {
-                throw StateLoadError(table: "cursors", key: name, error: RecordDecodeError("key", "no separator"))
-            }
             do {
-                var reader = try StateRowFormat.open(value, "cursor")
-                let cursor = try reader.integer("cursor", as: UInt32.self)
-                try reader.expectEnd("cursor")
-                state.topicTree.setCursor(
-                    shareName: ExactString(String(decoding: key[..<separator], as: UTF8.self)),
-                    filter: String(decoding: key[(separator + 1)...], as: UTF8.self), cursor: Int(cursor))
+                let row = try CursorRow.decode(key: key, value: value)
+                guard
+                    state.topicTree.setCursor(
+                        shareName: ExactString(row.shareName), filter: row.filter, cursor: Int(row.cursor))
+                else { throw RecordDecodeError("cursor", "no shared group \(row.shareName) on \(row.filter)") }
             } catch {
-                throw StateLoadError(table: "cursors", key: name, error: error)
+                throw StateLoadError(table: "cursors", key: String(decoding: key, as: UTF8.self), error: error)
             }
         }
         state.rebuildDeadlines()
@@ -294,9 +311,29 @@ public struct StateLoadError: Error, CustomStringConvertible {
     public var description: String { "table \(table), key \(key.debugDescription): \(error)" }
 }
 
+/// A shared group's cursor row: share name, filter, cursor.
+public struct CursorRow: Sendable, Equatable {
+    public var shareName: String
+    public var filter: String
+    public var cursor: UInt32
+
+    public static func decode(key: some Collection<UInt8>, value: ByteBuffer) throws(RecordDecodeError) -> CursorRow {
+        var reader = try StateRowFormat.open(value, "cursor")
+        let row = CursorRow(
+            shareName: try reader.string("cursor.shareName"), filter: try reader.string("cursor.filter"),
+            cursor: try reader.integer("cursor", as: UInt32.self))
+        try reader.expectEnd("cursor")
+        try RowKey.check(Array(row.shareName.utf8) + [0] + Array(row.filter.utf8), against: key, "cursor.name")
+        return row
+    }
+}
+
 extension Session {
-    static func decodeRow(_ value: ByteBuffer, clientIdentifier: String) throws(RecordDecodeError) -> Session {
+    /// Decodes a session row; with `key`, checks that the row's client identifier belongs to it.
+    static func decodeRow(_ value: ByteBuffer, key: [UInt8]? = nil) throws(RecordDecodeError) -> Session {
         var reader = try StateRowFormat.open(value, "session")
+        let clientIdentifier = try reader.string("session.clientIdentifier")
+        if let key { try RowKey.check(clientIdentifier.utf8, against: key, "session.clientIdentifier") }
         let connection = try reader.optional("session.connection") { (reader) throws(RecordDecodeError) in
             try reader.connectionID("session.connection")
         }
@@ -354,7 +391,7 @@ extension Session {
         }
         try reader.expectEnd("session")
         guard inflightCountMax >= 1 && inflightCountMax <= Int(UInt16.max), nextPacketIdentifier != 0,
-            inflight.count <= Int(UInt16.max) - 1
+            inflight.count <= Int(UInt16.max)
         else { throw RecordDecodeError("session.outbound", "window, identifiers or in-flight count out of range") }
 
         var session = Session(
