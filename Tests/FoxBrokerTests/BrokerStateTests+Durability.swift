@@ -188,4 +188,32 @@ import Testing
         #expect(closed.disconnects.map(\.0) == [cid(3)])
         #expect(broker.session("old") == nil)
     }
+
+    // Goal: on a takeover the old connection's will (delay 0) may be delivered to the session
+    // itself (it subscribes to its own will topic); the delivery must stay in the session.
+    // Before, the copy written back after the will undid the delivery.
+    @Test func takeoverWillDeliveredToTheSameSessionIsKept() {
+        let broker = BrokerHarness()
+        broker.connect("c", conn: 1, cleanStart: false, expiry: 600, will: will("w/c", "gone", qos: .atLeastOnce))
+        broker.subscribe(conn: 1, "w/#", qos: .atLeastOnce)
+        let takeover = broker.connect("c", conn: 2, cleanStart: false, expiry: 600, receiveMaximum: 10)
+        #expect(takeover.payloads(to: 2) == ["gone"])
+    }
+
+    // Goal: a QoS 2 PUBLISH resent after the access rules changed, whose first copy was taken
+    // (its identifier unreleased), completes its exchange instead of getting 0x87 and leaving
+    // the identifier taken; a later new message with that identifier is then delivered.
+    @Test func deniedResendOfAnUnreleasedIdentifierCompletes() {
+        let broker = BrokerHarness()
+        broker.connect("sub", conn: 9)
+        broker.subscribe(conn: 9, "t", qos: .exactlyOnce)
+        broker.connect("p", conn: 1)
+        broker.publish(conn: 1, "t", "first", qos: .exactlyOnce, packetIdentifier: 5)
+        let resent = broker.apply(.publishDenied(cid(1), packetIdentifier: 5, qos: .exactlyOnce))
+        #expect(resent.packets(to: 1) == [.pubRec(PubRec(packetIdentifier: 5))])
+        broker.pubRel(conn: 1, 5)
+        #expect(
+            broker.publish(conn: 1, "t", "second", qos: .exactlyOnce, packetIdentifier: 5).payloads(to: 9).isEmpty
+                == false)
+    }
 }
