@@ -9,6 +9,8 @@ public protocol OrderedLogStore: AnyObject, Sendable {
     func write(records: [(index: UInt64, value: ByteBuffer)], checkpoint: StateCheckpoint?) throws(StoreError)
     /// Deletes log records below `index`, at most `limit`.
     func trimLog(below index: UInt64, limit: Int) throws(StoreError) -> Int
+    /// Deletes log records below `index` whose time is before `cutoffMillis`, at most `limit`.
+    func trimLog(below index: UInt64, olderThanMillis cutoffMillis: UInt64, limit: Int) throws(StoreError) -> Int
     /// The file to name in messages.
     var dataFile: String { get }
 }
@@ -210,6 +212,38 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
     /// Deletes log records below `index` (never past what recovery needs: the caller passes at
     /// most the last checkpoint's applied index + 1), at most `limit` per call, and records the
     /// new base of the chain. Returns how many it deleted.
+    public func trimLog(below index: UInt64, olderThanMillis cutoffMillis: UInt64, limit: Int) throws(StoreError)
+        -> Int
+    {
+        // The records below the cutoff time, counted from the first in a short read; then the
+        // same bounded trim by index.
+        let bound: UInt64
+        do {
+            bound = try environment.read { transaction in
+                var bound: UInt64 = 0
+                var counted = 0
+                try transaction.forEach(log) { key, value in
+                    guard let recordIndex = LogRecord.index(ofKey: key), recordIndex < index, counted < limit,
+                        value.count >= 9
+                    else { return false }
+                    // The time follows the format byte (see LogRecord).
+                    let timeMillis = value[1..<9].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                    guard timeMillis < cutoffMillis else { return false }
+                    bound = recordIndex + 1
+                    counted += 1
+                    return true
+                }
+                return bound
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .corrupt(path: dataFile, table: "log", detail: "\(error)")
+        }
+        guard bound > 0 else { return 0 }
+        return try trimLog(below: bound, limit: limit)
+    }
+
     public func trimLog(below index: UInt64, limit: Int) throws(StoreError) -> Int {
         do {
             // May use the map's reserve for deletes: trimming is what frees space when full.

@@ -125,6 +125,12 @@ struct RunCommand: AsyncParsableCommand {
             valueName: "MODE"))
     var durability: Durability = .sync
 
+    @Option(
+        help: ArgumentHelp(
+            "Also drop log records older than this many seconds (0 = keep by count only); never what recovery needs.",
+            valueName: "SECONDS"))
+    var logRetentionAge: UInt64 = 0
+
     @Flag(help: "Replay the log even though the previous start died while replaying it.")
     var retryReplay = false
 
@@ -328,6 +334,9 @@ extension RunCommand {
             ])
         var ordererConfiguration = DurableOrderer.Configuration()
         ordererConfiguration.logRetentionRecords = logRetentionRecords
+        if logRetentionAge > 0 {
+            ordererConfiguration.logRetentionMillis = logRetentionAge.multipliedReportingOverflow(by: 1000).partialValue
+        }
         ordererConfiguration.checkpointRecordCount = checkpointRecords
         ordererConfiguration.checkpointIntervalMillis = checkpointInterval
         return .durable(

@@ -15,7 +15,8 @@ import Testing
 /// A store whose writes wait at a gate and can be made to fail as a full disk does.
 final class GatedStore: OrderedLogStore, @unchecked Sendable {
     private let condition = ConditionLock<Int>(value: 1)  // 1: open, 0: closed
-    private let state = NIOLockedValueBox<(batches: [[UInt64]], full: Bool)>(([], false))
+    private let state = NIOLockedValueBox<(batches: [[UInt64]], full: Bool, broken: Bool, attempts: Int)>(
+        ([], false, false, 0))
     let dataFile = "/gated/data.mdb"
 
     func close() {
@@ -31,20 +32,29 @@ final class GatedStore: OrderedLogStore, @unchecked Sendable {
     /// While true, every write fails with `.full`.
     func setFull(_ full: Bool) { state.withLockedValue { $0.full = full } }
 
+    /// From now on every write fails with an I/O error (a failed device, not a full disk).
+    func breakDevice() { state.withLockedValue { $0.broken = true } }
+
+    var attempts: Int { state.withLockedValue { $0.attempts } }
+
     var batches: [[UInt64]] { state.withLockedValue { $0.batches } }
 
     func write(records: [(index: UInt64, value: ByteBuffer)], checkpoint: StateCheckpoint?) throws(StoreError) {
         condition.lock(whenValue: 1)
         condition.unlock(withValue: 1)
-        let fail = state.withLockedValue { state -> Bool in
-            if state.full { return true }
+        let outcome = state.withLockedValue { state -> Int in
+            state.attempts += 1
+            if state.broken { return 2 }
+            if state.full { return 1 }
             state.batches.append(records.map(\.index))
-            return false
+            return 0
         }
-        if fail { throw .full("test: no space") }
+        if outcome == 1 { throw .full("test: no space") }
+        if outcome == 2 { throw .io(operation: "commit", path: dataFile, code: 5, message: "Input/output error") }
     }
 
     func trimLog(below index: UInt64, limit: Int) throws(StoreError) -> Int { 0 }
+    func trimLog(below index: UInt64, olderThanMillis cutoffMillis: UInt64, limit: Int) throws(StoreError) -> Int { 0 }
 }
 
 /// Collects what the orderer releases, in order.
@@ -159,6 +169,32 @@ struct TestClock: BrokerClock {
         #expect(acknowledged.first == 1)
         #expect(acknowledged.last == 4)
         await orderer.stop()
+    }
+
+    // Goal: a write that fails for another reason than space stops the node: the batch's
+    // actions are never released, onFatal is called once, and nothing later is written (a later
+    // batch on disk without the failed one would leave a gap in the log).
+    @Test func aFailedWriteStopsEverything() async {
+        let store = GatedStore()
+        let sink = CapturingSink()
+        let fatal = NIOLockedValueBox<[String]>([])
+        let orderer = DurableOrderer(
+            recovered: .fresh(limits: BrokerLimits()), store: store, clock: TestClock(), sink: sink,
+            logger: Logger(label: "test"), onFatal: { reason in fatal.withLockedValue { $0.append(reason) } })
+        #expect(orderer.submit(Self.open("p", 1)) == .accepted)
+        await orderer.flush()
+        let releasedBefore = sink.released.count
+        store.breakDevice()
+        #expect(orderer.submit(Self.publish(1, 1)) == .accepted)
+        await Self.waitUntil { !fatal.withLockedValue { $0 }.isEmpty }
+        #expect(fatal.withLockedValue { $0 }.count == 1)
+        #expect(fatal.withLockedValue { $0 }.first?.contains("Input/output error") == true)
+        #expect(orderer.submit(Self.publish(1, 2)) == .unavailable(.serverUnavailable))
+        #expect(orderer.submit(.pubAck(cid(1), packetIdentifier: 3)) == .accepted)
+        try? await Task.sleep(nanoseconds: 200_000_000)
+        #expect(sink.released.count == releasedBefore)
+        #expect(store.attempts == 2, "one successful write, one failed, none after")
+        #expect(await orderer.flush(timeoutSeconds: 1) == false)
     }
 
     // Goal: the real store, end to end: events ordered through the durable orderer into an

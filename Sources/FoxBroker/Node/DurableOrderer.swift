@@ -34,6 +34,8 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         public var recordBytesMax: Int = 256 << 20
         /// Log records kept below the last checkpoint (for foxdump and audits); recovery needs none.
         public var logRetentionRecords: UInt64 = 1_000_000
+        /// Log records older than this are dropped too, if set (never past the last checkpoint).
+        public var logRetentionMillis: UInt64? = nil
 
         public init() {}
     }
@@ -322,12 +324,19 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
     /// Drops log records older than the retention, in bounded steps, never past the last
     /// checkpoint (recovery replays from there).
     private func trimLog() {
-        guard checkpointIndex > configuration.logRetentionRecords else { return }
-        let below = checkpointIndex - configuration.logRetentionRecords + 1
         do {
             // Bounded transactions until caught up (one per 10,000 records), so trimming keeps
             // pace with any event rate; each is a short write of its own.
-            for _ in 0..<1000 where try store.trimLog(below: below, limit: 10_000) == 10_000 {}
+            if checkpointIndex > configuration.logRetentionRecords {
+                let below = checkpointIndex - configuration.logRetentionRecords + 1
+                for _ in 0..<1000 where try store.trimLog(below: below, limit: 10_000) == 10_000 {}
+            }
+            if let retentionMillis = configuration.logRetentionMillis {
+                let now = clock.nowMillis()
+                let cutoff = now > retentionMillis ? now - retentionMillis : 0
+                for _ in 0..<1000
+                where try store.trimLog(below: checkpointIndex + 1, olderThanMillis: cutoff, limit: 10_000) == 10_000 {}
+            }
         } catch {
             logger.warning("log trim failed; retried at the next checkpoint", metadata: ["error": "\(error)"])
         }
