@@ -8,13 +8,15 @@ struct FoxMQCommand: AsyncParsableCommand {
         discussion: """
             Every node of a cluster orders every publish the same way, so every subscriber \
             sees the same sequence. The configuration directory (default foxmq.d) holds \
-            users.toml and, for a cluster, address-book.toml and the node keys.
+            the admin database (admin.sqlite: users, access rules, settings; an existing \
+            users.toml is imported), the node's store (data/) and, for a cluster, \
+            address-book.toml and the node keys.
 
             Quick start:
               foxmq user add alice              (prompts for the password)
               foxmq run --mqtt-addr 127.0.0.1:1883
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, UserCommand.self, AclCommand.self, SnapshotCommand.self]
+        subcommands: [RunCommand.self, UserCommand.self, AclCommand.self, ConfigCommand.self, SnapshotCommand.self]
     )
 }

@@ -239,6 +239,11 @@ struct RunCommand: AsyncParsableCommand {
         configuration.brokerLimits.retainedBytesMax = maxRetainedBytes
         configuration.brokerLimits.topicLevelCountMax = maxTopicLevels
 
+        // Settings of the admin database win over the flags (foxmq config set).
+        let flagLimits = configuration.brokerLimits
+        let settled = BrokerSetting.limits(directoryOfUsers.current.settings, over: flagLimits)
+        for problem in settled.problems { logger.warning("admin database setting ignored: \(problem)") }
+        configuration.brokerLimits = settled.limits
         let storage: NodeStorage
         do {
             storage = try openStorage(limits: configuration.brokerLimits, logger: logger)
@@ -275,6 +280,11 @@ struct RunCommand: AsyncParsableCommand {
                         logger.info(
                             "admin database changed: users and access rules reloaded",
                             metadata: ["users": "\(changed.users.count)", "rules": "\(changed.rules.rules.count)"])
+                        let settled = BrokerSetting.limits(changed.settings, over: flagLimits)
+                        for problem in settled.problems { logger.warning("admin database setting ignored: \(problem)") }
+                        if node.reconfigure(settled.limits) {
+                            logger.notice("settings changed: the new limits are ordered and take effect now")
+                        }
                     }
                 } catch {
                     logger.warning(

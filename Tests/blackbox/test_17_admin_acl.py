@@ -129,3 +129,34 @@ def test_acl_percent_u_owns_a_subtree(secured, raw_factory):
     assert c.subscribe([("users/alice/#", 1), ("users/bob/#", 1)]).reason_codes == [1, 0x87]
     assert c.publish("users/bob/x", b"no", qos=1).reason == 0x87
     assert c.publish("users/alice/x", b"yes", qos=1).reason in (0x00, 0x10)
+
+
+def test_config_set_on_a_running_node_orders_new_limits(broker, raw_factory):
+    """`foxmq config set max-subscriptions-per-client 1` against a running node: within a
+    second or so a second subscription of a session is refused with 0x97, and `unset` brings
+    the flag's limit back; an unknown key or a bad value is refused by the command."""
+    directory = str(broker.dir)
+    bad = foxmq("config", "set", "max-nonsense", "1", "-o", directory, check=False)
+    assert bad.returncode != 0 and "Unknown setting" in bad.stderr
+    bad = foxmq("config", "set", "max-inflight", "0", "-o", directory, check=False)
+    assert bad.returncode != 0 and "outside" in bad.stderr
+    foxmq("config", "set", "max-subscriptions-per-client", "1", "-o", directory)
+    assert foxmq("config", "get", "max-subscriptions-per-client", "-o", directory).stdout.strip() == "1"
+
+    def second_subscription_refused():
+        c = raw_factory(broker, V5)
+        c.connect(uid())
+        c.subscribe("a", qos=0)
+        return c.subscribe("b", qos=0).reason_codes == [0x97]
+
+    assert eventually(second_subscription_refused, timeout=4.0)
+    foxmq("config", "unset", "max-subscriptions-per-client", "-o", directory)
+
+    def second_subscription_granted():
+        c = raw_factory(broker, V5)
+        c.connect(uid())
+        c.subscribe("a", qos=0)
+        return c.subscribe("b", qos=0).reason_codes == [0]
+
+    assert eventually(second_subscription_granted, timeout=4.0)
+    assert "settings changed" in broker.log_tail(200)

@@ -89,6 +89,25 @@ public final class BrokerNode: Sendable {
             authenticator: authenticator, threadPool: threadPool, logger: logger)
     }
 
+    /// Orders new limits, if they differ from the state's: from that event on they decide, on
+    /// this node and in every replay. Returns whether anything changed.
+    @discardableResult
+    public func reconfigure(_ limits: BrokerLimits) -> Bool {
+        var limits = limits
+        limits.topicLevelCountMax = configuration.connectionLimits.topicLevelCountMax
+        let current: BrokerLimits
+        if let durableOrderer {
+            current = durableOrderer.withState { $0.limits }
+        } else if let local = orderer as? LocalOrderer {
+            current = local.withState { $0.limits }
+        } else {
+            return false
+        }
+        guard current != limits else { return false }
+        orderer.submit(.configure(limits))
+        return true
+    }
+
     /// The durable orderer, when the node has a store (figures, tests).
     public var durable: DurableOrderer? { durableOrderer }
 
