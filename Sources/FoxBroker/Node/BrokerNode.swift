@@ -127,7 +127,12 @@ public final class BrokerNode: Sendable {
                 logger.info("limits changed since the last run: ordered in the log")
             }
             durableOrderer.submit(.nodeStarted(node: 0, incarnation: incarnation))
-            await durableOrderer.flush()
+            guard await durableOrderer.flush(timeoutSeconds: 30) else {
+                throw NodeStartError(
+                    message:
+                        "the store could not write the start of this run within 30 s (disk or map full, or a failed write); nothing was opened"
+                )
+            }
         }
         let mqtt = try await bootstrap { channel in
             // The initializer runs on the channel's loop: the handler is added there, not sent.
@@ -258,4 +263,10 @@ private final class PlainHTTPRefusal: ChannelInboundHandler, RemovableChannelHan
             loopBoundContext.value.close(promise: nil)
         }
     }
+}
+
+/// Why a node did not open its listeners.
+public struct NodeStartError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
 }
