@@ -18,7 +18,7 @@ struct ConfigCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Set a setting.")
         @Argument(help: "The setting.") var key: String
         @Argument(help: "Its value.") var value: String
-        @Option(name: [.short, .long], help: "The configuration directory.") var outputDir: String = "foxmq.d"
+        @OptionGroup var directory: ConfigDirectoryOptions
 
         func run() throws {
             guard let setting = BrokerSetting(rawValue: key) else {
@@ -26,7 +26,7 @@ struct ConfigCommand: ParsableCommand {
                     "Unknown setting \(key); known: \(BrokerSetting.allCases.map(\.rawValue).joined(separator: ", ")).")
             }
             if case .failure(let error) = setting.parse(value) { throw ValidationError(error.message) }
-            let database = try AdminDatabase.open(directory: outputDir)
+            let database = try directory.openDatabase()
             try database.setSetting(key, to: value)
             print("Set \(key) = \(value) in \(database.path) (\(setting.explanation)).")
         }
@@ -35,10 +35,10 @@ struct ConfigCommand: ParsableCommand {
     struct Get: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a setting.")
         @Argument(help: "The setting.") var key: String
-        @Option(name: [.short, .long], help: "The configuration directory.") var outputDir: String = "foxmq.d"
+        @OptionGroup var directory: ConfigDirectoryOptions
 
         func run() throws {
-            let database = try AdminDatabase.open(directory: outputDir)
+            let database = try directory.openDatabase()
             guard let value = try database.setting(key) else {
                 throw ValidationError("\(key) is not set in \(database.path) (run's flag or default applies).")
             }
@@ -48,10 +48,10 @@ struct ConfigCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the settings.")
-        @Option(name: [.short, .long], help: "The configuration directory.") var outputDir: String = "foxmq.d"
+        @OptionGroup var directory: ConfigDirectoryOptions
 
         func run() throws {
-            let database = try AdminDatabase.open(directory: outputDir)
+            let database = try directory.openDatabase()
             let settings = try database.settings()
             if settings.isEmpty { print("No settings in \(database.path): run's flags and defaults apply.") }
             for key in settings.keys.sorted() { print("\(key) = \(settings[key] ?? "")") }
@@ -61,10 +61,10 @@ struct ConfigCommand: ParsableCommand {
     struct Unset: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a setting (run's flag applies again).")
         @Argument(help: "The setting.") var key: String
-        @Option(name: [.short, .long], help: "The configuration directory.") var outputDir: String = "foxmq.d"
+        @OptionGroup var directory: ConfigDirectoryOptions
 
         func run() throws {
-            let database = try AdminDatabase.open(directory: outputDir)
+            let database = try directory.openDatabase()
             guard try database.setting(key) != nil else {
                 throw ValidationError("\(key) is not set in \(database.path).")
             }
