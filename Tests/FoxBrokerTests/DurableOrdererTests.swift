@@ -171,6 +171,28 @@ struct TestClock: BrokerClock {
         await orderer.stop()
     }
 
+    // Goal: stopping while the store stays full ends (the writer gives up its retries)
+    // instead of waiting for ever, and what it held is not released. Before, SIGTERM on a full
+    // disk hung the node until SIGKILL.
+    @Test func stopOnAFullStoreEnds() async {
+        let store = GatedStore()
+        let sink = CapturingSink()
+        var configuration = DurableOrderer.Configuration()
+        configuration.stopTimeoutSeconds = 0.5
+        let orderer = DurableOrderer(
+            recovered: .fresh(limits: BrokerLimits()), store: store, clock: TestClock(), sink: sink,
+            configuration: configuration, logger: Logger(label: "test"), onFatal: { _ in })
+        #expect(orderer.submit(Self.open("p", 1)) == .accepted)
+        await orderer.flush()
+        let releasedBefore = sink.released.count
+        store.setFull(true)
+        #expect(orderer.submit(Self.publish(1, 1)) == .accepted)
+        let started = ContinuousClock.now
+        await orderer.stop()
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(sink.released.count == releasedBefore)
+    }
+
     // Goal: a write that fails for another reason than space stops the node: the batch's
     // actions are never released, onFatal is called once, and nothing later is written (a later
     // batch on disk without the failed one would leave a gap in the log).

@@ -316,7 +316,7 @@ func forEachSession(
     _ nodeStore: NodeStore, _ source: RowSource, client: String?, _ lister: inout RowLister,
     _ body: (SessionSummary, inout RowLister) -> Void
 ) throws {
-    try source.forEach(nodeStore, .sessions, key: client.map { Array($0.utf8) }, &lister) { row, lister in
+    try source.forEach(nodeStore, .sessions, key: client.map { RowKey.key($0.utf8) }, &lister) { row, lister in
         do {
             body(try SessionSummary.decode(key: row.key, value: row.value), &lister)
         } catch {

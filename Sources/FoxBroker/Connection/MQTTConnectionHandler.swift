@@ -77,7 +77,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             self.connectDeadline = nil
             log(.info, "CONNECT not completed in \(services.limits.connectTimeoutSeconds) s")
             run { machine, outputs in machine.connectTimedOut(into: &outputs) }
-        } else if let keepAliveTimeout, now - lastPacketTime > keepAliveTimeout {
+        } else if let keepAliveTimeout, reading, now - lastPacketTime > keepAliveTimeout {
+            // (Not while the broker itself stopped reading: the client's packets wait in its
+            // socket, and the timer starts again when reading resumes.)
             self.keepAliveTimeout = nil
             log(.info, "keep alive expired")
             run { machine, outputs in machine.keepAliveExpired(into: &outputs) }
@@ -150,6 +152,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     /// machine has stopped reading (credentials being checked, or closed) or an event waits
     /// for the orderer.
     private func decodeInbound() {
+        // On every exit, a partial packet at the end included.
+        defer { updateReading() }
         while machine.isReading, blockedEvent == nil, var buffer = inbound, buffer.readableBytes > 0 {
             inbound = nil  // keep the buffer uniquely referenced while decoding
             let packet: Packet
@@ -183,7 +187,6 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             }
         }
         if inbound?.readableBytes == 0 { inbound = nil }
-        updateReading()
     }
 
     /// Scheduled on this loop when broker actions arrived in the handle's inbox: carries them
@@ -226,7 +229,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         guard shouldRead != reading else { return }
         reading = shouldRead
         try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: shouldRead)
-        if shouldRead { context.read() }
+        if shouldRead {
+            lastPacketTime = context.eventLoop.now
+            context.read()
+        }
     }
 
     /// The node is stopping.

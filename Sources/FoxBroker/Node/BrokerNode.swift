@@ -234,7 +234,8 @@ public final class BrokerNode: Sendable {
         for handle in services.registry.all {
             handle.eventLoop.execute { handle.handler.value.shutdown() }
         }
-        for _ in 0..<40 where services.registry.count > 0 {
+        for _ in 0..<40 {
+            guard services.registry.count > 0 else { break }
             try? await Task.sleep(nanoseconds: 50_000_000)
         }
         // The ends of the sessions are in the log; make them durable, then stop the writer.

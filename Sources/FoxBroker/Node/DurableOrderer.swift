@@ -36,6 +36,9 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         public var logRetentionRecords: UInt64 = 1_000_000
         /// Log records older than this are dropped too, if set (never past the last checkpoint).
         public var logRetentionMillis: UInt64? = nil
+        /// How long `stop` waits for what is pending to become durable (a full disk may never
+        /// take it) before it gives up; a restart recovers what is on disk.
+        public var stopTimeoutSeconds: Double = 10
 
         public init() {}
     }
@@ -72,6 +75,9 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
     private var status = Status.running
     private var durableIndex: UInt64
     private var stopping = false
+    /// Set when `stop` gave up waiting for a full store: the writer stops retrying and exits
+    /// without releasing what it holds (nothing held was acknowledged).
+    private var abandoned = false
     private var scratch: [BrokerAction] = []
 
     private let clock: any BrokerClock
@@ -226,10 +232,13 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         condition.lock()
         stopping = true
         condition.unlock(withValue: wakeValue)
-        if !(await flush(timeoutSeconds: 10)) {
+        if !(await flush(timeoutSeconds: configuration.stopTimeoutSeconds)) {
             logger.error(
                 "stopping with events not yet durable (the store is full or failed); a restart recovers what is on disk"
             )
+            condition.lock()
+            abandoned = true
+            condition.unlock(withValue: wakeValue)
         }
         try? await writerThread.shutdownGracefully()
     }
@@ -271,6 +280,10 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
                 try store.write(records: values, checkpoint: batch.checkpoint)
                 break
             } catch .full(let detail) {
+                condition.lock()
+                let giveUp = abandoned
+                condition.unlock(withValue: wakeValue)
+                if giveUp { return false }
                 attempt += 1
                 setStatus(.full(detail))
                 if attempt == 1 {
@@ -329,13 +342,17 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
             // pace with any event rate; each is a short write of its own.
             if checkpointIndex > configuration.logRetentionRecords {
                 let below = checkpointIndex - configuration.logRetentionRecords + 1
-                for _ in 0..<1000 where try store.trimLog(below: below, limit: 10_000) == 10_000 {}
+                for _ in 0..<1000 {
+                    guard try store.trimLog(below: below, limit: 10_000) == 10_000 else { break }
+                }
             }
             if let retentionMillis = configuration.logRetentionMillis {
                 let now = clock.nowMillis()
                 let cutoff = now > retentionMillis ? now - retentionMillis : 0
-                for _ in 0..<1000
-                where try store.trimLog(below: checkpointIndex + 1, olderThanMillis: cutoff, limit: 10_000) == 10_000 {}
+                for _ in 0..<1000 {
+                    let trimmed = try store.trimLog(below: checkpointIndex + 1, olderThanMillis: cutoff, limit: 10_000)
+                    guard trimmed == 10_000 else { break }
+                }
             }
         } catch {
             logger.warning("log trim failed; retried at the next checkpoint", metadata: ["error": "\(error)"])

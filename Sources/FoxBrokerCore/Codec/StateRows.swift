@@ -43,16 +43,17 @@ public enum StateRowFormat {
 }
 
 /// The key of a row named by a client identifier, a topic or a share name and filter. LMDB
-/// keys hold at most 511 bytes and those names up to 65,535: a longer name is keyed by its
-/// first bytes and its SHA-256, and the whole name is in the row's value, checked against the
-/// key at load (so a damaged key is found too).
+/// keys hold at most 511 bytes and those names up to 65,535: a name of 400 bytes or more is
+/// keyed by its first 368 bytes and its SHA-256 (exactly 400 bytes), a shorter one by itself
+/// (at most 399), so the two kinds of keys never meet. The whole name is in the row's value,
+/// checked against the key at load (so a damaged key is found too).
 public enum RowKey {
-    static let nameBytesMax = 400
+    static let hashedKeyBytes = 400
 
     public static func key(_ name: some Collection<UInt8>) -> [UInt8] {
         let bytes = Array(name)
-        guard bytes.count > nameBytesMax else { return bytes }
-        return Array(bytes.prefix(nameBytesMax - 32)) + Array(SHA256.hash(data: bytes))
+        guard bytes.count >= hashedKeyBytes else { return bytes }
+        return Array(bytes.prefix(hashedKeyBytes - 32)) + Array(SHA256.hash(data: bytes))
     }
 
     static func check(_ name: some Collection<UInt8>, against key: some Collection<UInt8>, _ what: String)
@@ -148,7 +149,7 @@ extension BrokerState {
         return (sessionRows, retainedRows, cursorRows())
     }
 
-    /// SHA-256 over the meta row and every row in table and key order: equal states, equal
+    /// SHA-256 over the meta row and every row in table and name order: equal states, equal
     /// digests, whatever the insertion history (the rows are canonical, hash order never
     /// reaches them).
     public func stateDigest(appliedIndex: UInt64) -> SHA256.Digest {
