@@ -465,28 +465,20 @@ extension NodeStore {
             "read \(sessionRows.count) session, \(retainedRows.count) retained and \(cursorRows.count) cursor rows")
 
         var rowsDecode = damagedTables.isEmpty
-        for row in sessionRows {
-            do {
-                _ = try SessionSummary.decode(key: row.key, value: row.value)
-            } catch {
-                report.add("sessions", "key \(printableKey(row.key))", "\(error)")
-                rowsDecode = false
-            }
-        }
-        for row in retainedRows {
-            do {
-                _ = try RetainedRow.decode(key: row.key, value: row.value)
-            } catch {
-                report.add("retained", "key \(printableKey(row.key))", "\(error)")
-                rowsDecode = false
-            }
-        }
-        for row in cursorRows {
-            do {
-                _ = try CursorSummary.decode(key: row.key, value: row.value)
-            } catch {
-                report.add("cursors", "key \(printableKey(row.key))", "\(error)")
-                rowsDecode = false
+        // Each row decoded as recovery would; a failure is named by table and key.
+        let decoders: [(String, [StoredRow], (StoredRow) throws -> Void)] = [
+            ("sessions", sessionRows, { _ = try SessionSummary.decode(key: $0.key, value: $0.value) }),
+            ("retained", retainedRows, { _ = try RetainedRow.decode(key: $0.key, value: $0.value) }),
+            ("cursors", cursorRows, { _ = try CursorSummary.decode(key: $0.key, value: $0.value) }),
+        ]
+        for (table, rows, decode) in decoders {
+            for row in rows {
+                do {
+                    try decode(row)
+                } catch {
+                    report.add(table, "key \(printableKey(row.key))", "\(error)")
+                    rowsDecode = false
+                }
             }
         }
 

@@ -21,10 +21,29 @@ extension BrokerEvent {
         case publishDenied = 13
     }
 
+    /// The tag that starts the event's encoding.
+    var tag: Tag {
+        switch self {
+        case .sessionOpen: .sessionOpen
+        case .publish: .publish
+        case .pubRel: .pubRel
+        case .pubAck: .pubAck
+        case .pubRec: .pubRec
+        case .pubComp: .pubComp
+        case .subscribe: .subscribe
+        case .unsubscribe: .unsubscribe
+        case .sessionClose: .sessionClose
+        case .tick: .tick
+        case .nodeStarted: .nodeStarted
+        case .configure: .configure
+        case .publishDenied: .publishDenied
+        }
+    }
+
     public func encode(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(tag.rawValue)
         switch self {
         case .sessionOpen(let open):
-            buffer.writeInteger(Tag.sessionOpen.rawValue)
             buffer.writeConnectionID(open.connection)
             buffer.writeLengthPrefixed(open.clientIdentifier)
             buffer.writeInteger(open.protocolVersion.rawValue)
@@ -34,7 +53,6 @@ extension BrokerEvent {
             buffer.writeInteger(open.receiveMaximum)
             buffer.writeOptional(open.maximumPacketSize) { $0.writeInteger($1) }
         case .publish(let connection, let publish):
-            buffer.writeInteger(Tag.publish.rawValue)
             buffer.writeConnectionID(connection)
             buffer.writeLengthPrefixed(publish.topicName)
             buffer.writeLengthPrefixed(publish.payload)
@@ -43,25 +61,15 @@ extension BrokerEvent {
             buffer.writeFlag(publish.dup)
             buffer.writeOptional(publish.packetIdentifier) { $0.writeInteger($1) }
             buffer.writeProperties(publish.properties)
-        case .pubRel(let connection, let packetIdentifier):
-            buffer.writeInteger(Tag.pubRel.rawValue)
-            buffer.writeConnectionID(connection)
-            buffer.writeInteger(packetIdentifier)
-        case .pubAck(let connection, let packetIdentifier):
-            buffer.writeInteger(Tag.pubAck.rawValue)
+        case .pubRel(let connection, let packetIdentifier), .pubAck(let connection, let packetIdentifier),
+            .pubComp(let connection, let packetIdentifier):
             buffer.writeConnectionID(connection)
             buffer.writeInteger(packetIdentifier)
         case .pubRec(let connection, let packetIdentifier, let reasonCode):
-            buffer.writeInteger(Tag.pubRec.rawValue)
             buffer.writeConnectionID(connection)
             buffer.writeInteger(packetIdentifier)
             buffer.writeInteger(reasonCode.rawValue)
-        case .pubComp(let connection, let packetIdentifier):
-            buffer.writeInteger(Tag.pubComp.rawValue)
-            buffer.writeConnectionID(connection)
-            buffer.writeInteger(packetIdentifier)
         case .subscribe(let connection, let subscribe, let denied):
-            buffer.writeInteger(Tag.subscribe.rawValue)
             buffer.writeConnectionID(connection)
             buffer.writeInteger(subscribe.packetIdentifier)
             buffer.writeInteger(UInt32(subscribe.subscriptions.count))
@@ -73,19 +81,16 @@ extension BrokerEvent {
             buffer.writeInteger(UInt32(denied.count))
             for index in denied { buffer.writeInteger(UInt32(index)) }
         case .publishDenied(let connection, let packetIdentifier, let qos):
-            buffer.writeInteger(Tag.publishDenied.rawValue)
             buffer.writeConnectionID(connection)
             buffer.writeInteger(packetIdentifier)
             buffer.writeInteger(qos.rawValue)
         case .unsubscribe(let connection, let unsubscribe):
-            buffer.writeInteger(Tag.unsubscribe.rawValue)
             buffer.writeConnectionID(connection)
             buffer.writeInteger(unsubscribe.packetIdentifier)
             buffer.writeInteger(UInt32(unsubscribe.topicFilters.count))
             for filter in unsubscribe.topicFilters { buffer.writeLengthPrefixed(filter) }
             buffer.writeProperties(unsubscribe.properties)
         case .sessionClose(let connection, let close):
-            buffer.writeInteger(Tag.sessionClose.rawValue)
             buffer.writeConnectionID(connection)
             let cause: UInt8 =
                 switch close.cause {
@@ -96,13 +101,11 @@ extension BrokerEvent {
             buffer.writeInteger(cause)
             buffer.writeOptional(close.sessionExpiryIntervalSeconds) { $0.writeInteger($1) }
         case .tick:
-            buffer.writeInteger(Tag.tick.rawValue)
+            break  // the tag is all
         case .nodeStarted(let node, let incarnation):
-            buffer.writeInteger(Tag.nodeStarted.rawValue)
             buffer.writeInteger(node)
             buffer.writeInteger(incarnation)
         case .configure(let limits):
-            buffer.writeInteger(Tag.configure.rawValue)
             buffer.writeLimits(limits)
         }
     }
