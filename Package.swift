@@ -99,11 +99,24 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
+        // The cluster's edge: the address book and node keys (the original's files), and the
+        // authenticated transport between nodes (SwiftNIO, framed messages). No broker logic.
+        .target(
+            name: "FoxCluster",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         // The command line: argument parsing and wiring only.
         .executableTarget(
             name: "foxmq",
             dependencies: [
                 "FoxBroker",
+                "FoxCluster",
                 "FoxBrokerCore",
                 "FoxBrokerStore",
                 "FoxStore",
@@ -190,6 +203,15 @@ let package = Package(
         .testTarget(
             name: "FoxMQTTTests",
             dependencies: ["FoxMQTT", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "FoxClusterTests",
+            dependencies: [
+                "FoxCluster",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "FoxStoreTests",
