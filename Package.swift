@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "FoxBrokerStore",
             dependencies: [
-                "FoxBrokerCore", "FoxStore",
+                "FoxBrokerCore", "FoxStore", "FoxConsensus",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -89,6 +89,7 @@ let package = Package(
                 "FoxBrokerCore",
                 "FoxBrokerStore",
                 "FoxStore",
+                "FoxConsensus",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -220,7 +221,8 @@ let package = Package(
         .testTarget(
             name: "FoxBrokerTests",
             dependencies: [
-                "FoxBroker", "FoxBrokerCore", "FoxBrokerStore", "FoxMQTT", "FoxStore",
+                "FoxBroker", "FoxBrokerCore", "FoxBrokerStore", "FoxMQTT", "FoxStore", "FoxConsensus",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

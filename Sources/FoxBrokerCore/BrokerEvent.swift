@@ -90,3 +90,20 @@ public struct SessionClose: Hashable, Sendable {
         self.sessionExpiryIntervalSeconds = sessionExpiryIntervalSeconds
     }
 }
+
+extension BrokerEvent {
+    /// The node the event must come from, or nil when any node may order it (time, limits).
+    /// In a cluster an entry whose event names another node's connection is a no-op: no node
+    /// can open, close, publish on or acknowledge for a connection it does not hold.
+    public var originNode: UInt32? {
+        switch self {
+        case .sessionOpen(let open): open.connection.node
+        case .publish(let connection, _), .pubRel(let connection, _), .pubAck(let connection, _),
+            .pubRec(let connection, _, _), .pubComp(let connection, _), .subscribe(let connection, _, _),
+            .publishDenied(let connection, _, _), .unsubscribe(let connection, _), .sessionClose(let connection, _):
+            connection.node
+        case .nodeStarted(let node, _): node
+        case .tick, .configure: nil
+        }
+    }
+}

@@ -39,6 +39,11 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
     let retained: LMDBTable
     let cursors: LMDBTable
     let meta: LMDBTable
+    /// The consensus tables of a cluster node (section 9 of the consensus design): blocks by
+    /// ref, commit records by index, and the core's meta and snapshot. Empty on a single node.
+    let consensusBlocks: LMDBTable
+    let consensusCommits: LMDBTable
+    let consensusState: LMDBTable
     /// `DATA/node.lock`, held while the store is open for writing; nil when read-only.
     private let lock: NodeStoreLock?
 
@@ -64,6 +69,9 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
             retained = try environment.openTable("retained")
             cursors = try environment.openTable("cursors")
             meta = try environment.openTable("meta")
+            consensusBlocks = try environment.openTable("consensus_blocks")
+            consensusCommits = try environment.openTable("consensus_commits")
+            consensusState = try environment.openTable("consensus_state")
         } catch {
             throw .store(error)
         }
@@ -136,13 +144,15 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
 
     /// Bumps the durable incarnation counter and returns the new value: connection identifiers
     /// of this run are never those of an earlier one.
-    public func nextIncarnation() throws(NodeStoreError) -> UInt32 {
+    /// `atLeast` lifts it (a cluster node passes the clock's seconds, so that a wiped store
+    /// never reuses an incarnation its earlier life used).
+    public func nextIncarnation(atLeast floor: UInt32 = 0) throws(NodeStoreError) -> UInt32 {
         do {
             return try environment.write { transaction in
                 let current = try transaction.get(meta, key: MetaKey.incarnation).flatMap {
                     Self.integer($0, as: UInt32.self)
                 }
-                let next = (current ?? 0) &+ 1
+                let next = max((current ?? 0) &+ 1, floor)
                 try transaction.put(meta, key: MetaKey.incarnation, value: Self.bigEndian(next))
                 return next
             }
@@ -180,24 +190,37 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
     /// Writes one batch in one transaction (one sync): the log records, and the checkpoint's
     /// rows and meta row when the batch carries one. Re-runnable: a full map reruns it.
     public func write(records: [(index: UInt64, value: ByteBuffer)], checkpoint: StateCheckpoint?) throws(StoreError) {
+        try write { transaction throws in
+            try self.put(records: records, checkpoint: checkpoint, &transaction)
+        }
+    }
+
+    /// One write transaction, errors as `StoreError` naming the data file.
+    func write(_ body: (inout LMDBWriteTransaction) throws -> Void) throws(StoreError) {
         do {
-            try environment.write { transaction in
-                for record in records {
-                    try transaction.put(
-                        log, key: LogRecord.key(record.index), value: record.value.readableBytesView, append: true)
-                }
-                if let checkpoint {
-                    for row in checkpoint.sessions { try Self.put(row, in: sessions, &transaction) }
-                    for row in checkpoint.retained { try Self.put(row, in: retained, &transaction) }
-                    try transaction.deleteAll(cursors)
-                    for row in checkpoint.cursors { try Self.put(row, in: cursors, &transaction) }
-                    try transaction.put(meta, key: MetaKey.state, value: checkpoint.meta.readableBytesView)
-                }
-            }
+            try environment.write { transaction in try body(&transaction) }
         } catch let error as StoreError {
             throw error
         } catch {
             throw .io(operation: "write", path: dataFile, code: 0, message: "\(error)")
+        }
+    }
+
+    /// Puts log records and a checkpoint's rows and meta row.
+    func put(
+        records: [(index: UInt64, value: ByteBuffer)], checkpoint: StateCheckpoint?,
+        _ transaction: inout LMDBWriteTransaction
+    ) throws {
+        for record in records {
+            try transaction.put(
+                log, key: LogRecord.key(record.index), value: record.value.readableBytesView, append: true)
+        }
+        if let checkpoint {
+            for row in checkpoint.sessions { try Self.put(row, in: sessions, &transaction) }
+            for row in checkpoint.retained { try Self.put(row, in: retained, &transaction) }
+            try transaction.deleteAll(cursors)
+            for row in checkpoint.cursors { try Self.put(row, in: cursors, &transaction) }
+            try transaction.put(meta, key: MetaKey.state, value: checkpoint.meta.readableBytesView)
         }
     }
 

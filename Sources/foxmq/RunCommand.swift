@@ -252,7 +252,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let fatal = FatalStop()
-        let node = BrokerNode(
+        let node = try BrokerNode(
             configuration: configuration, authenticator: directoryOfUsers, logger: logger,
             storage: storage,
             onFatal: { reason in fatal.stop(reason, logger: logger) })

@@ -34,6 +34,35 @@ public enum NodeStorage: Sendable {
     case durable(
         store: NodeStore, recovered: RecoveredStateBox, incarnation: UInt32, configuration: DurableOrderer.Configuration
     )
+    /// A member of a cluster: the node's store holds the consensus tables too, and every event
+    /// is ordered by the consensus core.
+    case cluster(ClusterRole)
+}
+
+/// What a cluster node brings to `BrokerNode`: its committee position, its incarnation, the
+/// consensus orderer (made over the node's connection registry, which routes the actions of
+/// this node's connections), and the transport to start before and stop after it.
+public struct ClusterRole: Sendable {
+    public var me: UInt16
+    public var incarnation: UInt32
+    public var makeOrderer: @Sendable (any ActionSink) throws -> ConsensusOrderer
+    public var transport: any ClusterService
+
+    public init(
+        me: UInt16, incarnation: UInt32, transport: any ClusterService,
+        makeOrderer: @escaping @Sendable (any ActionSink) throws -> ConsensusOrderer
+    ) {
+        self.me = me
+        self.incarnation = incarnation
+        self.transport = transport
+        self.makeOrderer = makeOrderer
+    }
+}
+
+/// The cluster transport's lifecycle, as the node drives it.
+public protocol ClusterService: Sendable {
+    func start() async throws
+    func stop() async
 }
 
 /// Carries the recovered state (a class graph) into the node once.
@@ -51,6 +80,9 @@ public final class BrokerNode: Sendable {
     private let services: BrokerServices
     private let orderer: any Orderer
     private let durableOrderer: DurableOrderer?
+    private let consensusOrderer: ConsensusOrderer?
+    private let cluster: ClusterRole?
+    private let nodeIndex: UInt32
     private let incarnation: UInt32
     private let serverChannels = NIOLockedValueBox<[any Channel]>([])
     private let tickTask = NIOLockedValueBox<RepeatedTask?>(nil)
@@ -61,28 +93,45 @@ public final class BrokerNode: Sendable {
         configuration: NodeConfiguration, authenticator: any Authenticator, logger: Logger,
         clock: any BrokerClock = SystemClock(), storage: NodeStorage = .memory,
         onFatal: @escaping @Sendable (String) -> Void = { _ in }
-    ) {
+    ) throws {
         configuration.connectionLimits.checkInvariants()
         self.configuration = configuration
         self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreadCount))
         threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
-        let registry = ConnectionRegistry(node: 0)
         var brokerLimits = configuration.brokerLimits
         brokerLimits.topicLevelCountMax = configuration.connectionLimits.topicLevelCountMax
+        let registry: ConnectionRegistry
         switch storage {
         case .memory:
+            registry = ConnectionRegistry(node: 0)
+            nodeIndex = 0
             incarnation = 0
             durableOrderer = nil
+            consensusOrderer = nil
+            cluster = nil
             orderer = LocalOrderer(state: BrokerState(limits: brokerLimits), clock: clock, sink: registry)
         case .durable(let store, let recovered, let incarnation, let ordererConfiguration):
+            registry = ConnectionRegistry(node: 0)
+            nodeIndex = 0
             self.incarnation = incarnation
             let durable = DurableOrderer(
                 recovered: recovered.value, store: store, clock: clock, sink: registry,
                 configuration: ordererConfiguration, logger: logger, onFatal: onFatal)
             durableOrderer = durable
+            consensusOrderer = nil
+            cluster = nil
             orderer = durable
+        case .cluster(let role):
+            registry = ConnectionRegistry(node: UInt32(role.me))
+            nodeIndex = UInt32(role.me)
+            incarnation = role.incarnation
+            durableOrderer = nil
+            cluster = role
+            let consensus = try role.makeOrderer(registry)
+            consensusOrderer = consensus
+            orderer = consensus
         }
         services = BrokerServices(
             limits: configuration.connectionLimits, orderer: orderer, registry: registry,
@@ -98,6 +147,8 @@ public final class BrokerNode: Sendable {
         let current: BrokerLimits
         if let durableOrderer {
             current = durableOrderer.withState { $0.limits }
+        } else if let consensusOrderer {
+            current = consensusOrderer.withState { $0.limits }
         } else if let local = orderer as? LocalOrderer {
             current = local.withState { $0.limits }
         } else {
@@ -110,6 +161,9 @@ public final class BrokerNode: Sendable {
 
     /// The durable orderer, when the node has a store (figures, tests).
     public var durable: DurableOrderer? { durableOrderer }
+
+    /// The consensus orderer, when the node is a cluster member.
+    public var consensus: ConsensusOrderer? { consensusOrderer }
 
     /// The addresses actually bound (port 0 resolves to a free port).
     public var localAddresses: [SocketAddress] {
@@ -132,6 +186,21 @@ public final class BrokerNode: Sendable {
                     message:
                         "the store could not write the start of this run within 30 s (disk or map full, or a failed write); nothing was opened"
                 )
+            }
+        }
+        if let consensusOrderer, let cluster {
+            // The core replays its store, the transport connects the peers, and this node's
+            // start is ordered by a quorum before any listener opens.
+            consensusOrderer.start()
+            try await cluster.transport.start()
+            guard await consensusOrderer.waitUntilStarted() else {
+                throw NodeStartError(message: "the node stopped before its start was ordered by the cluster")
+            }
+            var limits = configuration.brokerLimits
+            limits.topicLevelCountMax = configuration.connectionLimits.topicLevelCountMax
+            if consensusOrderer.withState({ $0.limits }) != limits {
+                consensusOrderer.submit(.configure(limits))
+                logger.info("limits differ from the cluster's: ordered in the log (every node applies them)")
             }
         }
         let mqtt = try await bootstrap { channel in
@@ -187,7 +256,7 @@ public final class BrokerNode: Sendable {
     private func nextConnectionID() -> ConnectionID {
         connectionCounter.withLockedValue { counter in
             counter += 1
-            return ConnectionID(node: 0, incarnation: incarnation, local: counter)
+            return ConnectionID(node: nodeIndex, incarnation: incarnation, local: counter)
         }
     }
 
@@ -240,6 +309,10 @@ public final class BrokerNode: Sendable {
         }
         // The ends of the sessions are in the log; make them durable, then stop the writer.
         await durableOrderer?.stop()
+        if let consensusOrderer, let cluster {
+            await consensusOrderer.stop()
+            await cluster.transport.stop()
+        }
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
         logger.info("stopped")

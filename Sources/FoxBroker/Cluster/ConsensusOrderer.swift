@@ -1,0 +1,605 @@
+import Dispatch
+import FoxBrokerCore
+import FoxBrokerStore
+import FoxConsensus
+import FoxMQTT
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+    import Glibc
+#else
+    import Darwin
+#endif
+
+/// Where a cluster node's consensus messages go: the cluster transport, or an in-process link
+/// in tests.
+public protocol ClusterLink: Sendable {
+    func send(to peer: UInt16, _ bytes: [UInt8])
+    func broadcast(_ bytes: [UInt8])
+}
+
+/// The consensus orderer of a cluster node: the local orderer's place taken by the consensus
+/// core, behind the same apply path, store and output commit ("one broker, two orderers").
+///
+/// Connections submit events; each becomes an entry of this node's next block. Nothing is
+/// applied at submit: every node applies the same committed entries, in the commit order, at
+/// the commit's time (consensus.md §13), so every subscriber on every node sees the same
+/// sequence, and the broker log (`log` table) is the same on every node, record for record.
+///
+/// One core thread (never an event loop) runs the core: it takes submissions and peer
+/// messages from the inbox, steps the core, applies delivered commits to the broker state, and
+/// writes each round of work in one LMDB transaction with one sync: the core's persist batches
+/// (blocks, commit records), the log records of the entries those commits applied, and the
+/// rows of a checkpoint. Only then are the actions (CONNACK, PUBACK, deliveries…) released,
+/// and the core's own blocks sent: nothing a client or peer sees depends on state a crash
+/// could lose. Signature checks happen inside the core, on this thread.
+public final class ConsensusOrderer: Orderer, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// Bytes of own entries submitted and not yet applied; beyond it `submit` answers busy
+        /// (the connection stops reading): backpressure when consensus falls behind.
+        public var pendingBytesMax: Int = 32 << 20
+        /// Log records kept below the last checkpoint.
+        public var logRetentionRecords: UInt64 = 1_000_000
+        /// Local row checkpoints (restart speed) at least this often, besides the consensus
+        /// checkpoints.
+        public var checkpointRecordCount: Int = 100_000
+        public var checkpointIntervalMillis: UInt64 = 2_000
+        /// How long `stop` waits for this node's last entries (the ends of its sessions) to
+        /// commit and become durable.
+        public var stopTimeoutSeconds: Double = 10
+        public init() {}
+    }
+
+    /// The kind byte of an entry that holds a `BrokerEvent` (canonical encoding).
+    public static let brokerEventKind: UInt8 = 1
+
+    private enum Work {
+        case submit(BrokerEvent, size: Int)
+        case message(from: UInt16, bytes: [UInt8])
+    }
+
+    private enum Status {
+        /// The core is not active yet (start, amnesia recovery), or the node is stopping.
+        case starting
+        case running
+        case full(String)
+        case failed
+    }
+
+    // `condition` guards the fields below it; its value is 1 while the inbox has work or the
+    // core thread must notice `stopping`.
+    private let condition = ConditionLock<Int>(value: 0)
+    private var inbox: [Work] = []
+    private var pendingBytes = 0
+    private var status = Status.starting
+    private var stopping = false
+    private var tickSubmitted = false
+    private var startApplied = false
+    private var durableCommit: UInt64 = 0
+    private var connectedPeerSet: Set<UInt16> = []
+
+    // The broker state, applied on the core thread; read by others under `stateLock`.
+    private let stateLock = NIOLock()
+    private let state: BrokerState
+
+    // Core thread only.
+    private var core: ConsensusCore
+    private var timerAt: UInt64?
+    private var batches: [PersistBatch] = []
+    private var records: [(index: UInt64, value: ByteBuffer)] = []
+    private var checkpoints: [StateCheckpoint] = []
+    private var heldActions: [BrokerAction] = []
+    private var scratch: [BrokerAction] = []
+    private var followUps: [Input] = []
+    private var nextIndex: UInt64
+    private var lastChain: [UInt8]
+    private var appliedCommit: UInt64
+    private var checkpointIndex: UInt64
+    private var recordsSinceCheckpoint = 0
+    private var lastCheckpointMillis: UInt64 = 0
+    /// Sizes of own entries accepted by the core and not yet applied, by sequence number.
+    private var ownSizes: [UInt64: Int] = [:]
+    private var ownIncarnation: UInt64 = 0
+
+    private let me: UInt16
+    private let incarnation: UInt32
+    private let store: NodeStore
+    private let link: any ClusterLink
+    private let sink: any ActionSink
+    private let clock: any BrokerClock
+    private let configuration: Configuration
+    private let logger: Logger
+    private let onFatal: @Sendable (String) -> Void
+    private let thread = NIOThreadPool(numberOfThreads: 1)
+
+    /// Metrics (figures, logs, tests). Written on the core thread.
+    public private(set) var syncCount: UInt64 = 0
+    public private(set) var forgedEntries: UInt64 = 0
+    public private(set) var malformedEntries: UInt64 = 0
+
+    /// - Parameters:
+    ///   - recovered: the broker state recovered from the rows and the log (the log holds the
+    ///     entries of every commit up to `store.appliedCommitIndex()`).
+    ///   - incarnation: this run's incarnation (connection identifiers of this node).
+    public init(
+        me: UInt16, incarnation: UInt32, core: ConsensusCore, recovered: RecoveredState, store: NodeStore,
+        link: any ClusterLink, clock: any BrokerClock, sink: any ActionSink,
+        configuration: Configuration = Configuration(),
+        logger: Logger, onFatal: @escaping @Sendable (String) -> Void
+    ) throws(NodeStoreError) {
+        self.me = me
+        self.incarnation = incarnation
+        self.core = core
+        state = recovered.state
+        nextIndex = recovered.lastIndex + 1
+        lastChain = recovered.lastChain
+        checkpointIndex = recovered.checkpointIndex
+        appliedCommit = try store.appliedCommitIndex()
+        durableCommit = appliedCommit
+        self.store = store
+        self.link = link
+        self.sink = sink
+        self.clock = clock
+        self.configuration = configuration
+        self.logger = logger
+        self.onFatal = onFatal
+    }
+
+    /// Starts the core thread: the core replays its store, then recovers (a new, wiped or
+    /// restored store asks its peers first) and becomes active; this node's start is then
+    /// ordered. Returns at once; `waitUntilStarted` waits for that start to commit.
+    public func start() {
+        thread.start()
+        thread.submit { [self] _ in run() }
+    }
+
+    // MARK: Orderer
+
+    @discardableResult
+    public func submit(_ event: BrokerEvent) -> SubmitResult {
+        let size = DurableOrderer.approximateSize(event)
+        if size > core.committee.maxEntryBytes - 64 { return .tooLarge }
+        condition.lock()
+        if !event.isNeverRefused {
+            var refusal: SubmitResult?
+            switch status {
+            case .starting: refusal = .unavailable(.serverUnavailable)
+            case .failed: refusal = .unavailable(.serverUnavailable)
+            case .full: refusal = .unavailable(.quotaExceeded)
+            case .running:
+                if stopping {
+                    refusal = .unavailable(.serverUnavailable)
+                } else if pendingBytes + size > configuration.pendingBytesMax && pendingBytes > 0 {
+                    refusal = .busy
+                }
+            }
+            if let refusal {
+                condition.unlock(withValue: wakeValue)
+                return refusal
+            }
+        }
+        pendingBytes += size
+        inbox.append(.submit(event, size: size))
+        condition.unlock(withValue: 1)
+        return .accepted
+    }
+
+    /// Orders a tick when the earliest deadline of the state has come on this node's clock and
+    /// no commit is coming to run it: each commit runs the due deadlines at its own time, so a
+    /// busy cluster needs no tick entries, and an idle one stays quiet until something is due.
+    public func tickIfDue() {
+        let now = clock.nowMillis()
+        let due = stateLock.withLock { state.nextDeadlineMillis.map { $0 <= now } ?? false }
+        guard due else { return }
+        condition.lock()
+        guard case .running = status, !tickSubmitted, !stopping else {
+            condition.unlock(withValue: wakeValue)
+            return
+        }
+        tickSubmitted = true
+        inbox.append(.submit(.tick, size: 16))
+        pendingBytes += 16
+        condition.unlock(withValue: 1)
+    }
+
+    /// A message from peer `from` (the transport's receive path: only queues it).
+    public func receive(from peer: UInt16, _ bytes: [UInt8]) {
+        condition.lock()
+        inbox.append(.message(from: peer, bytes: bytes))
+        condition.unlock(withValue: 1)
+    }
+
+    /// Reads the state under its lock (metrics, tests, digests).
+    public func withState<T>(_ body: (BrokerState) -> T) -> T {
+        stateLock.withLock { body(state) }
+    }
+
+    /// The applied commit and log index with the digest of the state there (tests compare
+    /// nodes with it; the same digest as `foxdump verify`).
+    public func stateDigest() -> (commitIndex: UInt64, logIndex: UInt64, digest: [UInt8]) {
+        stateLock.withLock { (appliedCommit, nextIndex - 1, Array(state.stateDigest(appliedIndex: nextIndex - 1))) }
+    }
+
+    /// The last commit index whose entries are applied and durable.
+    public var durableCommitIndex: UInt64 {
+        condition.lock()
+        defer { condition.unlock(withValue: wakeValue) }
+        return durableCommit
+    }
+
+    /// Waits until this node's start (`nodeStarted`) is committed and durable, logging while it
+    /// waits for its peers; false if the store failed or the node is stopping.
+    public func waitUntilStarted(logEverySeconds: Double = 5) async -> Bool {
+        var waited = 0.0
+        while true {
+            condition.lock()
+            let started = startApplied
+            let failed: Bool
+            if case .failed = status { failed = true } else { failed = stopping }
+            condition.unlock(withValue: wakeValue)
+            if started { return true }
+            if failed { return false }
+            try? await Task.sleep(nanoseconds: 20_000_000)
+            waited += 0.02
+            if waited >= logEverySeconds {
+                waited = 0
+                logger.notice(
+                    "waiting for a quorum of the cluster to order this node's start",
+                    metadata: ["quorum": "\(core.committee.quorum) of \(core.committee.n)"])
+            }
+        }
+    }
+
+    /// Refuses what grows the state, waits until this node's entries so far (the ends of its
+    /// sessions) are applied and durable or the timeout passes, then stops the core thread.
+    public func stop() async {
+        condition.lock()
+        stopping = true
+        condition.unlock(withValue: 1)
+        let deadline = DispatchTime.now().uptimeNanoseconds &+ UInt64(configuration.stopTimeoutSeconds * 1e9)
+        while DispatchTime.now().uptimeNanoseconds < deadline {
+            condition.lock()
+            let drained = pendingBytes == 0
+            condition.unlock(withValue: wakeValue)
+            if drained { break }
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+        condition.lock()
+        let left = pendingBytes
+        status = .failed  // the core thread exits at its next wake-up
+        condition.unlock(withValue: 1)
+        if left > 0 {
+            logger.warning(
+                "stopping with entries of this node not yet committed (no quorum?); their clients resend on reconnect",
+                metadata: ["bytes": "\(left)"])
+        }
+        try? await thread.shutdownGracefully()
+    }
+
+    private var wakeValue: Int { inbox.isEmpty && !stopping ? 0 : 1 }
+
+    // MARK: The core thread
+
+    private func nowNanos() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
+    private func run() {
+        lastCheckpointMillis = clock.nowMillis()
+        step(.start)
+        if case .active = core.mode { becameActive() }
+        guard flush() else { return }
+        while true {
+            var work: [Work] = []
+            let waitSeconds = timerAt.map { at -> Double in
+                let now = nowNanos()
+                return at > now ? Double(at - now) / 1e9 : 0
+            }
+            let woken: Bool
+            if let waitSeconds {
+                woken = waitSeconds > 0 ? condition.lock(whenValue: 1, timeoutSeconds: waitSeconds) : false
+                if !woken { condition.lock() }
+            } else {
+                condition.lock(whenValue: 1)
+                woken = true
+            }
+            swap(&work, &inbox)
+            let exit: Bool
+            if case .failed = status { exit = true } else { exit = false }
+            condition.unlock(withValue: stopping && !exit ? 1 : 0)
+            if exit { return }
+            for item in work {
+                switch item {
+                case .submit(let event, let size):
+                    submitToCore(event, size: size)
+                case .message(let from, let bytes):
+                    step(.message(from: from, bytes: bytes))
+                }
+            }
+            if let at = timerAt, at <= nowNanos() {
+                timerAt = nil
+                step(.tick)
+            }
+            guard flush() else { return }
+            if stopping && work.isEmpty {
+                // Nothing new: wait a little instead of spinning on the stop flag.
+                usleep(1000)
+            }
+        }
+    }
+
+    private func submitToCore(_ event: BrokerEvent, size: Int) {
+        var body = event.encoded
+        let bytes = body.readBytes(length: body.readableBytes) ?? []
+        let outputs = core.step(.submit(kind: Self.brokerEventKind, body: bytes), now: nowNanos())
+        for output in outputs {
+            switch output {
+            case .accepted(let id):
+                if id.incarnation != ownIncarnation {
+                    ownIncarnation = id.incarnation
+                    ownSizes.removeAll()
+                }
+                ownSizes[id.seq] = size
+            case .rejected(let reason):
+                // The core's bounds lie above this orderer's, so this is rare: the event is lost
+                // and its client resends on reconnect.
+                logger.warning("consensus refused an entry", metadata: ["reason": "\(reason)", "event": "\(event)"])
+                release(size: size, tick: event == .tick)
+            default:
+                break
+            }
+        }
+        handle(outputs)
+    }
+
+    private func step(_ input: Input) {
+        handle(core.step(input, now: nowNanos()))
+    }
+
+    /// Runs the outputs of one step in order; inputs they call for (the application snapshot
+    /// of a checkpoint) are stepped after.
+    private func handle(_ outputs: [Output]) {
+        for output in outputs {
+            switch output {
+            case .send(let to, let bytes):
+                link.send(to: to, bytes)
+            case .broadcast(let bytes):
+                link.broadcast(bytes)
+            case .persist(let batch):
+                batches.append(batch)
+            case .setTimer(let at):
+                timerAt = at
+            case .deliver(let delivery):
+                apply(delivery)
+            case .accepted, .rejected:
+                break
+            case .recovered(let lastOwnRound):
+                logger.notice(
+                    "recovered the own position from the peers (amnesia rule): never signing at or below round \(lastOwnRound)"
+                )
+                do {
+                    try store.markRestored(false)
+                } catch {
+                    logger.error("could not clear the restored mark", metadata: ["error": "\(error)"])
+                }
+                becameActive()
+            case .stateSynced(let checkpoint, _):
+                // The rows of a checkpoint are not transferred yet: a node this far behind
+                // cannot continue. (Block sync covers gaps within the peers' retained rounds.)
+                fail(
+                    "this node is behind the peers' retained blocks (state sync to commit \(checkpoint.commitIndex) needs a transfer of the broker state, which this version does not do); restore a recent snapshot of a peer and restart"
+                )
+            case .read(let request):
+                followUps.append(.read(request, blocks: store.readBlocks(request.refs)))
+            case .halted(let why):
+                fail("consensus halted: \(why)")
+            }
+        }
+        while !followUps.isEmpty {
+            let input = followUps.removeFirst()
+            handle(core.step(input, now: nowNanos()))
+        }
+    }
+
+    private func becameActive() {
+        condition.lock()
+        if case .starting = status { status = .running }
+        // This node's start, ordered before anything of its clients: sessions its earlier
+        // incarnation left attached end as after a network loss.
+        pendingBytes += 16
+        inbox.append(.submit(.nodeStarted(node: UInt32(me), incarnation: incarnation), size: 16))
+        condition.unlock(withValue: 1)
+    }
+
+    private func release(size: Int, tick: Bool) {
+        condition.lock()
+        pendingBytes -= size
+        if tick { tickSubmitted = false }
+        condition.unlock(withValue: wakeValue)
+    }
+
+    /// Applies one committed sub-DAG's entries at the commit's time. Commits already in the log
+    /// (replayed by the core at start) are skipped; actions wait for the write.
+    private func apply(_ delivery: Delivery) {
+        let index = delivery.subDag.index
+        guard index > appliedCommit else { return }
+        let timeMillis = delivery.subDag.commitTime / 1_000_000
+        var releasedBytes = 0
+        var releasedTick = false
+        var started = false
+        let actionsBefore = heldActions.count
+        stateLock.lock()
+        // Deadlines that came before this commit's time run first, at that time: every node
+        // runs them at the same place in the log.
+        if let due = state.nextDeadlineMillis, due <= timeMillis {
+            applyLocked(.tick, atMillis: timeMillis)
+        }
+        for entry in delivery.applied {
+            if entry.id.origin == me && entry.id.incarnation == ownIncarnation,
+                let size = ownSizes.removeValue(forKey: entry.id.seq)
+            {
+                releasedBytes += size
+            }
+            guard entry.kind == Self.brokerEventKind,
+                let event = try? BrokerEvent.decode(ByteBuffer(bytes: entry.body))
+            else {
+                malformedEntries += 1
+                continue
+            }
+            if let origin = event.originNode, origin != UInt32(entry.id.origin) {
+                forgedEntries += 1
+                continue
+            }
+            if entry.id.origin == me {
+                if event == .tick { releasedTick = true }
+                if event == .nodeStarted(node: UInt32(me), incarnation: incarnation) { started = true }
+            }
+            applyLocked(event, atMillis: timeMillis)
+        }
+        appliedCommit = index
+        stateLock.unlock()
+        if delivery.checkpointDue {
+            // The application state at commit k: its digest goes into checkpoint C_k, which
+            // every honest node computes alike (the rows themselves stay in the store).
+            let digest = stateLock.withLock { state.stateDigest(appliedIndex: nextIndex - 1) }
+            followUps.append(.appSnapshot(commitIndex: index, bytes: Array(digest)))
+            takeCheckpoint()
+        } else if recordsSinceCheckpoint >= configuration.checkpointRecordCount
+            || timeMillis >= lastCheckpointMillis &+ configuration.checkpointIntervalMillis
+        {
+            takeCheckpoint()
+        }
+        if releasedBytes > 0 || releasedTick || started {
+            condition.lock()
+            pendingBytes -= releasedBytes
+            if releasedTick { tickSubmitted = false }
+            condition.unlock(withValue: wakeValue)
+            if started { startPending = true }
+        }
+        if delivery.replayed {
+            // Applied at start for the state; what it produced was sent in the earlier life.
+            heldActions.removeSubrange(actionsBefore...)
+        }
+    }
+
+    /// Set when this node's own start is applied; published to waiters after the write.
+    private var startPending = false
+
+    private func applyLocked(_ event: BrokerEvent, atMillis timeMillis: UInt64) {
+        scratch.removeAll(keepingCapacity: true)
+        let index = nextIndex
+        ApplyTrace.index = index
+        state.apply(event, atMillis: timeMillis, into: &scratch)
+        nextIndex += 1
+        let encoded = LogRecord.encode(
+            index: index, timeMillis: timeMillis, event: event.encoded, previousChain: lastChain)
+        lastChain = encoded.chain
+        records.append((index, encoded.value))
+        heldActions.append(contentsOf: scratch)
+        recordsSinceCheckpoint += 1
+    }
+
+    private func takeCheckpoint() {
+        let applied = nextIndex - 1
+        let checkpoint = stateLock.withLock { state.takeCheckpoint(appliedIndex: applied) }
+        checkpoints.append(checkpoint)
+        recordsSinceCheckpoint = 0
+        lastCheckpointMillis = clock.nowMillis()
+    }
+
+    /// Writes what this round of work produced in one transaction and one sync, then tells the
+    /// core (its own blocks may leave now) and releases the held actions. False when the store
+    /// failed for good (the node stops).
+    private func flush() -> Bool {
+        while !batches.isEmpty || !records.isEmpty || !checkpoints.isEmpty {
+            let written = (batches, records, checkpoints, heldActions)
+            batches = []
+            records = []
+            checkpoints = []
+            heldActions = []
+            var attempt = 0
+            while true {
+                do {
+                    try store.writeCluster(
+                        batches: written.0, records: written.1, checkpoints: written.2, appliedCommit: appliedCommit)
+                    break
+                } catch .full(let detail) {
+                    attempt += 1
+                    setStatus(.full(detail))
+                    if attempt == 1 {
+                        logger.error(
+                            "store full: publishes, subscriptions and new sessions are refused (0x97) until space returns; nothing held is acknowledged",
+                            metadata: ["detail": "\(detail)", "file": "\(store.dataFile)"])
+                    }
+                    condition.lock()
+                    let giveUp = stopping
+                    condition.unlock(withValue: wakeValue)
+                    if giveUp { return false }
+                    usleep(500_000)
+                } catch {
+                    fail("store write failed: \(error)")
+                    return false
+                }
+            }
+            if attempt > 0 {
+                logger.notice("store has space again: accepting publishes")
+                setStatus(.running)
+            }
+            syncCount += 1
+            if let last = written.2.last {
+                checkpointIndex = last.appliedIndex
+                trimLog()
+            }
+            condition.lock()
+            durableCommit = appliedCommit
+            if startPending {
+                startApplied = true
+                startPending = false
+            }
+            condition.unlock(withValue: wakeValue)
+            if let txn = written.0.map(\.txn).max() {
+                step(.persisted(txn: txn))
+            }
+            if !written.3.isEmpty {
+                var wakeups = PendingWakeups()
+                sink.dispatch(written.3, wakeups: &wakeups)
+                wakeups.wake()
+            }
+        }
+        return true
+    }
+
+    private func setStatus(_ newStatus: Status) {
+        condition.lock()
+        if case .failed = status {
+        } else {
+            status = newStatus
+        }
+        condition.unlock(withValue: wakeValue)
+    }
+
+    private func fail(_ why: String) {
+        logger.critical("\(why); nothing more is acknowledged and the node stops")
+        condition.lock()
+        status = .failed
+        condition.unlock(withValue: 1)
+        onFatal(why)
+    }
+
+    private func trimLog() {
+        guard checkpointIndex > configuration.logRetentionRecords else { return }
+        let below = checkpointIndex - configuration.logRetentionRecords + 1
+        do {
+            for _ in 0..<1000 {
+                guard try store.trimLog(below: below, limit: 10_000) == 10_000 else { break }
+            }
+        } catch {
+            logger.warning("log trim failed; retried at the next checkpoint", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,296 @@
+import Crypto
+import Foundation
+import FoxBrokerStore
+import FoxConsensus
+import FoxMQTT
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+
+@testable import FoxBroker
+@testable import FoxBrokerCore
+@testable import FoxStore
+
+/// Carries consensus messages between orderers in one process; a node can be cut off.
+final class MemoryHub: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var nodes: [UInt16: ConsensusOrderer] = [:]
+    private var cut: Set<UInt16> = []
+
+    func attach(_ node: UInt16, _ orderer: ConsensusOrderer?) { lock.withLock { nodes[node] = orderer } }
+    func setCut(_ node: UInt16, _ isCut: Bool) {
+        lock.withLock {
+            if isCut { cut.insert(node) } else { cut.remove(node) }
+        }
+    }
+
+    func deliver(from: UInt16, to: UInt16, _ bytes: [UInt8]) {
+        let target = lock.withLock { cut.contains(from) || cut.contains(to) ? nil : nodes[to] }
+        target?.receive(from: from, bytes)
+    }
+
+    func link(for node: UInt16, n: Int) -> MemoryLink { MemoryLink(me: node, n: n, hub: self) }
+}
+
+struct MemoryLink: ClusterLink {
+    let me: UInt16
+    let n: Int
+    let hub: MemoryHub
+    func send(to peer: UInt16, _ bytes: [UInt8]) { hub.deliver(from: me, to: peer, bytes) }
+    func broadcast(_ bytes: [UInt8]) {
+        for peer in 0..<UInt16(n) where peer != me { hub.deliver(from: me, to: peer, bytes) }
+    }
+}
+
+/// Collects the actions for one node's connections, in release order.
+final class NodeSink: ActionSink, @unchecked Sendable {
+    let node: UInt32
+    private let actions = NIOLockedValueBox<[BrokerAction]>([])
+    init(node: UInt32) { self.node = node }
+    var released: [BrokerAction] { actions.withLockedValue { $0 } }
+    func dispatch(_ batch: [BrokerAction], wakeups: inout PendingWakeups) {
+        let mine = batch.filter { $0.connection.node == node }
+        actions.withLockedValue { $0.append(contentsOf: mine) }
+    }
+}
+
+struct WallClock: BrokerClock {
+    func nowMillis() -> UInt64 { SystemClock().nowMillis() }
+}
+
+/// A cluster of consensus orderers in one process over real LMDB stores and P-256 keys: the
+/// orderer, its store layout and its output commit, without sockets.
+final class TestCluster: @unchecked Sendable {
+    let n: Int
+    let keys: [P256.Signing.PrivateKey]
+    let committee: Committee
+    let hub = MemoryHub()
+    let directories: [String]
+    var orderers: [ConsensusOrderer?]
+    var stores: [NodeStore?]
+    var sinks: [NodeSink]
+
+    init(n: Int) throws {
+        self.n = n
+        let generated = (0..<n).map { _ in P256.Signing.PrivateKey() }
+        let params = OrderingParameters(checkpointInterval: 10)
+        committee = Committee(epoch: 0, keys: generated.map { Array($0.publicKey.derRepresentation) }, params: params)
+        // Key of author i = the key at committee position i.
+        keys = committee.publicKeys.map { der in
+            generated.first { Array($0.publicKey.derRepresentation) == der }!
+        }
+        directories = (0..<n).map { _ in
+            FileManager.default.temporaryDirectory.appendingPathComponent("foxmq-cluster-\(UUID())").path
+        }
+        orderers = Array(repeating: nil, count: n)
+        stores = Array(repeating: nil, count: n)
+        sinks = (0..<n).map { NodeSink(node: UInt32($0)) }
+        for i in 0..<n { try startNode(i) }
+    }
+
+    func startNode(_ i: Int, incarnation: UInt32 = 1) throws {
+        let store = try NodeStore(directory: directories[i], options: LMDBOptions(sync: false))
+        let recovered = try store.recover(defaultLimits: BrokerLimits()) { _ in }
+        var local = LocalParameters()
+        local.leaderTimeoutBase = 20_000_000
+        local.appSnapshots = true
+        let core = ConsensusCore(
+            config: CoreConfig(committee: committee, me: UInt16(i), local: local),
+            signer: P256BlockSigner(key: keys[i]), verifier: try P256SignatureVerifier(committee: committee),
+            image: try store.loadConsensusImage(committee: committee))
+        sinks[i] = NodeSink(node: UInt32(i))
+        let orderer = try ConsensusOrderer(
+            me: UInt16(i), incarnation: incarnation, core: core, recovered: recovered, store: store,
+            link: hub.link(for: UInt16(i), n: n), clock: WallClock(), sink: sinks[i],
+            logger: Logger(label: "node\(i)"), onFatal: { reason in Issue.record("node \(i) fatal: \(reason)") })
+        stores[i] = store
+        orderers[i] = orderer
+        hub.attach(UInt16(i), orderer)
+        orderer.start()
+    }
+
+    func stopNode(_ i: Int) async {
+        hub.attach(UInt16(i), nil)
+        await orderers[i]?.stop()
+        orderers[i] = nil
+        stores[i]?.close()
+        stores[i] = nil
+    }
+
+    func stopAll() async {
+        for i in 0..<n { await stopNode(i) }
+        for directory in directories { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    func waitUntilStarted(_ nodes: [Int]) async {
+        for i in nodes { _ = await orderers[i]!.waitUntilStarted() }
+    }
+
+    static func connection(_ node: Int, _ local: UInt64, incarnation: UInt32 = 1) -> ConnectionID {
+        ConnectionID(node: UInt32(node), incarnation: incarnation, local: local)
+    }
+
+    func connect(node: Int, conn: UInt64, client: String, cleanStart: Bool = true, expiry: UInt32 = 0) {
+        orderers[node]!.submit(
+            .sessionOpen(
+                SessionOpen(
+                    connection: Self.connection(node, conn), clientIdentifier: client, protocolVersion: .v5,
+                    cleanStart: cleanStart, sessionExpiryIntervalSeconds: expiry, will: nil, receiveMaximum: 1000,
+                    maximumPacketSize: nil)))
+    }
+
+    func subscribe(node: Int, conn: UInt64, filter: String) {
+        orderers[node]!.submit(
+            .subscribe(
+                Self.connection(node, conn),
+                Subscribe(
+                    packetIdentifier: 1,
+                    subscriptions: [
+                        TopicSubscription(topicFilter: filter, options: SubscriptionOptions(qos: .atLeastOnce))
+                    ])
+            ))
+    }
+
+    func publish(node: Int, conn: UInt64, topic: String, payload: String, packetIdentifier: UInt16) {
+        orderers[node]!.submit(
+            .publish(
+                Self.connection(node, conn),
+                Publish(
+                    topicName: topic, payload: ByteBuffer(string: payload), qos: .atLeastOnce,
+                    packetIdentifier: packetIdentifier)))
+    }
+
+    /// Payloads delivered to a connection of a node, in order.
+    func payloads(node: Int, conn: UInt64) -> [String] {
+        sinks[node].released.compactMap { action in
+            guard case .send(let connection, .publish(let publish)) = action, connection == Self.connection(node, conn)
+            else { return nil }
+            return String(buffer: publish.payload)
+        }
+    }
+
+    func packets(node: Int, conn: UInt64) -> [Packet] {
+        sinks[node].released.compactMap { action in
+            guard case .send(let connection, let packet) = action, connection == Self.connection(node, conn) else {
+                return nil
+            }
+            return packet
+        }
+    }
+
+    /// Polls until `condition` holds or the deadline passes.
+    static func eventually(seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        return condition()
+    }
+
+    /// Waits until the given nodes have applied the same commit and stay there, and returns
+    /// their digests.
+    func settledDigests(_ nodes: [Int]) async -> [(commitIndex: UInt64, logIndex: UInt64, digest: [UInt8])] {
+        var last: [(commitIndex: UInt64, logIndex: UInt64, digest: [UInt8])] = []
+        _ = await Self.eventually(seconds: 30) {
+            let digests = nodes.map { orderers[$0]!.stateDigest() }
+            defer { last = digests }
+            return Set(digests.map(\.commitIndex)).count == 1
+                && last.map(\.commitIndex) == digests.map(\.commitIndex)
+        }
+        return last
+    }
+}
+
+@Suite(.serialized) struct ClusterOrdererTests {
+    @Test(.timeLimit(.minutes(2)))
+    func fourNodesDeliverTheSameSequenceEverywhere() async throws {
+        let cluster = try TestCluster(n: 4)
+        await cluster.waitUntilStarted([0, 1, 2, 3])
+        cluster.connect(node: 0, conn: 1, client: "sub-a")
+        cluster.subscribe(node: 0, conn: 1, filter: "t/#")
+        cluster.connect(node: 1, conn: 1, client: "sub-b")
+        cluster.subscribe(node: 1, conn: 1, filter: "t/#")
+        #expect(
+            await TestCluster.eventually {
+                cluster.packets(node: 0, conn: 1).contains { if case .subAck = $0 { true } else { false } }
+                    && cluster.packets(node: 1, conn: 1).contains { if case .subAck = $0 { true } else { false } }
+            })
+        cluster.connect(node: 2, conn: 1, client: "pub-c")
+        cluster.connect(node: 3, conn: 1, client: "pub-d")
+        for k in 1...40 {
+            cluster.publish(node: 2, conn: 1, topic: "t/c", payload: "c\(k)", packetIdentifier: UInt16(k))
+            cluster.publish(node: 3, conn: 1, topic: "t/d", payload: "d\(k)", packetIdentifier: UInt16(k))
+        }
+        #expect(
+            await TestCluster.eventually {
+                cluster.payloads(node: 0, conn: 1).count == 80 && cluster.payloads(node: 1, conn: 1).count == 80
+            })
+        let a = cluster.payloads(node: 0, conn: 1)
+        let b = cluster.payloads(node: 1, conn: 1)
+        #expect(a == b)
+        // Per publisher, the order it published in.
+        #expect(a.filter { $0.hasPrefix("c") } == (1...40).map { "c\($0)" })
+        #expect(a.filter { $0.hasPrefix("d") } == (1...40).map { "d\($0)" })
+        // Each publisher got its 40 PUBACKs, in order, and only on its own node.
+        let acks = cluster.packets(node: 2, conn: 1).compactMap {
+            if case .pubAck(let ack) = $0 { ack.packetIdentifier } else { nil }
+        }
+        #expect(acks == (1...40).map { UInt16($0) })
+        #expect(cluster.packets(node: 0, conn: 1).allSatisfy { if case .pubAck = $0 { false } else { true } })
+
+        let digests = await cluster.settledDigests([0, 1, 2, 3])
+        #expect(Set(digests.map(\.digest)).count == 1, "every node holds the same state")
+        #expect(Set(digests.map(\.logIndex)).count == 1, "every node logged the same records")
+        await cluster.stopAll()
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func anEntryNamingAnotherNodesConnectionIsANoOp() async throws {
+        let cluster = try TestCluster(n: 4)
+        await cluster.waitUntilStarted([0, 1, 2, 3])
+        cluster.connect(node: 0, conn: 1, client: "victim")
+        cluster.subscribe(node: 0, conn: 1, filter: "x")
+        #expect(
+            await TestCluster.eventually {
+                cluster.packets(node: 0, conn: 1).contains { if case .subAck = $0 { true } else { false } }
+            })
+        // Node 1 orders a close of node 0's connection: forged, so nothing happens.
+        cluster.orderers[1]!.submit(
+            .sessionClose(TestCluster.connection(0, 1), SessionClose(cause: .normalDisconnect)))
+        cluster.connect(node: 1, conn: 1, client: "pub")
+        cluster.publish(node: 1, conn: 1, topic: "x", payload: "after", packetIdentifier: 1)
+        #expect(await TestCluster.eventually { cluster.payloads(node: 0, conn: 1) == ["after"] })
+        #expect(cluster.orderers[0]!.forgedEntries == 1)
+        await cluster.stopAll()
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func aRestartedNodeCatchesUpToTheSameState() async throws {
+        let cluster = try TestCluster(n: 4)
+        await cluster.waitUntilStarted([0, 1, 2, 3])
+        cluster.connect(node: 0, conn: 1, client: "sub", cleanStart: false, expiry: 3600)
+        cluster.subscribe(node: 0, conn: 1, filter: "r/#")
+        cluster.connect(node: 1, conn: 1, client: "pub")
+        for k in 1...20 {
+            cluster.publish(node: 1, conn: 1, topic: "r/1", payload: "a\(k)", packetIdentifier: UInt16(k))
+        }
+        #expect(await TestCluster.eventually { cluster.payloads(node: 0, conn: 1).count == 20 })
+
+        // Node 3 goes down; the other three keep committing (quorum 3 of 4).
+        await cluster.stopNode(3)
+        for k in 21...60 {
+            cluster.publish(node: 1, conn: 1, topic: "r/1", payload: "a\(k)", packetIdentifier: UInt16(k))
+        }
+        #expect(await TestCluster.eventually { cluster.payloads(node: 0, conn: 1).count == 60 })
+
+        // Back from its own disk, with a new incarnation: it replays, then catches up by block sync.
+        try cluster.startNode(3, incarnation: 2)
+        #expect(await cluster.orderers[3]!.waitUntilStarted())
+        let digests = await cluster.settledDigests([0, 1, 2, 3])
+        #expect(Set(digests.map(\.digest)).count == 1, "the restarted node reached the same state")
+        #expect(cluster.payloads(node: 3, conn: 1).isEmpty)
+        await cluster.stopAll()
+    }
+}
