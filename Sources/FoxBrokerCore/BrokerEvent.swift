@@ -34,6 +34,11 @@ public enum BrokerEvent: Hashable, Sendable {
     /// attached to a connection of an earlier incarnation of that node end as after a network
     /// loss (wills, expiry), since that process and its sockets are gone.
     case nodeStarted(node: UInt32, incarnation: UInt32)
+    /// Another node of the cluster is lost (its peers have not reached it for the will
+    /// failover time): sessions attached to its connections of `incarnation` or earlier end as
+    /// after a network loss (wills, expiry), and if it is alive behind a partition it closes
+    /// those connections when it applies this. Its clients resume their sessions on any node.
+    case nodeLost(node: UInt32, incarnation: UInt32)
     /// The limits that decide outcomes change. Recorded in the log and in the state, so that a
     /// replay after the flags changed still reaches what was acknowledged.
     case configure(BrokerLimits)
@@ -103,7 +108,7 @@ extension BrokerEvent {
             .publishDenied(let connection, _, _), .unsubscribe(let connection, _), .sessionClose(let connection, _):
             connection.node
         case .nodeStarted(let node, _): node
-        case .tick, .configure: nil
+        case .tick, .configure, .nodeLost: nil
         }
     }
 }

@@ -176,6 +176,30 @@ extension BrokerState {
         actions.replaceSubrange(first..., with: actions[first...].filter { !isStale($0) })
     }
 
+    /// A node was lost: every session attached to one of its connections of `incarnation` or
+    /// earlier ends as after a network loss, in connection order, and the node (if it is alive
+    /// behind a partition) is told to close those connections (0x88 Server unavailable: the
+    /// client resumes its session on another node). Other packets to them are dropped.
+    func nodeLost(node: UInt32, incarnation: UInt32, into actions: inout [BrokerAction]) {
+        let lost = connectionOwners.keys.filter { $0.node == node && $0.incarnation <= incarnation }.sorted()
+        guard !lost.isEmpty else { return }
+        let first = actions.count
+        for connection in lost {
+            closeSession(connection, SessionClose(cause: .abnormal), into: &actions)
+        }
+        let isLost = { (action: BrokerAction) in
+            action.connection.node == node && action.connection.incarnation <= incarnation
+        }
+        actions.replaceSubrange(first..., with: actions[first...].filter { !isLost($0) })
+        for connection in lost { actions.append(.disconnect(connection, .serverUnavailable)) }
+    }
+
+    /// The highest incarnation of `node` with a session attached, if any (what a `nodeLost`
+    /// for it names).
+    public func attachedIncarnation(of node: UInt32) -> UInt32? {
+        connectionOwners.keys.lazy.filter { $0.node == node }.map(\.incarnation).max()
+    }
+
     /// Ends a detached session: its delayed will goes out now (§3.1.2.5), its subscriptions go.
     func endSession(_ clientIdentifier: ExactString, into actions: inout [BrokerAction]) {
         guard let session = sessions.removeValue(forKey: clientIdentifier) else { return }

@@ -76,6 +76,8 @@ public final class BrokerState {
             tick(into: &actions)
         case .nodeStarted(let node, let incarnation):
             nodeStarted(node: node, incarnation: incarnation, into: &actions)
+        case .nodeLost(let node, let incarnation):
+            nodeLost(node: node, incarnation: incarnation, into: &actions)
         case .configure(let newLimits):
             newLimits.checkInvariants()
             limits = newLimits

@@ -179,6 +179,10 @@ final class TestCluster: @unchecked Sendable {
         }
     }
 
+    func hasSubAck(node: Int, conn: UInt64) -> Bool {
+        packets(node: node, conn: conn).contains { if case .subAck = $0 { true } else { false } }
+    }
+
     /// Polls until `condition` holds or the deadline passes.
     static func eventually(seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -213,10 +217,7 @@ final class TestCluster: @unchecked Sendable {
         cluster.connect(node: 1, conn: 1, client: "sub-b")
         cluster.subscribe(node: 1, conn: 1, filter: "t/#")
         #expect(
-            await TestCluster.eventually {
-                cluster.packets(node: 0, conn: 1).contains { if case .subAck = $0 { true } else { false } }
-                    && cluster.packets(node: 1, conn: 1).contains { if case .subAck = $0 { true } else { false } }
-            })
+            await TestCluster.eventually { cluster.hasSubAck(node: 0, conn: 1) && cluster.hasSubAck(node: 1, conn: 1) })
         cluster.connect(node: 2, conn: 1, client: "pub-c")
         cluster.connect(node: 3, conn: 1, client: "pub-d")
         for k in 1...40 {
@@ -252,10 +253,7 @@ final class TestCluster: @unchecked Sendable {
         await cluster.waitUntilStarted([0, 1, 2, 3])
         cluster.connect(node: 0, conn: 1, client: "victim")
         cluster.subscribe(node: 0, conn: 1, filter: "x")
-        #expect(
-            await TestCluster.eventually {
-                cluster.packets(node: 0, conn: 1).contains { if case .subAck = $0 { true } else { false } }
-            })
+        #expect(await TestCluster.eventually { cluster.hasSubAck(node: 0, conn: 1) })
         // Node 1 orders a close of node 0's connection: forged, so nothing happens.
         cluster.orderers[1]!.submit(
             .sessionClose(TestCluster.connection(0, 1), SessionClose(cause: .normalDisconnect)))
@@ -272,6 +270,8 @@ final class TestCluster: @unchecked Sendable {
         await cluster.waitUntilStarted([0, 1, 2, 3])
         cluster.connect(node: 0, conn: 1, client: "sub", cleanStart: false, expiry: 3600)
         cluster.subscribe(node: 0, conn: 1, filter: "r/#")
+        // Entries of different nodes have no order until committed: publish after the SUBACK.
+        #expect(await TestCluster.eventually { cluster.hasSubAck(node: 0, conn: 1) })
         cluster.connect(node: 1, conn: 1, client: "pub")
         for k in 1...20 {
             cluster.publish(node: 1, conn: 1, topic: "r/1", payload: "a\(k)", packetIdentifier: UInt16(k))

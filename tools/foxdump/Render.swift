@@ -238,6 +238,8 @@ enum Render {
             return ("tick", [])
         case .nodeStarted(let node, let incarnation):
             return ("nodeStarted", [("node", .number(node)), ("incarnation", .number(incarnation))])
+        case .nodeLost(let node, let incarnation):
+            return ("nodeLost", [("node", .number(node)), ("incarnation", .number(incarnation))])
         case .configure(let limits):
             return ("configure", [("limits", Render.limits(limits))])
         }

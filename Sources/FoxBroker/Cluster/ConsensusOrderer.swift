@@ -50,6 +50,9 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         /// How long `stop` waits for this node's last entries (the ends of its sessions) to
         /// commit and become durable.
         public var stopTimeoutSeconds: Double = 10
+        /// A peer unreachable this long is lost: its clients' sessions end through an ordered
+        /// `nodeLost` (wills, expiry), and they resume them on any other node.
+        public var willFailoverMillis: UInt64 = 30_000
         public init() {}
     }
 
@@ -79,7 +82,10 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     private var tickSubmitted = false
     private var startApplied = false
     private var durableCommit: UInt64 = 0
-    private var connectedPeerSet: Set<UInt16> = []
+    /// Since when each unreachable peer has been unreachable (local clock), and the
+    /// incarnation a `nodeLost` was ordered for.
+    private var unreachableSince: [UInt16: UInt64] = [:]
+    private var lossOrdered: [UInt16: UInt32] = [:]
 
     // The broker state, applied on the core thread; read by others under `stateLock`.
     private let stateLock = NIOLock()
@@ -192,6 +198,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     /// busy cluster needs no tick entries, and an idle one stays quiet until something is due.
     public func tickIfDue() {
         let now = clock.nowMillis()
+        orderNodeLossIfDue(now: now)
         let due = stateLock.withLock { state.nextDeadlineMillis.map { $0 <= now } ?? false }
         guard due else { return }
         condition.lock()
@@ -203,6 +210,40 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         inbox.append(.submit(.tick, size: 16))
         pendingBytes += 16
         condition.unlock(withValue: 1)
+    }
+
+    /// The transport reports a peer reachable or not (the start of the will failover time).
+    public func peerState(_ peer: UInt16, connected: Bool) {
+        condition.lock()
+        if connected {
+            unreachableSince[peer] = nil
+            lossOrdered[peer] = nil
+        } else if unreachableSince[peer] == nil {
+            unreachableSince[peer] = clock.nowMillis()
+        }
+        condition.unlock(withValue: wakeValue)
+    }
+
+    /// Orders `nodeLost` for each peer unreachable for the will failover time that still has
+    /// sessions attached (once per incarnation; duplicates from other nodes are no-ops).
+    private func orderNodeLossIfDue(now: UInt64) {
+        condition.lock()
+        let due = unreachableSince.filter { now >= $0.value &+ configuration.willFailoverMillis }.keys.sorted()
+        condition.unlock(withValue: wakeValue)
+        for peer in due {
+            guard let incarnation = stateLock.withLock({ state.attachedIncarnation(of: UInt32(peer)) }) else {
+                continue
+            }
+            condition.lock()
+            let already = lossOrdered[peer] == incarnation
+            if !already { lossOrdered[peer] = incarnation }
+            condition.unlock(withValue: wakeValue)
+            if already { continue }
+            logger.warning(
+                "node \(peer) unreachable for \(configuration.willFailoverMillis / 1000) s: ordering the end of its clients' sessions (wills, expiry); they can resume them on any node"
+            )
+            submit(.nodeLost(node: UInt32(peer), incarnation: incarnation))
+        }
     }
 
     /// A message from peer `from` (the transport's receive path: only queues it).

@@ -40,7 +40,7 @@ extension BrokerEvent {
     /// Events that free state or finish an exchange, never refused by an orderer.
     public var isNeverRefused: Bool {
         switch self {
-        case .sessionClose, .pubAck, .pubRec, .pubRel, .pubComp, .tick, .nodeStarted, .configure: true
+        case .sessionClose, .pubAck, .pubRec, .pubRel, .pubComp, .tick, .nodeStarted, .nodeLost, .configure: true
         case .sessionOpen, .publish, .publishDenied, .subscribe, .unsubscribe: false
         }
     }

@@ -19,6 +19,7 @@ extension BrokerEvent {
         case nodeStarted = 11
         case configure = 12
         case publishDenied = 13
+        case nodeLost = 14
     }
 
     /// The tag that starts the event's encoding.
@@ -37,6 +38,7 @@ extension BrokerEvent {
         case .nodeStarted: .nodeStarted
         case .configure: .configure
         case .publishDenied: .publishDenied
+        case .nodeLost: .nodeLost
         }
     }
 
@@ -102,7 +104,7 @@ extension BrokerEvent {
             buffer.writeOptional(close.sessionExpiryIntervalSeconds) { $0.writeInteger($1) }
         case .tick:
             break  // the tag is all
-        case .nodeStarted(let node, let incarnation):
+        case .nodeStarted(let node, let incarnation), .nodeLost(let node, let incarnation):
             buffer.writeInteger(node)
             buffer.writeInteger(incarnation)
         case .configure(let limits):
@@ -237,6 +239,9 @@ extension BrokerEvent {
             return .nodeStarted(
                 node: try reader.integer("nodeStarted.node"), incarnation: try reader.integer("nodeStarted.incarnation")
             )
+        case .nodeLost:
+            return .nodeLost(
+                node: try reader.integer("nodeLost.node"), incarnation: try reader.integer("nodeLost.incarnation"))
         case .configure:
             return .configure(try reader.limits("configure.limits"))
         }
