@@ -17,6 +17,6 @@ struct FoxDump: ParsableCommand {
             """,
         subcommands: [
             InfoCommand.self, LogCommand.self, RetainedCommand.self, SessionsCommand.self, InflightCommand.self,
-            UsersCommand.self, AclCommand.self, VerifyCommand.self,
+            UsersCommand.self, AclCommand.self, VerifyCommand.self, CompareCommand.self,
         ])
 }

@@ -45,12 +45,16 @@ public enum NodeStorage: Sendable {
 public struct ClusterRole: Sendable {
     public var me: UInt16
     public var incarnation: UInt32
-    public var makeOrderer: @Sendable (any ActionSink) throws -> ConsensusOrderer
+    /// Makes the orderer over the node's connection registry, with the node's fatal-stop handler.
+    public var makeOrderer:
+        @Sendable (_ sink: any ActionSink, _ onFatal: @escaping @Sendable (String) -> Void) throws -> ConsensusOrderer
     public var transport: any ClusterService
 
     public init(
         me: UInt16, incarnation: UInt32, transport: any ClusterService,
-        makeOrderer: @escaping @Sendable (any ActionSink) throws -> ConsensusOrderer
+        makeOrderer:
+            @escaping @Sendable (_ sink: any ActionSink, _ onFatal: @escaping @Sendable (String) -> Void) throws ->
+            ConsensusOrderer
     ) {
         self.me = me
         self.incarnation = incarnation
@@ -129,7 +133,7 @@ public final class BrokerNode: Sendable {
             incarnation = role.incarnation
             durableOrderer = nil
             cluster = role
-            let consensus = try role.makeOrderer(registry)
+            let consensus = try role.makeOrderer(registry, onFatal)
             consensusOrderer = consensus
             orderer = consensus
         }
