@@ -17,6 +17,9 @@ struct FoxMQCommand: AsyncParsableCommand {
               foxmq run --mqtt-addr 127.0.0.1:1883
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, UserCommand.self, AclCommand.self, ConfigCommand.self, SnapshotCommand.self]
+        subcommands: [
+            RunCommand.self, AddressBookCommand.self, UserCommand.self, AclCommand.self, ConfigCommand.self,
+            SnapshotCommand.self,
+        ]
     )
 }
