@@ -118,6 +118,7 @@ let package = Package(
             dependencies: [
                 "FoxBroker",
                 "FoxCluster",
+                "FoxConsensus",
                 "FoxBrokerCore",
                 "FoxBrokerStore",
                 "FoxStore",

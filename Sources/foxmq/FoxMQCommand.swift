@@ -19,7 +19,7 @@ struct FoxMQCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             RunCommand.self, AddressBookCommand.self, UserCommand.self, AclCommand.self, ConfigCommand.self,
-            SnapshotCommand.self,
+            SnapshotCommand.self, DevClusterCommand.self,
         ]
     )
 }

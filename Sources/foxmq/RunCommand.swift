@@ -3,6 +3,7 @@ import Dispatch
 import FoxBroker
 import FoxBrokerCore
 import FoxBrokerStore
+import FoxCluster
 import FoxStore
 import Logging
 
@@ -38,8 +39,20 @@ struct RunCommand: AsyncParsableCommand {
     @Option(
         name: [.customShort("C"), .long],
         help: ArgumentHelp(
-            "Address of the cluster listener (accepted; the cluster is not yet wired).", valueName: "HOST:PORT"))
+            "Address of the cluster listener (peers connect here; see address-book.toml).", valueName: "HOST:PORT"))
     var clusterAddr: String = "0.0.0.0:19793"
+
+    @Option(
+        help: ArgumentHelp(
+            "Cluster: milliseconds a node waits for a round's leader before it moves on (doubling while leaders stay missing, up to 1 s); 5-20 on one machine or a LAN.",
+            valueName: "MS"))
+    var leaderTimeoutMillis: UInt64 = 250
+
+    @Option(
+        help: ArgumentHelp(
+            "Cluster: seconds a peer may be unreachable before its clients' sessions end (wills, expiry) so they can resume on another node.",
+            valueName: "SECONDS"))
+    var willFailoverSeconds: UInt64 = 30
 
     @Flag(help: "Accept clients that send no user name (refused otherwise).")
     var allowAnonymousLogin = false
@@ -56,16 +69,16 @@ struct RunCommand: AsyncParsableCommand {
             valueName: "FORMAT"))
     var log: LogFormat = .full
 
-    @Option(help: ArgumentHelp("Cluster TLS certificate (accepted; the cluster is not yet wired).", valueName: "PEM"))
+    @Option(help: ArgumentHelp("Cluster TLS certificate (not implemented yet: refused).", valueName: "PEM"))
     var clusterCert: String?
 
     @Option(
-        help: ArgumentHelp("Cluster TLS root certificate (accepted; the cluster is not yet wired).", valueName: "PEM"))
+        help: ArgumentHelp("Cluster TLS root certificate (not implemented yet: refused).", valueName: "PEM"))
     var clusterRootCert: String?
 
     @Option(
         help: ArgumentHelp(
-            "Accept a cluster peer with this certificate (accepted; the cluster is not yet wired).", valueName: "PEM"))
+            "Accept a cluster peer with this certificate (not implemented yet: refused).", valueName: "PEM"))
     var clusterAcceptPeerWithCert: [String] = []
 
     @Option(
@@ -181,6 +194,16 @@ struct RunCommand: AsyncParsableCommand {
         guard checkpointRecords >= 1, checkpointInterval >= 1 else {
             throw ValidationError("--checkpoint-records and --checkpoint-interval must be at least 1.")
         }
+        if clusterCert != nil || clusterRootCert != nil || !clusterAcceptPeerWithCert.isEmpty {
+            // Refused rather than ignored: a user who asked for TLS must not run without it.
+            throw ValidationError(
+                "cluster TLS (--cluster-cert, --cluster-root-cert, --cluster-accept-peer-with-cert) is not implemented in this version; peers authenticate each other with their address-book keys, but the traffic is not encrypted."
+            )
+        }
+        guard (1...1000).contains(leaderTimeoutMillis) else {
+            throw ValidationError("--leader-timeout-millis must be 1...1000.")
+        }
+        guard willFailoverSeconds >= 1 else { throw ValidationError("--will-failover-seconds must be at least 1.") }
         guard maxRetainedMessages >= 0, maxRetainedBytes >= 0, maxStoreSize >= 0 else {
             throw ValidationError(
                 "--max-retained-messages, --max-retained-bytes and --max-store-size must not be negative.")
@@ -304,6 +327,8 @@ extension RunCommand {
     /// Opens the store, recovers the state (rows plus log replay) and bumps the incarnation,
     /// all before any listener opens.
     func openStorage(limits: BrokerLimits, logger: Logger) throws -> NodeStorage {
+        // The address book, first: a malformed one, or a key not in it, stops the start.
+        let cluster = try ClusterConfiguration.load(directory: directory, secretKeyFile: secretKeyFile)
         let path = dataDir ?? directory + "/data"
         var options = LMDBOptions()
         options.sync = durability == .sync
@@ -330,6 +355,14 @@ extension RunCommand {
         let store = try NodeStore(directory: path, options: options)
         let recovered = try store.recover(defaultLimits: limits) { line in
             logger.info("recovering: \(line)", metadata: ["store": "\(path)"])
+        }
+        if let cluster, !cluster.isSingleNode {
+            return try clusterStorage(cluster: cluster, store: store, recovered: recovered, logger: logger)
+        }
+        if try store.appliedCommitIndex() > 0 {
+            throw ArgumentParser.ValidationError(
+                "\(path) holds the store of a cluster member (\(try store.appliedCommitIndex()) commits) but \(directory) has no address book of several nodes; start it with its cluster's address-book.toml and key, or from an empty data directory"
+            )
         }
         let incarnation = try store.nextIncarnation()
         let elapsedMillis = (DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
