@@ -71,7 +71,9 @@ public final class BenchRun: Sendable {
 
     // MARK: Connections
 
-    func connect(role: BenchClient.Role, clientID: String) async throws -> NIOLoopBound<BenchClient> {
+    func connect(role: BenchClient.Role, clientID: String, ordinal: Int = 0) async throws -> NIOLoopBound<BenchClient> {
+        let brokers = [(host: config.host, port: config.port)] + config.moreBrokers
+        let (host, port) = brokers[ordinal % brokers.count]
         let loop = group.next()
         let promise = loop.makePromise(of: NIOLoopBound<BenchClient>.self)
         let config = self.config
@@ -93,10 +95,10 @@ public final class BenchRun: Sendable {
                 }
             }
         do {
-            _ = try await bootstrap.connect(host: config.host, port: config.port).get()
+            _ = try await bootstrap.connect(host: host, port: port).get()
         } catch {
             promise.fail(error)
-            throw BenchError.connectFailed("\(config.host):\(config.port)", describe(error))
+            throw BenchError.connectFailed("\(host):\(port)", describe(error))
         }
         return try await promise.futureResult.get()
     }
@@ -120,7 +122,7 @@ public final class BenchRun: Sendable {
                     results[j] = client
                     inFlight -= 1
                 }
-                tasks.addTask { (i, try await self.connect(role: spec.0, clientID: spec.1)) }
+                tasks.addTask { (i, try await self.connect(role: spec.0, clientID: spec.1, ordinal: i)) }
                 inFlight += 1
             }
             for try await (j, client) in tasks { results[j] = client }

@@ -14,6 +14,9 @@ public struct BenchConfig: Sendable {
     public var mode: Mode = .pubsub
     public var host = "127.0.0.1"
     public var port = 1883
+    /// More brokers (the nodes of a cluster): connection i goes to broker i modulo the count,
+    /// the first being `host:port`, so publishers and subscribers spread over the nodes.
+    public var moreBrokers: [(host: String, port: Int)] = []
     public var version: ProtocolVersion = .v311
     public var username: String?
     public var password: String?

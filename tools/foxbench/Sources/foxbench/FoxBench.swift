@@ -28,6 +28,11 @@ struct FoxBench: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Broker address HOST:PORT.")
     var broker = "127.0.0.1:1883"
 
+    @Option(
+        name: .customLong("also-broker"),
+        help: "Another node of the same cluster (repeatable): connections go round-robin over --broker and these.")
+    var alsoBroker: [String] = []
+
     @Option(name: [.customLong("mqtt")], help: "MQTT protocol version: 3.1.1 or 5.")
     var mqttVersion = "3.1.1"
 
@@ -167,7 +172,8 @@ struct FoxBench: AsyncParsableCommand {
         }
     }
 
-    func hostPort() throws -> (String, Int) {
+    func hostPort(_ broker: String? = nil) throws -> (String, Int) {
+        let broker = broker ?? self.broker
         guard let colon = broker.lastIndex(of: ":"), let port = Int(broker[broker.index(after: colon)...]),
             (1...65535).contains(port), colon != broker.startIndex
         else { throw ValidationError("--broker must be HOST:PORT, not '\(broker)'.") }
@@ -179,6 +185,7 @@ struct FoxBench: AsyncParsableCommand {
     func makeConfig() throws -> BenchConfig {
         var c = BenchConfig()
         (c.host, c.port) = try hostPort()
+        c.moreBrokers = try alsoBroker.map { try hostPort($0) }
         c.version = mqttVersion.hasPrefix("5") ? .v5 : .v311
         c.username = username
         c.password = password
