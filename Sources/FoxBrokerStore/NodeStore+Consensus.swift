@@ -26,7 +26,7 @@ extension NodeStore {
     /// rows of a checkpoint, and the last applied commit index, in one transaction and one sync.
     public func writeCluster(
         batches: [PersistBatch], records: [(index: UInt64, value: ByteBuffer)], checkpoints: [StateCheckpoint],
-        appliedCommit: UInt64
+        rowsAt: RowsPosition? = nil, appliedCommit: UInt64
     ) throws(StoreError) {
         try write { transaction throws in
             for batch in batches { try self.put(batch, &transaction) }
@@ -34,6 +34,7 @@ extension NodeStore {
             // In order: a later checkpoint holds only the rows changed since the earlier one.
             for checkpoint in checkpoints { try self.put(records: [], checkpoint: checkpoint, &transaction) }
             try transaction.put(consensusState, key: ConsensusKey.applied, value: Self.bigEndian(appliedCommit))
+            if let rowsAt { try transaction.put(consensusState, key: Self.rowsAtKey, value: rowsAt.encoded) }
         }
     }
 

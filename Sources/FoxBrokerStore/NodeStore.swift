@@ -131,11 +131,11 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
         return .store(error as? StoreError ?? .io(operation: operation, path: dataFile, code: 0, message: "\(error)"))
     }
 
-    static func bigEndian<Value: FixedWidthInteger>(_ value: Value) -> [UInt8] {
+    public static func bigEndian<Value: FixedWidthInteger>(_ value: Value) -> [UInt8] {
         withUnsafeBytes(of: value.bigEndian) { Array($0) }
     }
 
-    static func integer<Value: FixedWidthInteger>(_ bytes: [UInt8], as: Value.Type) -> Value? {
+    public static func integer<Value: FixedWidthInteger>(_ bytes: [UInt8], as: Value.Type) -> Value? {
         guard bytes.count == MemoryLayout<Value>.size else { return nil }
         return bytes.reduce(Value(0)) { $0 << 8 | Value($1) }
     }

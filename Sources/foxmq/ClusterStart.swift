@@ -102,8 +102,6 @@ extension RunCommand {
         let recoveredBox = RecoveredStateBox(recovered)
         var ordererConfiguration = ConsensusOrderer.Configuration()
         ordererConfiguration.logRetentionRecords = logRetentionRecords
-        ordererConfiguration.checkpointRecordCount = checkpointRecords
-        ordererConfiguration.checkpointIntervalMillis = checkpointInterval
         ordererConfiguration.willFailoverMillis = willFailoverSeconds * 1000
         let configuration = ordererConfiguration
         logger.info(

@@ -45,8 +45,6 @@ struct DevClusterCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // Line by line, also when the output goes to a file or a pipe.
-        setvbuf(stdout, nil, _IOLBF, 0)
         let bookPath = AddressBook.path(inDirectory: directory)
         if let book = try AddressBook.load(path: bookPath) {
             guard book.entries.count == nodes else {
@@ -57,7 +55,7 @@ struct DevClusterCommand: AsyncParsableCommand {
         } else {
             let addresses = try (0..<nodes).map { try ClusterAddress(host: host, port: clusterPort + $0) }
             let report = try ClusterSetup.write(addresses: addresses, directory: directory, replace: false)
-            print("wrote \(report.bookPath) and \(report.keyPaths.count) keys")
+            say("wrote \(report.bookPath) and \(report.keyPaths.count) keys")
         }
         let book = try AddressBook.load(path: bookPath)!
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
@@ -79,19 +77,19 @@ struct DevClusterCommand: AsyncParsableCommand {
                 "--durability", durability.rawValue,
             ]
             let logPath = nodeDirectory + "/foxmq.log"
-            FileManager.default.createFile(atPath: logPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
             let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
             log.seekToEndOfFile()
             process.standardOutput = log
             process.standardError = log
             try process.run()
             processes.append(process)
-            print(
+            say(
                 "node \(position): mqtt://\(mqtt)   cluster \(entry.address)   log \(logPath)   pid \(process.processIdentifier)"
             )
         }
         let first = "\(host):\(mqttPort)"
-        print(
+        say(
             """
 
             \(nodes) nodes starting (they open their MQTT port once a quorum has ordered their start).
@@ -108,7 +106,7 @@ struct DevClusterCommand: AsyncParsableCommand {
                 for (position, process) in processes.enumerated()
                 where !process.isRunning && !reported.contains(position) {
                     reported.insert(position)
-                    print(
+                    say(
                         "node \(position) exited with status \(process.terminationStatus); see \(directory)/node-\(position)/foxmq.log"
                     )
                 }
@@ -117,13 +115,18 @@ struct DevClusterCommand: AsyncParsableCommand {
         }
         _ = await signals.next()
         watcher.cancel()
-        print("stopping \(nodes) nodes")
+        say("stopping \(nodes) nodes")
         for process in processes where process.isRunning { kill(process.processIdentifier, SIGTERM) }
         let deadline = Date().addingTimeInterval(20)
         while processes.contains(where: \.isRunning) && Date() < deadline {
             try? await Task.sleep(nanoseconds: 100_000_000)
         }
         for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        print("stopped")
+        say("stopped")
     }
+}
+
+/// A line on standard output, written at once (also when it is a file or a pipe).
+private func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }

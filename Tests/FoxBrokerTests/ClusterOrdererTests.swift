@@ -71,10 +71,10 @@ final class TestCluster: @unchecked Sendable {
     var stores: [NodeStore?]
     var sinks: [NodeSink]
 
-    init(n: Int) throws {
+    init(n: Int, gcDepth: UInt64 = 5000) throws {
         self.n = n
         let generated = (0..<n).map { _ in P256.Signing.PrivateKey() }
-        let params = OrderingParameters(checkpointInterval: 10)
+        let params = OrderingParameters(gcDepth: gcDepth, checkpointInterval: 10)
         committee = Committee(epoch: 0, keys: generated.map { Array($0.publicKey.derRepresentation) }, params: params)
         // Key of author i = the key at committee position i.
         keys = committee.publicKeys.map { der in
@@ -291,6 +291,30 @@ final class TestCluster: @unchecked Sendable {
         let digests = await cluster.settledDigests([0, 1, 2, 3])
         #expect(Set(digests.map(\.digest)).count == 1, "the restarted node reached the same state")
         #expect(cluster.payloads(node: 3, conn: 1).isEmpty)
+        await cluster.stopAll()
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func aNodeBeyondTheRetainedBlocksFetchesTheBrokerState() async throws {
+        // A short window: a few hundred commits take a stopped node past what its peers keep.
+        let cluster = try TestCluster(n: 4, gcDepth: 20)
+        await cluster.waitUntilStarted([0, 1, 2, 3])
+        cluster.connect(node: 0, conn: 1, client: "sub", cleanStart: false, expiry: 3600)
+        cluster.subscribe(node: 0, conn: 1, filter: "s/#")
+        #expect(await TestCluster.eventually { cluster.hasSubAck(node: 0, conn: 1) })
+        await cluster.stopNode(3)
+        cluster.connect(node: 1, conn: 1, client: "pub")
+        // One at a time: each publish its own commits, so rounds move far past the window.
+        for k in 1...120 {
+            cluster.publish(node: 1, conn: 1, topic: "s/\(k % 5)", payload: "v\(k)", packetIdentifier: UInt16(k))
+            _ = await TestCluster.eventually(seconds: 5) { cluster.payloads(node: 0, conn: 1).count == k }
+        }
+        #expect(cluster.payloads(node: 0, conn: 1).count == 120)
+        try cluster.startNode(3, incarnation: 2)
+        #expect(await cluster.orderers[3]!.waitUntilStarted())
+        let digests = await cluster.settledDigests([0, 1, 2, 3])
+        #expect(Set(digests.map(\.digest)).count == 1, "the node that fetched the state holds the same state")
+        #expect(cluster.orderers[3]!.stateTransfers == 1)
         await cluster.stopAll()
     }
 }

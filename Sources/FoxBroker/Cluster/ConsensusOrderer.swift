@@ -43,10 +43,10 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         public var pendingBytesMax: Int = 32 << 20
         /// Log records kept below the last checkpoint.
         public var logRetentionRecords: UInt64 = 1_000_000
-        /// Local row checkpoints (restart speed) at least this often, besides the consensus
-        /// checkpoints.
-        public var checkpointRecordCount: Int = 100_000
-        public var checkpointIntervalMillis: UInt64 = 2_000
+        /// Chunks of a state transfer (bytes of rows per message).
+        public var transferChunkBytes: Int = 1 << 20
+        /// A state transfer request unanswered this long is sent again (to another peer).
+        public var transferRetryMillis: UInt64 = 2_000
         /// How long `stop` waits for this node's last entries (the ends of its sessions) to
         /// commit and become durable.
         public var stopTimeoutSeconds: Double = 10
@@ -89,7 +89,8 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
 
     // The broker state, applied on the core thread; read by others under `stateLock`.
     private let stateLock = NIOLock()
-    private let state: BrokerState
+    /// Replaced (under the lock) when a state transfer installs a peer's rows.
+    private var state: BrokerState
 
     // Core thread only.
     private var core: ConsensusCore
@@ -104,8 +105,12 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     private var lastChain: [UInt8]
     private var appliedCommit: UInt64
     private var checkpointIndex: UInt64
-    private var recordsSinceCheckpoint = 0
-    private var lastCheckpointMillis: UInt64 = 0
+    /// The position of the rows taken at the last checkpoint commit, written with them.
+    private var rowsPosition: RowsPosition?
+    /// A state transfer in progress (the core installed a checkpoint beyond this node's log):
+    /// deliveries wait in `transferBuffer` until the rows are installed.
+    private var transfer: StateTransfer?
+    private var transferBuffer: [Delivery] = []
     /// Sizes of own entries accepted by the core and not yet applied, by sequence number.
     private var ownSizes: [UInt64: Int] = [:]
     private var ownIncarnation: UInt64 = 0
@@ -125,6 +130,8 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     public private(set) var syncCount: UInt64 = 0
     public private(set) var forgedEntries: UInt64 = 0
     public private(set) var malformedEntries: UInt64 = 0
+    /// Broker states installed from peers (state transfers).
+    public private(set) var stateTransfers: UInt64 = 0
 
     /// - Parameters:
     ///   - recovered: the broker state recovered from the rows and the log (the log holds the
@@ -320,7 +327,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         try? await thread.shutdownGracefully()
     }
 
-    private var wakeValue: Int { inbox.isEmpty && !stopping ? 0 : 1 }
+    fileprivate var wakeValue: Int { inbox.isEmpty && !stopping ? 0 : 1 }
 
     // MARK: The core thread
 
@@ -331,7 +338,6 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     }
 
     private func run() {
-        lastCheckpointMillis = clock.nowMillis()
         step(.start)
         if case .active = core.mode { becameActive() }
         guard flush() else { return }
@@ -359,13 +365,18 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                 case .submit(let event, let size):
                     submitToCore(event, size: size)
                 case .message(let from, let bytes):
-                    step(.message(from: from, bytes: bytes))
+                    if bytes.first == StateTransferMessage.tag {
+                        stateTransferMessage(from: from, bytes)
+                    } else {
+                        step(.message(from: from, bytes: bytes))
+                    }
                 }
             }
             if let at = timerAt, at <= nowNanos() {
                 timerAt = nil
                 step(.tick)
             }
+            retryTransferIfDue()
             guard flush() else { return }
             if stopping && work.isEmpty {
                 // Nothing new: wait a little instead of spinning on the stop flag.
@@ -416,7 +427,11 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             case .setTimer(let at):
                 timerAt = at
             case .deliver(let delivery):
-                apply(delivery)
+                if transfer != nil {
+                    transferBuffer.append(delivery)
+                } else {
+                    apply(delivery)
+                }
             case .accepted, .rejected:
                 break
             case .recovered(let lastOwnRound):
@@ -430,11 +445,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                 }
                 becameActive()
             case .stateSynced(let checkpoint, _):
-                // The rows of a checkpoint are not transferred yet: a node this far behind
-                // cannot continue. (Block sync covers gaps within the peers' retained rounds.)
-                fail(
-                    "this node is behind the peers' retained blocks (state sync to commit \(checkpoint.commitIndex) needs a transfer of the broker state, which this version does not do); restore a recent snapshot of a peer and restart"
-                )
+                beginTransfer(atLeast: checkpoint.commitIndex)
             case .read(let request):
                 followUps.append(.read(request, blocks: store.readBlocks(request.refs)))
             case .halted(let why):
@@ -466,7 +477,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
 
     /// Applies one committed sub-DAG's entries at the commit's time. Commits already in the log
     /// (replayed by the core at start) are skipped; actions wait for the write.
-    private func apply(_ delivery: Delivery) {
+    fileprivate func apply(_ delivery: Delivery) {
         let index = delivery.subDag.index
         guard index > appliedCommit else { return }
         let timeMillis = delivery.subDag.commitTime / 1_000_000
@@ -506,14 +517,13 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         stateLock.unlock()
         if delivery.checkpointDue {
             // The application state at commit k: its digest goes into checkpoint C_k, which
-            // every honest node computes alike (the rows themselves stay in the store).
-            let digest = stateLock.withLock { state.stateDigest(appliedIndex: nextIndex - 1) }
-            followUps.append(.appSnapshot(commitIndex: index, bytes: Array(digest)))
+            // every honest node computes alike; the rows are written at exactly this commit
+            // (and only at checkpoint commits), so that a peer that fell behind can fetch them
+            // and check them against the digest f+1 nodes offer (state transfer).
+            let digest = Array(stateLock.withLock { state.stateDigest(appliedIndex: nextIndex - 1) })
+            followUps.append(.appSnapshot(commitIndex: index, bytes: digest))
             takeCheckpoint()
-        } else if recordsSinceCheckpoint >= configuration.checkpointRecordCount
-            || timeMillis >= lastCheckpointMillis &+ configuration.checkpointIntervalMillis
-        {
-            takeCheckpoint()
+            rowsPosition = RowsPosition(commitIndex: index, logIndex: nextIndex - 1, digest: digest, chain: lastChain)
         }
         if releasedBytes > 0 || releasedTick || started {
             condition.lock()
@@ -542,32 +552,32 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         lastChain = encoded.chain
         records.append((index, encoded.value))
         heldActions.append(contentsOf: scratch)
-        recordsSinceCheckpoint += 1
     }
 
     private func takeCheckpoint() {
         let applied = nextIndex - 1
         let checkpoint = stateLock.withLock { state.takeCheckpoint(appliedIndex: applied) }
         checkpoints.append(checkpoint)
-        recordsSinceCheckpoint = 0
-        lastCheckpointMillis = clock.nowMillis()
     }
 
     /// Writes what this round of work produced in one transaction and one sync, then tells the
     /// core (its own blocks may leave now) and releases the held actions. False when the store
     /// failed for good (the node stops).
-    private func flush() -> Bool {
+    fileprivate func flush() -> Bool {
         while !batches.isEmpty || !records.isEmpty || !checkpoints.isEmpty {
             let written = (batches, records, checkpoints, heldActions)
+            let position = rowsPosition
             batches = []
             records = []
             checkpoints = []
             heldActions = []
+            rowsPosition = nil
             var attempt = 0
             while true {
                 do {
                     try store.writeCluster(
-                        batches: written.0, records: written.1, checkpoints: written.2, appliedCommit: appliedCommit)
+                        batches: written.0, records: written.1, checkpoints: written.2, rowsAt: position,
+                        appliedCommit: appliedCommit)
                     break
                 } catch .full(let detail) {
                     attempt += 1
@@ -624,7 +634,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         condition.unlock(withValue: wakeValue)
     }
 
-    private func fail(_ why: String) {
+    fileprivate func fail(_ why: String) {
         logger.critical("\(why); nothing more is acknowledged and the node stops")
         condition.lock()
         status = .failed
@@ -642,5 +652,159 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         } catch {
             logger.warning("log trim failed; retried at the next checkpoint", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+/// The requester's side of a state transfer (see `StateTransferMessage`).
+struct StateTransfer {
+    enum Phase {
+        /// Asking every peer where its rows stand; waiting for f+1 equal positions ≥ `atLeast`.
+        case collecting(offers: [UInt16: RowsPosition])
+        /// Fetching the rows of `position` from `server`, table by table.
+        case fetching(position: RowsPosition, server: UInt16, table: TransferRow.Table, after: [UInt8]?)
+    }
+
+    var atLeast: UInt64
+    var phase: Phase
+    var rows: [TransferRow] = []
+    var askedAtMillis: UInt64
+    /// Servers whose rows did not match the digest they offered (never asked again).
+    var refused: Set<UInt16> = []
+}
+
+extension ConsensusOrderer {
+    private var peers: [UInt16] { (0..<UInt16(core.committee.n)).filter { $0 != me } }
+
+    fileprivate func beginTransfer(atLeast commitIndex: UInt64) {
+        logger.notice(
+            "this node is behind the blocks its peers keep: fetching the broker state at commit \(commitIndex) or later from them"
+        )
+        transfer = StateTransfer(
+            atLeast: commitIndex, phase: .collecting(offers: [:]), askedAtMillis: clock.nowMillis())
+        link.broadcast(StateTransferMessage.offerRequest.encoded)
+    }
+
+    fileprivate func retryTransferIfDue() {
+        guard var current = transfer else { return }
+        let now = clock.nowMillis()
+        guard now >= current.askedAtMillis &+ configuration.transferRetryMillis else { return }
+        current.askedAtMillis = now
+        current.rows = []
+        current.phase = .collecting(offers: [:])
+        transfer = current
+        link.broadcast(StateTransferMessage.offerRequest.encoded)
+    }
+
+    fileprivate func stateTransferMessage(from peer: UInt16, _ bytes: [UInt8]) {
+        guard let message = StateTransferMessage.decode(bytes) else { return }
+        switch message {
+        case .offerRequest:
+            link.send(to: peer, StateTransferMessage.offer(store.rowsPosition()).encoded)
+        case .chunkRequest(let position, let table, let after):
+            let answer = store.transferRows(
+                at: position, table: table, after: after, maxBytes: configuration.transferChunkBytes)
+            link.send(
+                to: peer,
+                StateTransferMessage.chunk(
+                    position, table: table, rows: answer?.rows, complete: answer?.complete ?? false
+                )
+                .encoded)
+        case .offer(let position):
+            received(offer: position, from: peer)
+        case .chunk(let position, let table, let rows, let complete):
+            received(chunk: rows, complete: complete, table: table, at: position, from: peer)
+        }
+    }
+
+    private func received(offer position: RowsPosition?, from peer: UInt16) {
+        guard var current = transfer, case .collecting(var offers) = current.phase, let position,
+            position.commitIndex >= current.atLeast, !current.refused.contains(peer)
+        else { return }
+        offers[peer] = position
+        // f+1 peers offering the same position: one of them is honest, so its digest is right.
+        let vouched = offers.filter { $0.value == position }.keys.sorted()
+        if vouched.count >= core.committee.validity {
+            current.phase = .fetching(position: position, server: vouched[0], table: .sessions, after: nil)
+            current.askedAtMillis = clock.nowMillis()
+            transfer = current
+            link.send(to: vouched[0], StateTransferMessage.chunkRequest(position, table: .sessions, after: nil).encoded)
+        } else {
+            current.phase = .collecting(offers: offers)
+            transfer = current
+        }
+    }
+
+    private func received(
+        chunk: [TransferRow]?, complete: Bool, table: TransferRow.Table, at position: RowsPosition, from peer: UInt16
+    ) {
+        guard var current = transfer,
+            case .fetching(let wanted, let server, let wantedTable, _) = current.phase,
+            wanted == position, server == peer, wantedTable == table
+        else { return }
+        guard let chunk else {
+            // The server's rows moved on to a newer checkpoint: ask again.
+            current.askedAtMillis = 0
+            transfer = current
+            retryTransferIfDue()
+            return
+        }
+        current.rows.append(contentsOf: chunk)
+        current.askedAtMillis = clock.nowMillis()
+        var next: (TransferRow.Table, [UInt8]?)? = nil
+        if !complete {
+            next = (table, chunk.last?.key)
+        } else if let following = TransferRow.Table(rawValue: table.rawValue + 1) {
+            next = (following, nil)
+        }
+        if let (nextTable, after) = next {
+            current.phase = .fetching(position: position, server: server, table: nextTable, after: after)
+            transfer = current
+            link.send(to: server, StateTransferMessage.chunkRequest(position, table: nextTable, after: after).encoded)
+            return
+        }
+        transfer = current
+        install(current.rows, at: position, from: server)
+    }
+
+    /// Writes the rows, loads them, checks the digest the peers vouched for, and goes on with
+    /// the deliveries that waited.
+    private func install(_ rows: [TransferRow], at position: RowsPosition, from server: UInt16) {
+        // Nothing unwritten may stay behind the replaced state.
+        guard flush() else { return }
+        do {
+            try store.installTransferredState(rows, at: position)
+            let recovered = try store.recover(defaultLimits: BrokerLimits()) { _ in }
+            let digest = Array(recovered.state.stateDigest(appliedIndex: position.logIndex))
+            guard digest == position.digest, recovered.lastIndex == position.logIndex else {
+                logger.error(
+                    "the broker state fetched from node \(server) does not match the digest its peers vouched for; asking another"
+                )
+                transfer?.refused.insert(server)
+                transfer?.askedAtMillis = 0
+                retryTransferIfDue()
+                return
+            }
+            stateLock.withLock {
+                state = recovered.state
+                nextIndex = position.logIndex + 1
+                appliedCommit = position.commitIndex
+            }
+            lastChain = position.chain
+            checkpointIndex = position.logIndex
+        } catch {
+            fail("installing the fetched broker state failed: \(error)")
+            return
+        }
+        logger.notice(
+            "broker state installed at \(position) from node \(server): \(rows.count) rows; catching up with the commits since"
+        )
+        transfer = nil
+        stateTransfers += 1
+        let waiting = transferBuffer
+        transferBuffer = []
+        for delivery in waiting { apply(delivery) }
+        condition.lock()
+        durableCommit = appliedCommit
+        condition.unlock(withValue: wakeValue)
     }
 }
