@@ -5,6 +5,10 @@ public struct CoreConfig: Sendable {
     public var local: LocalParameters
     /// Consecutive heartbeat-only blocks before an idle node goes quiet.
     public var maxIdleHeartbeats: Int = 3
+    /// Follow-up statuses to a peer whose announced rounds differ from this node's, one per
+    /// sync interval, before it gives up until the peer speaks or a new round arrives (a dead
+    /// peer, or a stale view of a peer that caught up, costs this many and then silence).
+    public var maxUnansweredStatuses: Int = 10
     public init(committee: Committee, me: UInt16, local: LocalParameters = LocalParameters()) {
         precondition(Int(me) < committee.n, "me in committee")
         self.committee = committee; self.me = me; self.local = local
@@ -224,6 +228,13 @@ public struct ConsensusCore {
     var lastStatusAt: UInt64? = nil
     var insertedSinceStatus = false
     var lastStatusReply: [UInt64]
+    /// Per peer: the highest round per author it announced since this start (element-wise
+    /// maximum of its statuses, so a late old status never lowers it; nil: none yet).
+    var peerRounds: [[UInt64]?]
+    /// Per peer: when this node last sent it its status (broadcast, reply or follow-up).
+    var statusSentAt: [UInt64]
+    /// Per peer: follow-up statuses sent since it last spoke or this node last gained a round.
+    var statusFollowUps: [Int]
     var recoveryAnswers: [UInt16: (lastOwnRound: UInt64, block: [UInt8]?)] = [:]
     var lastRecoveryQuery: UInt64? = nil
     var timerAt: UInt64? = nil
@@ -245,6 +256,9 @@ public struct ConsensusCore {
         suspendedCountByAuthor = Array(repeating: 0, count: committee.n)
         suspendedByAuthor = Array(repeating: [], count: committee.n)
         lastStatusReply = Array(repeating: 0, count: committee.n)
+        peerRounds = Array(repeating: nil, count: committee.n)
+        statusSentAt = Array(repeating: 0, count: committee.n)
+        statusFollowUps = Array(repeating: 0, count: committee.n)
         peerClaims = Array(repeating: 0, count: committee.n)
         attestations = Array(repeating: [], count: committee.n)
         let needsRecovery = committee.n > 1 && (!image.initialized || image.meta.restored)
@@ -535,6 +549,7 @@ public struct ConsensusCore {
         if insertedSinceStatus || hasRealWork || laggingBeyondWindow {
             consider((lastStatusAt ?? 0).plusSaturating(local.syncInterval))
         }
+        consider(nextStatusFollowUp)
         if let t = next, t != timerAt {
             timerAt = t
             out.append(.setTimer(at: t))
@@ -560,6 +575,8 @@ public struct ConsensusCore {
             lastStatusAt = now
             insertedSinceStatus = false
             out.append(.broadcast(bytes: Message.status(dag.latestRound).encode()))
+            for p in statusSentAt.indices { statusSentAt[p] = max(now, 1) }
         }
+        sendStatusFollowUps(now: now, out: &out)
     }
 }

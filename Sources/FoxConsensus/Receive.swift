@@ -17,6 +17,7 @@ extension ConsensusCore {
             serveBlocks(to: from, refs: Array(refs.prefix(local.maxRefsPerFetch)), out: &out)
         case .status(let rounds):
             guard rounds.count == n else { metrics.decodeErrors += 1; return }
+            notePeerStatus(from: from, rounds: rounds)
             pushBlocks(to: from, theirRounds: rounds, now: now, out: &out)
             peerClaims[Int(from)] = rounds.max() ?? 0
             maybeRequestState(now: now, out: &out)
@@ -29,6 +30,7 @@ extension ConsensusCore {
                 now >= lastStatusReply[Int(from)].plusSaturating(local.syncInterval) || lastStatusReply[Int(from)] == 0
             {
                 lastStatusReply[Int(from)] = max(now, 1)
+                statusSentAt[Int(from)] = max(now, 1)
                 out.append(.send(to: from, bytes: Message.status(dag.latestRound).encode()))
             }
         case .recoverQuery:
@@ -226,6 +228,7 @@ extension ConsensusCore {
     }
 
     mutating func insert(_ b: Block, ref: BlockRef, bytes: [UInt8], now: UInt64) {
+        if Int(ref.author) < n, ref.round > dag.latestRound[Int(ref.author)] { heldRoundsChanged() }
         dag.insert(b, ref: ref, bytes: bytes)
         insertedAt[ref] = now
         notDurable.append((ref, bytes))

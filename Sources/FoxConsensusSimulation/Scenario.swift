@@ -92,6 +92,13 @@ public struct Scenario: Sendable {
     public var livenessBound: UInt64 = 2_000_000_000
     /// Check that everything accepted by honest nodes is committed at the end.
     public var expectLiveness = true
+    /// After `duration` (clients stopped, every fault applied) the run goes on this long with no
+    /// new input but the Byzantine nodes'. Then the cluster is at rest: every live honest node
+    /// must hold the same commit (index and running hash), also one that missed the last blocks
+    /// before the cluster went idle (section 18, property 10); and without Byzantine nodes the
+    /// honest ones must have gone quiet for the last `quietWindow` (bounded cost at rest).
+    public var settle: UInt64 = 2_000_000_000
+    public var quietWindow: UInt64 = 1_000_000_000
 
     public init(name: String, n: Int, seed: UInt64) { self.name = name; self.n = n; self.seed = seed }
 
@@ -178,6 +185,9 @@ public struct Scenario: Sendable {
         case "slow-link":
             s.faults = [(0, .slow(victim(), rng.range(5, 30)))]
             s.duration = 5_000_000_000
+            // One message on the slow link can take 2.3 s (tail delay × 30): the answers to the
+            // statuses of the cluster's last moments arrive long after it went idle.
+            s.settle = 4_000_000_000
         case "crash-restart":
             var faults: [(UInt64, FaultAction)] = []
             var t = t1
