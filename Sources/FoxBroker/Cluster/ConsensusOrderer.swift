@@ -47,6 +47,8 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         public var transferChunkBytes: Int = 1 << 20
         /// A state transfer request unanswered this long is sent again (to another peer).
         public var transferRetryMillis: UInt64 = 2_000
+        /// How often the consensus statistics line is logged (info level).
+        public var statisticsIntervalMillis: UInt64 = 10_000
         /// How long `stop` waits for this node's last entries (the ends of its sessions) to
         /// commit and become durable.
         public var stopTimeoutSeconds: Double = 10
@@ -130,6 +132,14 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     public private(set) var syncCount: UInt64 = 0
     public private(set) var forgedEntries: UInt64 = 0
     public private(set) var malformedEntries: UInt64 = 0
+    /// Entries applied, and time spent writing and syncing (statistics).
+    public private(set) var appliedEntries: UInt64 = 0
+    public private(set) var writeNanos: UInt64 = 0
+    private var lastWriteNanos: UInt64 = 0
+    private var lastStatistics:
+        (atMillis: UInt64, commits: Int, blocks: Int, leaderTimeouts: Int, syncs: UInt64, entries: UInt64) = (
+            0, 0, 0, 0, 0, 0
+        )
     /// Broker states installed from peers (state transfers).
     public private(set) var stateTransfers: UInt64 = 0
 
@@ -378,6 +388,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             }
             retryTransferIfDue()
             guard flush() else { return }
+            logStatisticsIfDue()
             if stopping && work.isEmpty {
                 // Nothing new: wait a little instead of spinning on the stop flag.
                 usleep(1000)
@@ -512,6 +523,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                 if event == .nodeStarted(node: UInt32(me), incarnation: incarnation) { started = true }
             }
             applyLocked(event, atMillis: timeMillis)
+            appliedEntries += 1
         }
         appliedCommit = index
         stateLock.unlock()
@@ -536,6 +548,36 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             // Applied at start for the state; what it produced was sent in the earlier life.
             heldActions.removeSubrange(actionsBefore...)
         }
+    }
+
+    /// Every `statisticsIntervalMillis`, a line with what the core did since the last one (what
+    /// an operator looks at first when the cluster is slow: rounds, commits, leader timeouts,
+    /// syncs per second and entries per commit).
+    private func logStatisticsIfDue() {
+        let now = clock.nowMillis()
+        guard now >= lastStatistics.atMillis &+ configuration.statisticsIntervalMillis else { return }
+        let metrics = core.metrics
+        let seconds = Double(max(1, now - lastStatistics.atMillis)) / 1000
+        let commits = metrics.commits - lastStatistics.commits
+        let entries = appliedEntries - lastStatistics.entries
+        if commits > 0 || metrics.leaderTimeouts != lastStatistics.leaderTimeouts {
+            logger.info(
+                "consensus",
+                metadata: [
+                    "round": "\(core.dag.highestRound)", "commit": "\(appliedCommit)",
+                    "blocksPerSecond": "\(Int(Double(metrics.blocksProposed - lastStatistics.blocks) / seconds))",
+                    "commitsPerSecond": "\(Int(Double(commits) / seconds))",
+                    "entriesPerCommit": "\(commits > 0 ? entries / UInt64(commits) : 0)",
+                    "leaderTimeouts": "\(metrics.leaderTimeouts - lastStatistics.leaderTimeouts)",
+                    "syncsPerSecond": "\(Int(Double(syncCount - lastStatistics.syncs) / seconds))",
+                    "writeMillisPerSync":
+                        "\(syncCount > lastStatistics.syncs ? Double((writeNanos - lastWriteNanos) / 1000 / (syncCount - lastStatistics.syncs)) / 1000 : 0)",
+                ])
+        }
+        lastWriteNanos = writeNanos
+        lastStatistics = (
+            now, metrics.commits, metrics.blocksProposed, metrics.leaderTimeouts, syncCount, appliedEntries
+        )
     }
 
     /// Set when this node's own start is applied; published to waiters after the write.
@@ -573,6 +615,8 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             heldActions = []
             rowsPosition = nil
             var attempt = 0
+            let writeStarted = DispatchTime.now().uptimeNanoseconds
+            defer { writeNanos &+= DispatchTime.now().uptimeNanoseconds &- writeStarted }
             while true {
                 do {
                     try store.writeCluster(
