@@ -194,6 +194,12 @@ extension BrokerState {
         for connection in lost { actions.append(.disconnect(connection, .serverUnavailable)) }
     }
 
+    /// Connections with a session attached that another node than `node` holds, sorted (a
+    /// test-only Byzantine node forges entries for them).
+    public func attachedConnections(notOf node: UInt32) -> [ConnectionID] {
+        connectionOwners.keys.filter { $0.node != node }.sorted()
+    }
+
     /// The highest incarnation of `node` with a session attached, if any (what a `nodeLost`
     /// for it names).
     public func attachedIncarnation(of node: UInt32) -> UInt32? {

@@ -118,6 +118,10 @@ extension RunCommand {
                 me: me, incarnation: incarnation, core: coreBox.take(), recovered: recoveredBox.value, store: store,
                 link: transport, clock: SystemClock(), sink: sink, configuration: configuration, logger: logger,
                 onFatal: onFatal)
+            if ProcessEnvironment.all()["FOXMQ_TEST_BYZANTINE"] == "forge" {
+                logger.warning("test Byzantine mode: this node forges entries for other nodes' connections")
+                orderer.byzantineForgery = true
+            }
             mailbox.set(orderer)
             return orderer
         }

@@ -88,6 +88,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     /// incarnation a `nodeLost` was ordered for.
     private var unreachableSince: [UInt16: UInt64] = [:]
     private var lossOrdered: [UInt16: UInt32] = [:]
+    private var forging = false
 
     // The broker state, applied on the core thread; read by others under `stateLock`.
     private let stateLock = NIOLock()
@@ -216,6 +217,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     public func tickIfDue() {
         let now = clock.nowMillis()
         orderNodeLossIfDue(now: now)
+        if byzantineForgery { forgeEntries() }
         let due = stateLock.withLock { state.nextDeadlineMillis.map { $0 <= now } ?? false }
         guard due else { return }
         condition.lock()
@@ -260,6 +262,28 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                 "node \(peer) unreachable for \(configuration.willFailoverMillis / 1000) s: ordering the end of its clients' sessions (wills, expiry); they can resume them on any node"
             )
             submit(.nodeLost(node: UInt32(peer), incarnation: incarnation))
+        }
+    }
+
+    /// Test only (`FOXMQ_TEST_BYZANTINE=forge`): every second this node orders, for every
+    /// connection another node holds, a close, a publish and an acknowledgement, as a node
+    /// lying about its peers' clients would. Honest nodes, this one included, apply none of
+    /// them (the origin check), so no session may notice.
+    public var byzantineForgery: Bool {
+        get { condition.lock(); defer { condition.unlock(withValue: wakeValue) }; return forging }
+        set { condition.lock(); forging = newValue; condition.unlock(withValue: wakeValue) }
+    }
+    private func forgeEntries() {
+        let victims = stateLock.withLock { state.attachedConnections(notOf: UInt32(me)) }
+        for victim in victims {
+            submit(
+                .publish(
+                    victim,
+                    Publish(
+                        topicName: "forged/by/\(me)", payload: ByteBuffer(string: "forged"), qos: .atLeastOnce,
+                        packetIdentifier: 1)))
+            submit(.pubAck(victim, packetIdentifier: 1))
+            submit(.sessionClose(victim, SessionClose(cause: .normalDisconnect)))
         }
     }
 
@@ -516,6 +540,13 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             }
             if let origin = event.originNode, origin != UInt32(entry.id.origin) {
                 forgedEntries += 1
+                // Every node applies the same log, so every node sees this: a faulty or lying
+                // node. Logged at 1, 2, 4, 8... so that a flood stays readable.
+                if forgedEntries & (forgedEntries - 1) == 0 {
+                    logger.warning(
+                        "ignored an entry of node \(entry.id.origin) for a connection of node \(origin) (a faulty or lying node)",
+                        metadata: ["forgedEntries": "\(forgedEntries)"])
+                }
                 continue
             }
             if entry.id.origin == me {
@@ -569,6 +600,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                     "commitsPerSecond": "\(Int(Double(commits) / seconds))",
                     "entriesPerCommit": "\(commits > 0 ? entries / UInt64(commits) : 0)",
                     "leaderTimeouts": "\(metrics.leaderTimeouts - lastStatistics.leaderTimeouts)",
+                    "forgedEntriesIgnored": "\(forgedEntries)",
                     "syncsPerSecond": "\(Int(Double(syncCount - lastStatistics.syncs) / seconds))",
                     "writeMillisPerSync":
                         "\(syncCount > lastStatistics.syncs ? Double((writeNanos - lastWriteNanos) / 1000 / (syncCount - lastStatistics.syncs)) / 1000 : 0)",
