@@ -120,6 +120,16 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
 
     private let me: UInt16
     private let incarnation: UInt32
+    // Copied from the committee at init: other threads must not read `core`, which the core
+    // thread mutates.
+    private let maxEventBytes: Int
+    private let quorum: Int
+    private let memberCount: Int
+    /// Peer messages waiting in the inbox, and those dropped because it was full (the core
+    /// fetches what it misses; the bound keeps a flood from growing memory).
+    private var inboxMessages = 0
+    public private(set) var droppedMessages: UInt64 = 0
+    static let inboxMessagesMax = 65_536
     private let store: NodeStore
     private let link: any ClusterLink
     private let sink: any ActionSink
@@ -157,6 +167,9 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         self.me = me
         self.incarnation = incarnation
         self.core = core
+        maxEventBytes = core.committee.maxEntryBytes - 64
+        quorum = core.committee.quorum
+        memberCount = core.committee.n
         state = recovered.state
         nextIndex = recovered.lastIndex + 1
         lastChain = recovered.lastChain
@@ -185,7 +198,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     @discardableResult
     public func submit(_ event: BrokerEvent) -> SubmitResult {
         let size = DurableOrderer.approximateSize(event)
-        if size > core.committee.maxEntryBytes - 64 { return .tooLarge }
+        if size > maxEventBytes { return .tooLarge }
         condition.lock()
         if !event.isNeverRefused {
             var refusal: SubmitResult?
@@ -290,6 +303,12 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     /// A message from peer `from` (the transport's receive path: only queues it).
     public func receive(from peer: UInt16, _ bytes: [UInt8]) {
         condition.lock()
+        guard inboxMessages < Self.inboxMessagesMax else {
+            droppedMessages += 1
+            condition.unlock(withValue: 1)
+            return
+        }
+        inboxMessages += 1
         inbox.append(.message(from: peer, bytes: bytes))
         condition.unlock(withValue: 1)
     }
@@ -330,7 +349,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                 waited = 0
                 logger.notice(
                     "waiting for a quorum of the cluster to order this node's start",
-                    metadata: ["quorum": "\(core.committee.quorum) of \(core.committee.n)"])
+                    metadata: ["quorum": "\(quorum) of \(memberCount)"])
             }
         }
     }
@@ -390,6 +409,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                 woken = true
             }
             swap(&work, &inbox)
+            inboxMessages = 0
             let exit: Bool
             if case .failed = status { exit = true } else { exit = false }
             condition.unlock(withValue: stopping && !exit ? 1 : 0)
