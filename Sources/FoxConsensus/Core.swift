@@ -352,36 +352,66 @@ public struct ConsensusCore {
 
     // MARK: start and restart (10.1)
 
+    /// Section 10.1, in its steps: load the store (genesis, the snapshot, the retained blocks),
+    /// rebuild emitted, verify by replaying the committer, then resume (or recover, 10.4).
     mutating func start(now: UInt64, out: inout [Output]) {
         guard let img = image else { return }
         image = nil
+        insertGenesis()
+        lastOwnRound = img.meta.lastOwnRound
+        restoredFlag = img.meta.restored
+        if let s = img.snapshot { adoptStoredSnapshot(s) }
+        var emittedByDigest = storedEmittedByDigest(img)
+        for c in img.commits { storedCommitHashes[c.index] = c.runningHash }
+        guard loadStoredBlocks(img, emittedByDigest: &emittedByDigest, out: &out) else { return }
+        if let s = img.snapshot { resumeEmitted(s, notLoaded: emittedByDigest) }
+        guard replayCommitter(img, now: now, out: &out) else { return }
+        guard restoreLastOwnBlock(img, out: &out) else { return }
+        rebuildUncovered()
+        resume(img, now: now, out: &out)
+    }
+
+    /// Round 0: one implicit block per author, held from the start (section 3).
+    mutating func insertGenesis() {
         for g in committee.genesis {
             let gb = Block(
                 epoch: committee.epoch, round: 0, author: g.author, timestamp: 0, parents: [],
                 payloadDigest: Digest.zero, attestation: nil, payload: [], signature: [])
             dag.insert(gb, ref: g, bytes: [])
         }
-        lastOwnRound = img.meta.lastOwnRound
-        restoredFlag = img.meta.restored
-        if let s = img.snapshot {
-            adoptCommitPosition(of: s)
-            sequencer = s.sequencer
-            lastCheckpoint = s.checkpoint
-            if let c = s.checkpoint { ownCheckpoints[c.commitIndex] = c; servable[c.commitIndex] = s }
-            lastSnapshot = s
-            horizon = s.leaderRound.minusSaturating(gcDepth)
-            previousSnapshotHorizon = horizon
-            if horizon > 0 { dag.prune(below: horizon) }
-        }
-        // The persisted emitted list is matched by digest (runningHash covers digests only): a
-        // ref claimed by a state-sync server may carry a faked round or author (gap: the fake
-        // ref was trusted and the real block, loaded from disk, emitted a second time).
+    }
+
+    /// Step 1: the latest local snapshot is where the committed sequence resumes; memory keeps
+    /// rounds ≥ its gcRound (the horizon).
+    mutating func adoptStoredSnapshot(_ s: CoreSnapshot) {
+        adoptCommitPosition(of: s)
+        sequencer = s.sequencer
+        lastCheckpoint = s.checkpoint
+        if let c = s.checkpoint { ownCheckpoints[c.commitIndex] = c; servable[c.commitIndex] = s }
+        lastSnapshot = s
+        horizon = s.leaderRound.minusSaturating(gcDepth)
+        previousSnapshotHorizon = horizon
+        if horizon > 0 { dag.prune(below: horizon) }
+    }
+
+    /// Step 2, emitted: the snapshot's emitted list by digest. Matched by digest (runningHash
+    /// covers digests only): a ref claimed by a state-sync server may carry a faked round or
+    /// author (gap: the fake ref was trusted and the real block, loaded from disk, emitted a
+    /// second time).
+    func storedEmittedByDigest(_ img: StoreImage) -> [Digest: BlockRef] {
         var emittedByDigest: [Digest: BlockRef] = [:]
         if let s = img.snapshot, !s.rebuildEmitted {
             for r in s.emitted where emittedByDigest[r.digest] == nil { emittedByDigest[r.digest] = r }
         }
-        for c in img.commits { storedCommitHashes[c.index] = c.runningHash }
-        // Blocks from the own disk: trusted bytes, strict decoding only; replay checks the hashes.
+        return emittedByDigest
+    }
+
+    /// Step 1, the retained blocks: from the own disk, trusted bytes, strict decoding only (the
+    /// replay checks the hashes). Those of the emitted list are marked emitted and leave it.
+    /// False: the node halted on a corrupt or incomplete store.
+    mutating func loadStoredBlocks(
+        _ img: StoreImage, emittedByDigest: inout [Digest: BlockRef], out: inout [Output]
+    ) -> Bool {
         for (ref, bytes) in img.blocks where ref.round >= max(horizon, 1) && !dag.contains(ref) {
             guard
                 let b = try? BlockCodec.decode(
@@ -390,10 +420,10 @@ public struct ConsensusCore {
                     maxEntryBytes: committee.maxEntryBytes),
                 b.digest == ref.digest
             else {
-                halt("store: corrupt block \(ref)", out: &out); return
+                halt("store: corrupt block \(ref)", out: &out); return false
             }
             if !b.parents.allSatisfy({ $0.round < horizon || dag.contains($0) }) {
-                halt("store: block \(ref) not causally complete", out: &out); return
+                halt("store: block \(ref) not causally complete", out: &out); return false
             }
             dag.insert(b, ref: ref, bytes: bytes)
             // Proofs live in memory: rebuilt from the stored attesting blocks (they follow R_k,
@@ -407,47 +437,65 @@ public struct ConsensusCore {
                 nonEmptyUnemitted.insert(ref)
             }
         }
-        if let s = img.snapshot {
-            if s.rebuildEmitted, let a = s.anchor {
-                // Restarted after a state sync, before emitted was rebuilt (10.3).
-                startEmittedRebuild(s, anchor: a)
-            } else {
-                // Not on disk: matched by digest when it arrives (a claimed round below the
-                // horizon is no block of the window).
-                for r in emittedByDigest.values where r.round >= horizon { emittedDigestsPending.insert(r.digest) }
-            }
-            emittedPendingUntil = s.leaderRound
+        return true
+    }
+
+    /// Step 2, the rest of emitted: a restart after a state sync, before emitted was rebuilt,
+    /// resumes the rebuild (10.3); otherwise emitted blocks not on disk are matched by digest
+    /// when they arrive (a claimed round below the horizon is no block of the window).
+    mutating func resumeEmitted(_ s: CoreSnapshot, notLoaded emittedByDigest: [Digest: BlockRef]) {
+        if s.rebuildEmitted, let a = s.anchor {
+            startEmittedRebuild(s, anchor: a)
+        } else {
+            for r in emittedByDigest.values where r.round >= horizon { emittedDigestsPending.insert(r.digest) }
         }
-        // P blocks missing from the store (a restart right after a state sync, before block sync
-        // fetched the window): fetched like missing parents; the committer waits for them.
-        // Replay the committer from the snapshot and compare with the stored commit records.
+        emittedPendingUntil = s.leaderRound
+    }
+
+    /// Step 3, verify: replay the committer from the snapshot and compare with the stored commit
+    /// records. P blocks missing from the store (a restart right after a state sync, before block
+    /// sync fetched the window) are fetched like missing parents; the committer waits for them.
+    /// False: the node halted on a mismatch.
+    mutating func replayCommitter(_ img: StoreImage, now: UInt64, out: inout [Output]) -> Bool {
         replaying = true
         runCommitter(now: now, out: &out)
         replaying = false
-        if case .halted = mode { return }
+        if case .halted = mode { return false }
         if let maxStored = img.commits.last?.index, maxStored > commitIndex {
-            halt("replay: stored commit \(maxStored) beyond recomputed \(commitIndex)", out: &out); return
+            halt("replay: stored commit \(maxStored) beyond recomputed \(commitIndex)", out: &out); return false
         }
         storedCommitHashes = [:]
-        if lastOwnRound > 0 {
-            lastOwnRef = dag.slot(Slot(author: me, round: lastOwnRound)).first
-            if let d = img.meta.lastOwnDigest, let r = lastOwnRef, r.digest != d {
-                halt("store: own block at lastOwnRound differs from meta", out: &out); return
-            }
+        return true
+    }
+
+    /// The own block at lastOwnRound, which must be the one meta names. False: it differs (halted).
+    mutating func restoreLastOwnBlock(_ img: StoreImage, out: inout [Output]) -> Bool {
+        guard lastOwnRound > 0 else { return true }
+        lastOwnRef = dag.slot(Slot(author: me, round: lastOwnRound)).first
+        if let d = img.meta.lastOwnDigest, let r = lastOwnRef, r.digest != d {
+            halt("store: own block at lastOwnRound differs from meta", out: &out); return false
         }
-        // Everything not in the own history is uncovered (weak-link candidates).
+        return true
+    }
+
+    /// Everything not in the own history is uncovered (weak-link candidates, section 4).
+    mutating func rebuildUncovered() {
         let mine = lastOwnRef.map { dag.history(from: [$0], floor: max(horizon, 1)) } ?? []
         // (No block at or above the horizon yet, e.g. a restart right after a state sync: none;
         // a closed range would trap.)
         for round in stride(from: max(horizon, 1), through: dag.highestRound, by: 1) {
             for r in dag.refs(at: round) where r.author != me && !mine.contains(r) { uncovered.insert(r) }
         }
+    }
+
+    /// Step 4: a new incarnation and the own latest block re-broadcast (it may never have left
+    /// the machine); or amnesia recovery first (10.4).
+    mutating func resume(_ img: StoreImage, now: UInt64, out: inout [Output]) {
         switch mode {
         case .recovering:
             broadcastRecoveryQuery(now: now, out: &out)
         case .active:
             incarnation = lastOwnRound + 1
-            // Re-broadcast the own latest block: it may never have left the machine.
             if let r = lastOwnRef, let bytes = img.blocks.first(where: { $0.0 == r })?.1 {
                 out.append(.broadcast(bytes: Message.block(bytes).encode()))
             }

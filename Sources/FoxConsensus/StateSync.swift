@@ -338,36 +338,16 @@ extension ConsensusCore {
     ) {
         let newHorizon = max(horizon, s.leaderRound.minusSaturating(gcDepth))
         sequencer = s.sequencer
-        let o = sequencer.origins[Int(me)]
-        ownUnapplied = ownUnapplied.filter {
-            $0.incarnation > o.incarnation || ($0.incarnation == o.incarnation && $0.seq >= o.nextSeq)
-        }
+        forgetPassedOwnEntries()
+        adoptCommitPosition(of: s)
+        enteredP = [:]
         // Re-proposal (11) of own entries the new horizon passes that the (verified) sequencer
         // has not applied. Not filtered by the snapshot's emitted list, which stateDigest does
         // not cover: an entry of an emitted block is applied, or held back, and a second copy
-        // of a held-back one is dropped by the sequencer.
-        var round = max(horizon, dag.lowestRound)
-        let already = Set(reproposals.map(\.id))
-        while round < newHorizon && round <= dag.highestRound {
-            for r in dag.refs(at: round) where r.author == me && r.round > 0 {
-                for e in dag[r]?.block.payload ?? []
-                where e.id.incarnation == incarnation && ownUnapplied.contains(e.id) && !already.contains(e.id) {
-                    reproposals.append(e)
-                    metrics.reproposed += 1
-                }
-            }
-            round += 1
-        }
-        reproposals.sort { $0.id < $1.id }
-        adoptCommitPosition(of: s)
-        enteredP = [:]
-        horizon = newHorizon
-        for r in dag.prune(below: horizon) {
-            uncovered.remove(r); nonEmptyUnemitted.remove(r); insertedAt[r] = nil
-        }
+        // of a held-back one is dropped by the sequencer. (`emitted` is rebuilt from the anchor
+        // next.)
+        advanceHorizon(to: newHorizon, reproposeEmitted: true)
         startEmittedRebuild(s, anchor: anchor)
-        for r in suspended.keys.sorted() where r.round < horizon { unpark(r) }
-        for r in missing.keys where r.round < horizon { missing[r] = nil; requested.remove(r) }
         awaitingApp = [:]
         // Persisted at once (the DAG and the disk now follow the new horizon), marked: a restart
         // before the rebuild resumes it instead of trusting an emitted list.

@@ -253,7 +253,7 @@ public struct Scenario: Sendable {
                     s.duration = 5_000_000_000
                 }
                 if kind == .timestampOutlier {
-                    for v in s.byzantine.keys {
+                    for v in s.byzantine.keys.sorted() {
                         s.clockOffsets[Int(v)] = rng.chance(0.5) ? 3_600_000_000_000 : -1_000_000_000
                     }
                 }
