@@ -27,6 +27,9 @@ let package = Package(
             name: "FoxMQTT",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
+        // Small files of a node (users.toml, the address book, keys): read whole, written
+        // atomically and durably. POSIX only.
+        .target(name: "FoxFiles"),
         // libargon2 (argon2id PHC strings of the original's users.toml).
         .systemLibrary(
             name: "CArgon2",
@@ -51,6 +54,7 @@ let package = Package(
         .target(
             name: "FoxStore",
             dependencies: [
+                "FoxFiles",
                 "CArgon2",
                 "CLMDB",
                 "FoxMigrations",
@@ -105,6 +109,7 @@ let package = Package(
         .target(
             name: "FoxCluster",
             dependencies: [
+                "FoxFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+import FoxFiles
 /// The users a broker accepts: an immutable snapshot of a `UsersFile`, safe to share
 /// between threads. To pick up changes, load a new one and swap it in.
 ///
@@ -53,7 +54,7 @@ public struct UserDirectory: Sendable {
             throw UsersFileError(path: path, problem: .invalidUserName(user: name, reason: reason))
         }
         do {
-            try FileIO.makeDirectories(directory)
+            try Files.makeDirectories(directory, mode: 0o777)
         } catch {
             throw UsersFileError(path: path, problem: .unwritable(errno: error.errno, message: error.message))
         }

@@ -1,3 +1,4 @@
+import FoxFiles
 import TOMLKit
 
 /// The `users.toml` file of a FoxMQ config directory, in the original's format:
@@ -25,14 +26,14 @@ public struct UsersFile: Sendable, Equatable {
 
     /// `directory/users.toml`.
     public static func path(inDirectory directory: String) -> String {
-        FileIO.join(directory, fileName)
+        Files.join(directory, fileName)
     }
 
     /// Loads `path`. A missing file is an empty users file.
     public static func load(from path: String) throws(UsersFileError) -> UsersFile {
         let bytes: [UInt8]?
         do {
-            bytes = try FileIO.readIfExists(path)
+            bytes = try Files.readIfExists(path)
         } catch {
             throw UsersFileError(path: path, problem: .unreadable(errno: error.errno, message: error.message))
         }
@@ -119,7 +120,7 @@ public struct UsersFile: Sendable, Equatable {
     public func save(to path: String) throws(UsersFileError) {
         try validate(path: path)
         do {
-            try FileIO.writeAtomically(Array(serialized().utf8), to: path, newFileMode: Self.newFileMode)
+            try Files.writeAtomically(Array(serialized().utf8), to: path, newFileMode: Self.newFileMode)
         } catch {
             throw UsersFileError(path: path, problem: .unwritable(errno: error.errno, message: error.message))
         }

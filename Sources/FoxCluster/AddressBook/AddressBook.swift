@@ -1,3 +1,4 @@
+import FoxFiles
 import Crypto
 import TOMLKit
 
@@ -112,14 +113,14 @@ public struct AddressBook: Sendable {
 
     /// `directory/address-book.toml`.
     public static func path(inDirectory directory: String) -> String {
-        ClusterFiles.join(directory, fileName)
+        Files.join(directory, fileName)
     }
 
     /// Loads the book at `path`, or returns nil when there is no such file.
     public static func load(path: String) throws(AddressBookError) -> AddressBook? {
         let bytes: [UInt8]?
         do {
-            bytes = try ClusterFiles.readIfExists(path)
+            bytes = try Files.readIfExists(path)
         } catch {
             throw AddressBookError(path: path, problem: .unreadable(errno: error.errno, message: error.message))
         }
@@ -197,7 +198,7 @@ public struct AddressBook: Sendable {
     /// Writes the book to `path` (mode 0644); an existing file is replaced only if `replace`.
     public func write(to path: String, replace: Bool) throws(AddressBookError) {
         do {
-            try ClusterFiles.writeFile(Array(serialized().utf8), to: path, mode: Self.fileMode, replace: replace)
+            try Files.writeFile(Array(serialized().utf8), to: path, mode: Self.fileMode, replace: replace)
         } catch {
             if error.alreadyExists { throw AddressBookError(path: path, problem: .exists) }
             throw AddressBookError(path: path, problem: .unwritable(errno: error.errno, message: error.message))

@@ -1,3 +1,4 @@
+import FoxFiles
 import Crypto
 
 /// What a node needs to join its cluster: the address book, which member of it this node is,
@@ -24,7 +25,7 @@ public struct ClusterConfiguration: @unchecked Sendable {
     public static func load(directory: String, secretKeyFile: String?) throws -> ClusterConfiguration? {
         let bookPath = AddressBook.path(inDirectory: directory)
         guard let book = try AddressBook.load(path: bookPath) else { return nil }
-        let keyFile = secretKeyFile ?? ClusterFiles.join(directory, NodeKey.fileName(bookPosition: 0))
+        let keyFile = secretKeyFile ?? Files.join(directory, NodeKey.fileName(bookPosition: 0))
         let key = try NodeKey.read(from: keyFile)
         let me = try findSelf(secretKey: key, in: book)
         return ClusterConfiguration(book: book, me: me, key: key.privateKey, keyFile: keyFile)

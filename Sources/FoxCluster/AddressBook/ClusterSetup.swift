@@ -1,3 +1,4 @@
+import FoxFiles
 /// Creating a cluster's files, the work of `foxmq address-book from-range|from-list`: a new
 /// key per node (`key_N.pem`, mode 0600) and the address book listing them, in a
 /// configuration directory.
@@ -27,7 +28,7 @@ public enum ClusterSetup {
         -> Report
     {
         let keys = addresses.map { _ in NodeKey.generate() }
-        let keyPaths = addresses.indices.map { ClusterFiles.join(directory, NodeKey.fileName(bookPosition: $0)) }
+        let keyPaths = addresses.indices.map { Files.join(directory, NodeKey.fileName(bookPosition: $0)) }
         let bookPath = AddressBook.path(inDirectory: directory)
         let book: AddressBook
         do {
@@ -39,11 +40,11 @@ public enum ClusterSetup {
         }
 
         if !replace {
-            let existing = (keyPaths + [bookPath]).filter(ClusterFiles.exists)
+            let existing = (keyPaths + [bookPath]).filter(Files.exists)
             if !existing.isEmpty { throw ClusterSetupError(problem: .filesExist(existing)) }
         }
         do {
-            try ClusterFiles.makeDirectories(directory, mode: directoryMode)
+            try Files.makeDirectories(directory, mode: directoryMode)
         } catch {
             throw ClusterSetupError(problem: .directory(path: directory, message: error.message))
         }
@@ -64,8 +65,8 @@ public enum ClusterSetup {
 
         var stale: [String] = []
         for position in keyPaths.count..<(keyPaths.count + AddressBook.memberCountMax) {
-            let stalePath = ClusterFiles.join(directory, NodeKey.fileName(bookPosition: position))
-            guard ClusterFiles.exists(stalePath) else { break }
+            let stalePath = Files.join(directory, NodeKey.fileName(bookPosition: position))
+            guard Files.exists(stalePath) else { break }
             stale.append(stalePath)
         }
         return Report(book: book, keyPaths: keyPaths, bookPath: bookPath, staleKeyPaths: stale)

@@ -1,3 +1,4 @@
+import FoxFiles
 import Crypto
 import Foundation
 
@@ -66,7 +67,7 @@ public struct NodeKey: @unchecked Sendable {
     public static func read(from path: String) throws(NodeKeyError) -> NodeKey {
         let bytes: [UInt8]?
         do {
-            bytes = try ClusterFiles.readIfExists(path)
+            bytes = try Files.readIfExists(path)
         } catch {
             throw NodeKeyError(path: path, problem: .unreadable(errno: error.errno, message: error.message))
         }
@@ -120,7 +121,7 @@ public struct NodeKey: @unchecked Sendable {
     @discardableResult
     public func write(to path: String, replace: Bool) throws(NodeKeyError) -> NodeKey {
         do {
-            try ClusterFiles.writeFile(Array(pemRepresentation.utf8), to: path, mode: Self.fileMode, replace: replace)
+            try Files.writeFile(Array(pemRepresentation.utf8), to: path, mode: Self.fileMode, replace: replace)
         } catch {
             if error.alreadyExists { throw NodeKeyError(path: path, problem: .exists) }
             throw NodeKeyError(path: path, problem: .unwritable(errno: error.errno, message: error.message))

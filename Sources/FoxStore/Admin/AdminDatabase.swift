@@ -1,3 +1,4 @@
+import FoxFiles
 import FoxMigrations
 import GRDB
 
@@ -42,7 +43,7 @@ public final class AdminDatabase: Sendable {
 
     /// `directory/admin.sqlite`.
     public static func path(inDirectory directory: String) -> String {
-        FileIO.join(directory, fileName)
+        Files.join(directory, fileName)
     }
 
     /// Opens (creating it and `directory` if needed) `directory/admin.sqlite`, applies the
@@ -56,7 +57,7 @@ public final class AdminDatabase: Sendable {
     public static func open(directory: String) throws(AdminDatabaseError) -> AdminDatabase {
         let path = path(inDirectory: directory)
         do {
-            try FileIO.makeDirectories(directory)
+            try Files.makeDirectories(directory, mode: 0o777)
         } catch {
             throw AdminDatabaseError(path: path, problem: .cannotOpen(message: error.message))
         }

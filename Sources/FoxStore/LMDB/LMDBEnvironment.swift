@@ -1,3 +1,4 @@
+import FoxFiles
 import CLMDB
 import Synchronization
 
@@ -55,7 +56,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
     public init(directory: String, options: LMDBOptions = LMDBOptions()) throws(StoreError) {
         precondition(options.mapSizeBytes > 0 && options.mapGrowthBytes > 0, "map sizes must be positive")
         precondition(options.readersMax > 0 && options.tablesMax > 0, "readersMax and tablesMax must be positive")
-        let dataPath = FileIO.join(directory, "data.mdb")
+        let dataPath = Files.join(directory, "data.mdb")
         if options.readOnly {
             var status = stat()
             guard stat(directory, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
@@ -66,7 +67,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
             }
         } else {
             do {
-                try FileIO.makeDirectories(directory)
+                try Files.makeDirectories(directory, mode: 0o777)
             } catch {
                 throw StoreError.io(
                     operation: "create directory", path: directory, code: error.errno, message: error.message)
@@ -284,12 +285,12 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// so a writer that fills the map waits for it, and freed pages are not reused.
     public func copy(toDirectory: String, compact: Bool) throws(StoreError) {
         do {
-            try FileIO.makeDirectories(toDirectory)
+            try Files.makeDirectories(toDirectory, mode: 0o777)
         } catch {
             throw StoreError.io(
                 operation: "create directory", path: toDirectory, code: error.errno, message: error.message)
         }
-        let copyPath = FileIO.join(toDirectory, "data.mdb")
+        let copyPath = Files.join(toDirectory, "data.mdb")
         try withSharedLock { () throws(StoreError) in
             let code = mdb_env_copy2(environment, toDirectory, compact ? UInt32(MDB_CP_COMPACT) : 0)
             if code != 0 { throw StoreError(lmdbCode: code, operation: "copy to \(toDirectory)", path: dataPath) }

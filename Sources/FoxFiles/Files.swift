@@ -6,34 +6,35 @@
     import Darwin
 #endif
 
-/// A failed system call on one of the cluster's files: `errno` and a message naming the
-/// operation and the path.
-struct ClusterFileError: Error {
-    let errno: Int32
-    let message: String
+/// A failed system call on a file: `errno` and a message naming the operation and the path.
+public struct FileError: Error, CustomStringConvertible {
+    public let errno: Int32
+    public let message: String
 
-    init(_ operation: String, _ path: String, errno: Int32) {
+    public var description: String { message }
+
+    public init(_ operation: String, _ path: String, errno: Int32) {
         self.errno = errno
         self.message = "\(operation) \(path): \(String(cString: strerror(errno)))"
     }
 
-    var alreadyExists: Bool { errno == EEXIST }
+    public var alreadyExists: Bool { errno == EEXIST }
 }
 
-/// Small blocking POSIX helpers for the address book and the node keys (small files, read
-/// once at start-up or written once by `foxmq address-book`).
-enum ClusterFiles {
-    /// The largest file read: an address book of `AddressBook.memberCountMax` entries is about
-    /// 300 KB; anything far larger is not one of ours.
-    static let readBytesMax = 4 * 1024 * 1024
+/// Small blocking POSIX helpers for the small files of a node (users.toml, the address book,
+/// node keys, store directories): read whole, written atomically and durably.
+public enum Files {
+    /// The largest file read by default: none of ours is near it (an address book of 1000
+    /// entries is about 300 KB); anything far larger is not one of ours.
+    public static let readBytesMax = 64 * 1024 * 1024
 
     /// The whole content of `path`, or nil if it does not exist.
-    static func readIfExists(_ path: String) throws(ClusterFileError) -> [UInt8]? {
+    public static func readIfExists(_ path: String, maxBytes: Int = readBytesMax) throws(FileError) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             let e = errno
             if e == ENOENT { return nil }
-            throw ClusterFileError("open", path, errno: e)
+            throw FileError("open", path, errno: e)
         }
         defer { close(fd) }
         var content: [UInt8] = []
@@ -43,16 +44,16 @@ enum ClusterFiles {
             if n < 0 {
                 let e = errno
                 if e == EINTR { continue }
-                throw ClusterFileError("read", path, errno: e)
+                throw FileError("read", path, errno: e)
             }
             if n == 0 { return content }
             content.append(contentsOf: chunk[0..<n])
-            if content.count > readBytesMax { throw ClusterFileError("read", path, errno: EFBIG) }
+            if content.count > maxBytes { throw FileError("read", path, errno: EFBIG) }
         }
     }
 
     /// Whether something (a file, a directory, a dangling link) exists at `path`.
-    static func exists(_ path: String) -> Bool {
+    public static func exists(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0
     }
@@ -61,11 +62,11 @@ enum ClusterFiles {
     /// fsynced, then renamed over `path` (`replace`) or hard-linked to it, which fails with
     /// EEXIST when `path` exists, so a file that appeared since the caller looked is never
     /// overwritten. Readers see the old file or the new one, never a partial one.
-    static func writeFile(_ content: [UInt8], to path: String, mode: UInt32, replace: Bool) throws(ClusterFileError) {
+    public static func writeFile(_ content: [UInt8], to path: String, mode: UInt32, replace: Bool) throws(FileError) {
         var random = SystemRandomNumberGenerator()
         let tempPath = "\(path).tmp-\(getpid())-\(String(random.next() as UInt32, radix: 16))"
         let fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode))
-        if fd < 0 { throw ClusterFileError("create", tempPath, errno: errno) }
+        if fd < 0 { throw FileError("create", tempPath, errno: errno) }
         var closed = false
         defer {
             if !closed { close(fd) }
@@ -82,22 +83,22 @@ enum ClusterFiles {
             if n < 0 {
                 let e = errno
                 if e == EINTR { continue }
-                throw ClusterFileError("write", tempPath, errno: e)
+                throw FileError("write", tempPath, errno: e)
             }
             written += n
         }
-        if fsync(fd) != 0 { throw ClusterFileError("fsync", tempPath, errno: errno) }
+        if fsync(fd) != 0 { throw FileError("fsync", tempPath, errno: errno) }
         closed = true
-        if close(fd) != 0 { throw ClusterFileError("close", tempPath, errno: errno) }
+        if close(fd) != 0 { throw FileError("close", tempPath, errno: errno) }
         if replace {
-            if rename(tempPath, path) != 0 { throw ClusterFileError("rename \(tempPath) to", path, errno: errno) }
+            if rename(tempPath, path) != 0 { throw FileError("rename \(tempPath) to", path, errno: errno) }
         } else if link(tempPath, path) != 0 {
             let e = errno
             // A file system without hard links: check, then rename (a file created in between
             // would be replaced; nothing better is possible there).
-            guard e == EPERM || e == EOPNOTSUPP || e == ENOSYS else { throw ClusterFileError("create", path, errno: e) }
-            if exists(path) { throw ClusterFileError("create", path, errno: EEXIST) }
-            if rename(tempPath, path) != 0 { throw ClusterFileError("rename \(tempPath) to", path, errno: errno) }
+            guard e == EPERM || e == EOPNOTSUPP || e == ENOSYS else { throw FileError("create", path, errno: e) }
+            if exists(path) { throw FileError("create", path, errno: EEXIST) }
+            if rename(tempPath, path) != 0 { throw FileError("rename \(tempPath) to", path, errno: errno) }
         }
 
         // Make the new name durable; best effort (some file systems refuse).
@@ -109,11 +110,11 @@ enum ClusterFiles {
     }
 
     /// `mkdir -p path`; new directories get `mode` (less the umask).
-    static func makeDirectories(_ path: String, mode: UInt32) throws(ClusterFileError) {
+    public static func makeDirectories(_ path: String, mode: UInt32) throws(FileError) {
         var info = stat()
         if stat(path, &info) == 0 {
             if info.st_mode & S_IFMT == S_IFDIR { return }
-            throw ClusterFileError("mkdir", path, errno: ENOTDIR)
+            throw FileError("mkdir", path, errno: ENOTDIR)
         }
         let parent = directoryName(of: path)
         if parent != path && parent != "." && parent != "/" {
@@ -122,12 +123,12 @@ enum ClusterFiles {
         if mkdir(path, mode_t(mode)) != 0 {
             let e = errno
             if e == EEXIST { return }
-            throw ClusterFileError("mkdir", path, errno: e)
+            throw FileError("mkdir", path, errno: e)
         }
     }
 
     /// The directory part of `path` ("." for a bare file name).
-    static func directoryName(of path: String) -> String {
+    public static func directoryName(of path: String) -> String {
         var trimmed = Substring(path)
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
         guard let slash = trimmed.lastIndex(of: "/") else { return "." }
@@ -137,7 +138,16 @@ enum ClusterFiles {
     }
 
     /// `directory/name`.
-    static func join(_ directory: String, _ name: String) -> String {
+    public static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    /// Replaces `path` with `content` atomically (see `writeFile`); the new file keeps the
+    /// permission bits of the file it replaces, and a new file gets `newFileMode`.
+    public static func writeAtomically(_ content: [UInt8], to path: String, newFileMode: UInt32) throws(FileError) {
+        var mode = newFileMode
+        var info = stat()
+        if stat(path, &info) == 0 { mode = UInt32(info.st_mode & 0o7777) }
+        try writeFile(content, to: path, mode: mode, replace: true)
     }
 }
