@@ -1,4 +1,5 @@
 import FoxFiles
+
 /// The users a broker accepts: an immutable snapshot of a `UsersFile`, safe to share
 /// between threads. To pick up changes, load a new one and swap it in.
 ///

@@ -1,5 +1,5 @@
-import FoxFiles
 import Crypto
+import FoxFiles
 import TOMLKit
 
 /// `address-book.toml`, the cluster's membership, identical on every node, in the original's

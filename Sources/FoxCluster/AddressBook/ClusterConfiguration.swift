@@ -1,5 +1,5 @@
-import FoxFiles
 import Crypto
+import FoxFiles
 
 /// What a node needs to join its cluster: the address book, which member of it this node is,
 /// and the node's secret key.

@@ -1,4 +1,5 @@
 import FoxFiles
+
 /// Creating a cluster's files, the work of `foxmq address-book from-range|from-list`: a new
 /// key per node (`key_N.pem`, mode 0600) and the address book listing them, in a
 /// configuration directory.

@@ -1,6 +1,6 @@
-import FoxFiles
 import Crypto
 import Foundation
+import FoxFiles
 
 /// A node's secret key, `key_N.pem` in the original's format: a P-256 key as an unencrypted
 /// SEC1 `ECPrivateKey` (RFC 5915) in an `EC PRIVATE KEY` PEM block, what

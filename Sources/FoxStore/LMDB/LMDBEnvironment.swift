@@ -1,5 +1,5 @@
-import FoxFiles
 import CLMDB
+import FoxFiles
 import Synchronization
 
 #if canImport(Glibc)
