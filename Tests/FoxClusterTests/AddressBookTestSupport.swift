@@ -36,8 +36,6 @@ enum AddressBookOpenSSL {
     static let path: String? = ["/usr/bin/openssl", "/usr/local/bin/openssl", "/opt/homebrew/bin/openssl"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    static var isInstalled: Bool { path != nil }
-
     /// Runs openssl with `arguments`; its standard output, or nil when it exits non-zero.
     static func run(_ arguments: [String]) throws -> String? {
         guard let path else { return nil }
