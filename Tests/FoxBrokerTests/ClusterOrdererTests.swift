@@ -89,6 +89,8 @@ final class TestCluster: @unchecked Sendable {
         for i in 0..<n { try startNode(i) }
     }
 
+    var configuration = ConsensusOrderer.Configuration()
+
     func startNode(_ i: Int, incarnation: UInt32 = 1) throws {
         let store = try NodeStore(directory: directories[i], options: LMDBOptions(sync: false))
         let recovered = try store.recover(defaultLimits: BrokerLimits()) { _ in }
@@ -102,7 +104,7 @@ final class TestCluster: @unchecked Sendable {
         sinks[i] = NodeSink(node: UInt32(i))
         let orderer = try ConsensusOrderer(
             me: UInt16(i), incarnation: incarnation, core: core, recovered: recovered, store: store,
-            link: hub.link(for: UInt16(i), n: n), clock: WallClock(), sink: sinks[i],
+            link: hub.link(for: UInt16(i), n: n), clock: WallClock(), sink: sinks[i], configuration: configuration,
             logger: Logger(label: "node\(i)"), onFatal: { reason in Issue.record("node \(i) fatal: \(reason)") })
         stores[i] = store
         orderers[i] = orderer
@@ -234,7 +236,10 @@ final class TestCluster: @unchecked Sendable {
         // Per publisher, the order it published in.
         #expect(a.filter { $0.hasPrefix("c") } == (1...40).map { "c\($0)" })
         #expect(a.filter { $0.hasPrefix("d") } == (1...40).map { "d\($0)" })
-        // Each publisher got its 40 PUBACKs, in order, and only on its own node.
+        // Each publisher got its 40 PUBACKs, in order, and only on its own node (each node
+        // releases them after its own write, so they may come after the deliveries elsewhere).
+        let pubAcks = { cluster.packets(node: 2, conn: 1).filter { if case .pubAck = $0 { true } else { false } } }
+        #expect(await TestCluster.eventually { pubAcks().count == 40 })
         let acks = cluster.packets(node: 2, conn: 1).compactMap {
             if case .pubAck(let ack) = $0 { ack.packetIdentifier } else { nil }
         }
@@ -315,6 +320,34 @@ final class TestCluster: @unchecked Sendable {
         let digests = await cluster.settledDigests([0, 1, 2, 3])
         #expect(Set(digests.map(\.digest)).count == 1, "the node that fetched the state holds the same state")
         #expect(cluster.orderers[3]!.stateTransfers == 1)
+        await cluster.stopAll()
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func onlyANodeThatReachesAQuorumOrdersThePeersLoss() async throws {
+        let cluster = try TestCluster(n: 4)
+        await cluster.waitUntilStarted([0, 1, 2, 3])
+        cluster.connect(node: 3, conn: 1, client: "on-three", expiry: 0)
+        cluster.connect(node: 0, conn: 1, client: "on-zero", expiry: 0)
+        #expect(await TestCluster.eventually { cluster.orderers[0]!.withState { $0.sessionCount } == 2 })
+        let peers: [UInt16] = [1, 2, 3]
+        // Node 0 believes itself cut off from everyone: it must not order anyone's loss.
+        for peer in peers { cluster.orderers[0]!.peerState(peer, connected: false) }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        cluster.orderers[0]!.tickIfDueAfter(failoverMillis: 100)
+        try await Task.sleep(nanoseconds: 300_000_000)
+        #expect(cluster.orderers[0]!.withState { $0.attachedIncarnation(of: 3) } == 1)
+        // Node 1 reaches nodes 0 and 2 (with itself a quorum of 3) and not node 3: node 3 is lost.
+        cluster.orderers[1]!.peerState(0, connected: true)
+        cluster.orderers[1]!.peerState(2, connected: true)
+        cluster.orderers[1]!.peerState(3, connected: false)
+        try await Task.sleep(nanoseconds: 300_000_000)
+        cluster.orderers[1]!.tickIfDueAfter(failoverMillis: 100)
+        #expect(
+            await TestCluster.eventually {
+                cluster.orderers[0]!.withState { $0.attachedIncarnation(of: 3) } == nil
+            })
+        #expect(cluster.orderers[0]!.withState { $0.attachedIncarnation(of: 0) } == 1, "node 0's clients stay")
         await cluster.stopAll()
     }
 }

@@ -86,8 +86,10 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     private var durableCommit: UInt64 = 0
     /// Since when each unreachable peer has been unreachable (local clock), and the
     /// incarnation a `nodeLost` was ordered for.
-    private var unreachableSince: [UInt16: UInt64] = [:]
+    private var unreachableSince: [UInt16: (since: UInt64, incarnation: UInt32?)] = [:]
     private var lossOrdered: [UInt16: UInt32] = [:]
+    /// The peers the transport can send to now.
+    private var reachablePeers: Set<UInt16> = []
     private var forging = false
 
     // The broker state, applied on the core thread; read by others under `stateLock`.
@@ -246,33 +248,55 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
 
     /// The transport reports a peer reachable or not (the start of the will failover time).
     public func peerState(_ peer: UInt16, connected: Bool) {
+        // Read before the condition lock (lock order: the state lock is never taken inside it).
+        let attached = connected ? nil : stateLock.withLock { state.attachedIncarnation(of: UInt32(peer)) }
         condition.lock()
+        var nudge = false
         if connected {
+            nudge = !reachablePeers.contains(peer) && isRunning
+            reachablePeers.insert(peer)
             unreachableSince[peer] = nil
             lossOrdered[peer] = nil
-        } else if unreachableSince[peer] == nil {
-            unreachableSince[peer] = clock.nowMillis()
+        } else {
+            reachablePeers.remove(peer)
+            if unreachableSince[peer] == nil { unreachableSince[peer] = (clock.nowMillis(), attached) }
         }
         condition.unlock(withValue: wakeValue)
+        if nudge {
+            // A peer (re)joined: a no-op entry makes the cluster run a few rounds, so a node that
+            // recovered by the amnesia rule (it may sign only above the last round it heard of)
+            // finds blocks to build on even in an idle cluster.
+            submit(.tick)
+        }
+    }
+
+    /// Tests: checks for lost peers now, with another failover time.
+    func tickIfDueAfter(failoverMillis: UInt64) {
+        orderNodeLossIfDue(now: clock.nowMillis(), failoverMillis: failoverMillis)
     }
 
     /// Orders `nodeLost` for each peer unreachable for the will failover time that still has
     /// sessions attached (once per incarnation; duplicates from other nodes are no-ops).
-    private func orderNodeLossIfDue(now: UInt64) {
+    private func orderNodeLossIfDue(now: UInt64, failoverMillis: UInt64? = nil) {
+        let failoverMillis = failoverMillis ?? configuration.willFailoverMillis
         condition.lock()
-        let due = unreachableSince.filter { now >= $0.value &+ configuration.willFailoverMillis }.keys.sorted()
+        // Only a node that reaches a quorum decides that a peer is lost: a node that is itself
+        // cut off (or on the short side of a partition) would otherwise order the loss of the
+        // healthy majority, and its entry would commit once the partition heals.
+        let inMajority = reachablePeers.count + 1 >= quorum
+        let due = inMajority ? unreachableSince.filter { now >= $0.value.since &+ failoverMillis } : [:]
         condition.unlock(withValue: wakeValue)
-        for peer in due {
-            guard let incarnation = stateLock.withLock({ state.attachedIncarnation(of: UInt32(peer)) }) else {
-                continue
-            }
+        for (peer, unreachable) in due.sorted(by: { $0.key < $1.key }) {
+            // The loss names the incarnation whose sessions were attached when the peer went
+            // away: a peer back with a new incarnation (its new clients) is never touched.
+            guard let incarnation = unreachable.incarnation else { continue }
             condition.lock()
             let already = lossOrdered[peer] == incarnation
             if !already { lossOrdered[peer] = incarnation }
             condition.unlock(withValue: wakeValue)
             if already { continue }
             logger.warning(
-                "node \(peer) unreachable for \(configuration.willFailoverMillis / 1000) s: ordering the end of its clients' sessions (wills, expiry); they can resume them on any node"
+                "node \(peer) unreachable for \(failoverMillis / 1000) s: ordering the end of its clients' sessions (wills, expiry); they can resume them on any node"
             )
             submit(.nodeLost(node: UInt32(peer), incarnation: incarnation))
         }
@@ -381,6 +405,9 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     }
 
     fileprivate var wakeValue: Int { inbox.isEmpty && !stopping ? 0 : 1 }
+
+    /// Under the condition lock.
+    private var isRunning: Bool { if case .running = status { !stopping } else { false } }
 
     // MARK: The core thread
 
