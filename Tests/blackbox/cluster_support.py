@@ -10,13 +10,13 @@ Book position ``i`` (``cluster.nodes[i]``, key_i.pem) is not necessarily committ
 file speaks committee indices.
 
 The ``cluster_factory`` fixture creates clusters in fresh temporary directories with fresh ports
-and kills every process and closes every tracked client at teardown, even on failure (the logs'
-tails are printed then and the directory is kept; it is removed after a passing test unless
-``FOXMQ_KEEP_CLUSTER=1``).
+and kills every process and closes every tracked client at teardown, even on failure (then the
+logs' tails are printed). The directory is removed unless ``FOXMQ_KEEP_CLUSTER=1``.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -33,7 +33,7 @@ import pytest
 
 import paho.mqtt.client as mqtt
 
-from conftest import FOXMQ_BIN, V5, PahoClient, port_accepts, uid
+from conftest import FOXMQ_BIN, V5, PahoClient, RawClient, port_accepts, uid
 
 FOXDUMP_BIN = os.environ.get("FOXDUMP_BIN", str(Path(FOXMQ_BIN).with_name("foxdump")))
 
@@ -65,12 +65,27 @@ def free_port_block(count: int) -> list[int]:
     raise RuntimeError(f"no block of {count} free ports")
 
 
+def _retry_busy(start, wait: float = 120.0):
+    """Runs ``start()``, retrying while the binary is being rewritten (ETXTBSY: a build in the
+    same tree is linking it)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return start()
+        except OSError as e:
+            if e.errno != errno.ETXTBSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
 def foxmq(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([FOXMQ_BIN, *args], capture_output=True, text=True, timeout=timeout, **kw)
+    return _retry_busy(lambda: subprocess.run([FOXMQ_BIN, *args], capture_output=True, text=True,
+                                              timeout=timeout, **kw))
 
 
 def foxdump(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([FOXDUMP_BIN, *args], capture_output=True, text=True, timeout=timeout)
+    return _retry_busy(lambda: subprocess.run([FOXDUMP_BIN, *args], capture_output=True, text=True,
+                                              timeout=timeout))
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.02, message: str = "condition"):
@@ -128,8 +143,9 @@ class ClusterNode:
         if self.cluster.faults:
             env["FOXMQ_TEST_FAULTS"] = "1"
         self.expected_exit = False
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     cwd=str(self.cluster.base), env=env)
+        self.proc = _retry_busy(lambda: subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(self.cluster.base), env=env))
         self.spawned_at = time.monotonic()
 
     def wait_mqtt(self, timeout: float = 30.0) -> "ClusterNode":
@@ -244,6 +260,7 @@ class Cluster:
         self.will_failover = will_failover
         self.extra_args = list(extra_args)
         self.clients: list[PahoClient] = []
+        self.raw_clients: list[RawClient] = []
         cluster_ports = free_port_block(n)
         mqtt_ports = free_port_block(n)
         made = foxmq("address-book", "from-range", "127.0.0.1", str(cluster_ports[0]), str(cluster_ports[-1]),
@@ -267,10 +284,37 @@ class Cluster:
             node.wait_mqtt(timeout)
         return self
 
+    def last_log_indices(self) -> dict[int, int]:
+        """{position: last log index} of the running nodes (``foxdump info``, read-only)."""
+        out = {}
+        for node in self.nodes:
+            if node.alive():
+                run = foxdump("info", str(node.dir), "--json")
+                if run.returncode == 0:
+                    out[node.position] = int(json.loads(run.stdout)["lastLogIndex"])
+        return out
+
+    def settle(self, timeout: float = 10.0) -> dict[int, int]:
+        """Waits until every running node's log ends at the same index, twice in a row 0.2 s
+        apart (what the nodes proposed is committed everywhere); returns the indices."""
+        deadline = time.monotonic() + timeout
+        previous = None
+        while True:
+            now = self.last_log_indices()
+            if previous is not None and now == previous and len(set(now.values())) <= 1:
+                return now
+            if time.monotonic() >= deadline:
+                return now
+            previous = now
+            time.sleep(0.2)
+
     def stop(self, timeout: float = 20.0) -> dict[int, int | None]:
-        """SIGTERM every running node (all at once), then wait; {position: exit code}."""
+        """Closes the tracked clients, lets their disconnects commit (``settle``), then SIGTERMs
+        every running node at once and waits; {position: exit code}. (A node stopping with
+        entries of its own not committed waits 10 s for a quorum that is stopping too.)"""
         for client in self.clients:
             _quiet_close(client)
+        self.settle()
         running = [n for n in self.nodes if n.alive()]
         for node in running:
             node.expected_exit = True
@@ -288,6 +332,8 @@ class Cluster:
     def close(self):
         for client in self.clients:
             _quiet_close(client)
+        for raw in self.raw_clients:
+            raw.close()
         for node in self.nodes:
             node.close()
 
@@ -309,6 +355,14 @@ class Cluster:
         if connect:
             c.connect(**connect_kw)
         return c
+
+    def raw(self, node: ClusterNode | int) -> RawClient:
+        """A tracked raw MQTT 5 socket client of ``node`` (not connected yet)."""
+        if isinstance(node, int):
+            node = self.nodes[node]
+        r = RawClient(node.port)
+        self.raw_clients.append(r)
+        return r
 
     # -- partitions -----------------------------------------------------------
     def partition(self, side_a, side_b):
@@ -371,11 +425,12 @@ def cluster_factory(request):
             node = crashed[0]
             crash_msg = (f"node {node.position} exited during the test with code {node.proc.returncode}\n"
                          f"{node.log_tail(60)}")
+    keep = os.environ.get("FOXMQ_KEEP_CLUSTER") == "1"
     for c in made:
         c.close()
         if failed or crash_msg:
-            print(f"\ncluster kept in {c.base}\n{c.diagnostics()}")
-        elif os.environ.get("FOXMQ_KEEP_CLUSTER") == "1":
+            print(f"\n{c.diagnostics()}")
+        if keep:
             print(f"\ncluster kept in {c.base}")
         else:
             shutil.rmtree(c.base, ignore_errors=True)
