@@ -18,6 +18,13 @@ struct InfoCommand: ParsableCommand {
             throw store.fail(StoreOptions.message(error))
         }
         let environment = summary.environment
+        // The last consensus commit whose entries are in the log (0: none, or a single node).
+        let appliedCommit: UInt64
+        do {
+            appliedCommit = try nodeStore.appliedCommitIndex()
+        } catch {
+            throw store.fail(StoreOptions.message(error))
+        }
         var checkpoint: JSON = .null
         if let meta = summary.checkpoint {
             checkpoint = .object(
@@ -53,6 +60,7 @@ struct InfoCommand: ParsableCommand {
             ("logBase", base),
             ("incarnation", JSON.optional(summary.incarnation) { .number($0) }),
             ("restored", .bool(summary.restored)),
+            ("consensusAppliedCommit", .number(appliedCommit)),
         ])
         if store.json {
             Output.line(document.serialized())
@@ -94,6 +102,7 @@ struct InfoCommand: ParsableCommand {
         }
         lines.append("incarnation      \(summary.incarnation.map(String.init) ?? "none yet")")
         lines.append("restored         \(summary.restored ? "yes (made by snapshot restore)" : "no")")
+        lines.append("consensus        applied commit \(appliedCommit)")
         Output.line(lines.joined(separator: "\n"))
     }
 }
