@@ -21,6 +21,9 @@ public struct SubscriberResult: Sendable {
     public var firstReceiveTime: UInt64 = 0
     public var lastReceiveTime: UInt64 = 0
     public var subscribeSentTime: UInt64 = 0
+    /// Fairness: deliveries that came after a message of another publisher sent more than the
+    /// fairness threshold later (the later one overtook it), and deliveries checked.
+    public var fairnessInversions: UInt64 = 0
 }
 
 /// One MQTT client connection of a run: a publisher, a subscriber or an idle connection. Runs
@@ -96,6 +99,7 @@ public final class BenchClient: ChannelInboundHandler {
     private var pendingDelivered: UInt64 = 0
     private var pendingDeliveredBy: [UInt64] = []
     private var foreign: UInt64 = 0
+    private lazy var fairness = FairnessCounter(thresholdNanos: config.fairnessThresholdNanos)
     private var firstReceiveTime: UInt64 = 0
     private var lastReceiveTime: UInt64 = 0
     private var subscribeSentTime: UInt64 = 0
@@ -419,6 +423,7 @@ public final class BenchClient: ChannelInboundHandler {
         if let stamp = PayloadStamp.read(body, at: body.readerIndex), Int(stamp.publisher) < trackers.count {
             if !retained {
                 _ = stats.latency.record(now >= stamp.timestamp ? (now - stamp.timestamp) / 1000 : 0)
+                fairness.record(sentAt: stamp.timestamp, publisher: stamp.publisher)
             }
             let index =
                 config.mode == .retained
@@ -456,7 +461,8 @@ public final class BenchClient: ChannelInboundHandler {
     func subscriberResult() -> SubscriberResult {
         SubscriberResult(
             index: subscriberIndex, trackers: trackers, delivered: delivered, foreign: foreign,
-            firstReceiveTime: firstReceiveTime, lastReceiveTime: lastReceiveTime, subscribeSentTime: subscribeSentTime)
+            firstReceiveTime: firstReceiveTime, lastReceiveTime: lastReceiveTime, subscribeSentTime: subscribeSentTime,
+            fairnessInversions: fairness.inversions)
     }
 
     // MARK: Publisher

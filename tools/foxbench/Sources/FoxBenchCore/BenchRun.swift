@@ -64,7 +64,8 @@ public final class BenchRun: Sendable {
             subscriberFilter: filter, ratePerPublisher: c.ratePerPublisher, window: c.window,
             endToEndWindow: c.endToEndWindow,
             count: c.mode == .retained ? UInt64(c.retainedCount) : c.count,
-            durationSeconds: c.count == nil && c.mode == .pubsub ? c.durationSeconds : nil)
+            durationSeconds: c.count == nil && c.mode == .pubsub ? c.durationSeconds : nil,
+            fairnessThresholdNanos: c.fairnessThresholdNanos)
     }
 
     private var rss: Int? { config.brokerPID.flatMap { residentSetKilobytes(pid: $0) } }
@@ -267,6 +268,7 @@ public final class BenchRun: Sendable {
         for r in subscriberResults {
             report.delivered += r.delivered
             report.foreign += r.foreign
+            report.fairnessInversions += r.fairnessInversions
             lastReceive = max(lastReceive, r.lastReceiveTime)
             for p in 0..<c.publishers {
                 report.delivery.add(

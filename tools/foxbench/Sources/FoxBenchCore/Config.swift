@@ -37,6 +37,9 @@ public struct BenchConfig: Sendable {
     /// QoS 0 with no rate: stop writing while this many bytes wait in the publisher's outbound
     /// buffer (the channel's high write watermark).
     public var outstandingBytes = 64 * 1024
+    /// Fairness: a delivery after a message of another publisher sent more than this later
+    /// counts as an inversion (publishers share this process's clock).
+    public var fairnessThresholdNanos: UInt64 = 5_000_000
     /// Without --rate: deliveries outstanding (messages sent times the subscribers that should
     /// get them, not yet received) at most, all publishers together (each gets an equal share; 0: no such bound, only the QoS 1/2 window and the QoS 0 write buffer). Keeps a broker
     /// that buffers without limit from turning the run into a measure of its backlog.

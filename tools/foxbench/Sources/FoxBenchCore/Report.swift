@@ -16,6 +16,7 @@ public struct Report: Codable, Sendable {
         public var endToEndWindow: Int
         public var count: UInt64?
         public var durationSeconds: Double?
+        public var fairnessThresholdNanos: UInt64 = 5_000_000
 
         enum CodingKeys: String, CodingKey {
             case mode, broker, qos, publishers, subscribers, window, count
@@ -27,6 +28,7 @@ public struct Report: Codable, Sendable {
             case endToEndWindow = "e2e_window"
             case ratePerPublisher = "rate_per_publisher"
             case durationSeconds = "duration_seconds"
+            case fairnessThresholdNanos = "fairness_threshold_ns"
         }
     }
 
@@ -81,6 +83,9 @@ public struct Report: Codable, Sendable {
     public var disconnects: UInt64 = 0
     public var latencyMicroseconds: LatencySummary?
     public var ackLatencyMicroseconds: LatencySummary?
+    /// Deliveries overtaken by a message of another publisher sent more than the fairness
+    /// threshold later, summed over the subscribers.
+    public var fairnessInversions: UInt64 = 0
     public var retained: Retained?
     public var idle: Idle?
     public var brokerRSSKilobytesBefore: Int?
@@ -95,6 +100,7 @@ public struct Report: Codable, Sendable {
         case ackErrors = "ack_errors"
         case latencyMicroseconds = "latency_us"
         case ackLatencyMicroseconds = "ack_latency_us"
+        case fairnessInversions = "fairness_inversions"
         case brokerRSSKilobytesBefore = "broker_rss_kb_before"
         case brokerRSSKilobytesAfter = "broker_rss_kb_after"
     }
@@ -149,6 +155,11 @@ extension Report {
             if let l = latencyMicroseconds, l.count > 0 {
                 lines.append(
                     "  latency (ms)  p50 \(ms(l.p50))  p90 \(ms(l.p90))  p99 \(ms(l.p99))  p99.9 \(ms(l.p999))  max \(ms(l.max))"
+                )
+            }
+            if fairnessInversions > 0 || s.publishers > 1 {
+                lines.append(
+                    "  fairness      \(fairnessInversions) deliveries overtaken by another publisher's message sent more than \(fmt(Double(s.fairnessThresholdNanos) / 1e6, 1)) ms later"
                 )
             }
             if s.qos > 0, let a = ackLatencyMicroseconds, a.count > 0 {

@@ -29,6 +29,12 @@ struct FoxBench: AsyncParsableCommand {
     var broker = "127.0.0.1:1883"
 
     @Option(
+        help:
+            "Fairness: a delivery after another publisher's message sent more than this many milliseconds later counts as an inversion."
+    )
+    var fairnessThresholdMs: Double = 5
+
+    @Option(
         name: .customLong("also-broker"),
         help: "Another node of the same cluster (repeatable): connections go round-robin over --broker and these.")
     var alsoBroker: [String] = []
@@ -186,6 +192,7 @@ struct FoxBench: AsyncParsableCommand {
         var c = BenchConfig()
         (c.host, c.port) = try hostPort()
         c.moreBrokers = try alsoBroker.map { try hostPort($0) }
+        c.fairnessThresholdNanos = UInt64(max(0, fairnessThresholdMs) * 1_000_000)
         c.version = mqttVersion.hasPrefix("5") ? .v5 : .v311
         c.username = username
         c.password = password
