@@ -15,11 +15,7 @@ struct TransportHandshakeTests {
     func context(_ index: Int, key: P256.Signing.PrivateKey? = nil, entries: [ClusterBookEntry]? = nil)
         -> ClusterHandshakeContext
     {
-        let entries = entries ?? committee.entries
-        return ClusterHandshakeContext(
-            me: UInt16(index), members: committee.members,
-            publicKeys: committee.keys.map(\.publicKey),
-            key: key ?? committee.keys[index], digest: TestCommittee.digest(entries), entries: entries)
+        committee.handshakeContext(index, key: key, entries: entries)
     }
 
     static func nonce(_ byte: UInt8) -> [UInt8] { [UInt8](repeating: byte, count: 32) }

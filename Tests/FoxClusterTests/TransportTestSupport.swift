@@ -37,6 +37,16 @@ struct TestCommittee {
         return Array(hash.finalize())
     }
 
+    /// What node `index`'s handshake uses (another key or book to play a misconfigured node).
+    func handshakeContext(_ index: Int, key: P256.Signing.PrivateKey? = nil, entries: [ClusterBookEntry]? = nil)
+        -> ClusterHandshakeContext
+    {
+        let entries = entries ?? self.entries
+        return ClusterHandshakeContext(
+            me: UInt16(index), members: members, publicKeys: keys.map(\.publicKey), key: key ?? keys[index],
+            digest: Self.digest(entries), entries: entries)
+    }
+
     /// Fast reconnects and a short handshake timeout, so that the tests wait little.
     func configuration(_ index: Int) -> ClusterTransport.Configuration {
         let port = ClusterTransport.splitAddress(members[index].address)!.port

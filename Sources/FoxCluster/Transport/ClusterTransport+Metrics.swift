@@ -38,7 +38,8 @@ extension ClusterTransport {
         /// Frames to or from the peer dropped while it was blocked (`setBlocked`), including the
         /// queue dropped when it became blocked.
         public var framesDroppedBlocked: UInt64 = 0
-        /// Now in the outbound queue.
+        /// Now in the outbound queue; `bytesQueued` counts the frame headers too, as the bound
+        /// (`maxQueuedBytesPerPeer`) does.
         public var framesQueued: Int = 0
         public var bytesQueued: Int = 0
         /// Outbound connections authenticated so far.
