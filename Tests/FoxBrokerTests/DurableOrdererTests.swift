@@ -173,8 +173,9 @@ struct TestClock: BrokerClock {
 
     // Goal: stopping while the store stays full ends (the writer gives up its retries)
     // instead of waiting for ever, and what it held is not released. Before, SIGTERM on a full
-    // disk hung the node until SIGKILL.
-    @Test func stopOnAFullStoreEnds() async {
+    // disk hung the node until SIGKILL. The time limit is the failure (a hang); no wall-clock
+    // bound is asserted, as the whole suite shares two cores.
+    @Test(.timeLimit(.minutes(1))) func stopOnAFullStoreEnds() async {
         let store = GatedStore()
         let sink = CapturingSink()
         var configuration = DurableOrderer.Configuration()
@@ -187,9 +188,7 @@ struct TestClock: BrokerClock {
         let releasedBefore = sink.released.count
         store.setFull(true)
         #expect(orderer.submit(Self.publish(1, 1)) == .accepted)
-        let started = ContinuousClock.now
         await orderer.stop()
-        #expect(ContinuousClock.now - started < .seconds(5))
         #expect(sink.released.count == releasedBefore)
     }
 

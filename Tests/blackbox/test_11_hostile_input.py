@@ -256,12 +256,12 @@ def test_slow_connect_times_out(broker_factory, raw_factory):
     t0 = time.monotonic()
     t.start()
     try:
-        seen = c.wait_closed(4.5)
+        seen = c.wait_closed(8)
     finally:
         stop.set()
     elapsed = time.monotonic() - t0
     assert not any(p.type == 2 for p in seen), seen
-    assert 1.5 <= elapsed <= 3.5, f"closed after {elapsed:.2f}s"
+    assert 1.5 <= elapsed <= 7, f"closed after {elapsed:.2f}s"
     check_broker_serves(b)
 
 
@@ -272,9 +272,9 @@ def test_silent_socket_times_out(broker_factory, raw_factory):
     b = broker_factory(connect_timeout=2)
     c = raw_factory(b, V5)
     t0 = time.monotonic()
-    c.wait_closed(4.5)
+    c.wait_closed(8)
     elapsed = time.monotonic() - t0
-    assert 1.5 <= elapsed <= 3.5, f"closed after {elapsed:.2f}s"
+    assert 1.5 <= elapsed <= 7, f"closed after {elapsed:.2f}s"
     check_broker_serves(b)
 
 
