@@ -75,9 +75,23 @@ extension RunCommand {
         let incarnation = try store.nextIncarnation(atLeast: UInt32(clamping: now.tv_sec))
 
         let address = try HostPort(clusterAddr, option: "--cluster-addr")
-        let transportConfiguration = ClusterTransport.Configuration(
+        var transportConfiguration = ClusterTransport.Configuration(
             me: cluster.me, members: cluster.book.members, key: cluster.key, bookDigest: cluster.book.digest,
             listenHost: address.host, listenPort: address.port)
+        if let clusterCert {
+            do {
+                transportConfiguration.tls = try ClusterTLS.load(
+                    certificatePath: clusterCert, rootCertificatePath: clusterRootCert,
+                    acceptedPeerCertificatePaths: clusterAcceptPeerWithCert, key: cluster.key,
+                    members: cluster.book.members, nowSeconds: Int64(now.tv_sec))
+            } catch {
+                throw ArgumentParser.ValidationError(error.description)
+            }
+        } else if cluster.book.members.contains(where: { !HostPort.isLoopback($0.address) }) {
+            logger.warning(
+                "cluster traffic is not encrypted (no --cluster-cert): peers authenticate each other with their address-book keys, but anyone on the network can read the messages"
+            )
+        }
         let mailbox = OrdererMailbox()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let transport = ClusterTransport(
@@ -110,6 +124,7 @@ extension RunCommand {
                 "node": "\(me)", "nodes": "\(committee.n)", "tolerates": "\(committee.f)",
                 "clusterAddr": "\(clusterAddr)", "incarnation": "\(incarnation)",
                 "appliedCommit": "\(applied)", "book": "\(cluster.book.path)",
+                "clusterTLS": "\(transportConfiguration.tls == nil ? "off" : "on")",
             ])
         let role = ClusterRole(
             me: me, incarnation: incarnation, transport: ClusterTransportService(transport: transport, group: group)

@@ -69,16 +69,22 @@ struct RunCommand: AsyncParsableCommand {
             valueName: "FORMAT"))
     var log: LogFormat = .full
 
-    @Option(help: ArgumentHelp("Cluster TLS certificate (not implemented yet: refused).", valueName: "PEM"))
+    @Option(
+        help: ArgumentHelp(
+            "Encrypt cluster traffic with TLS: this node's certificate (chain) for its address-book key (--secret-key-file is the TLS key). Every node of the cluster needs one.",
+            valueName: "PEM"))
     var clusterCert: String?
 
     @Option(
-        help: ArgumentHelp("Cluster TLS root certificate (not implemented yet: refused).", valueName: "PEM"))
+        help: ArgumentHelp(
+            "With --cluster-cert: accept peers whose certificates chain to these CA certificates. Without it (and without --cluster-accept-peer-with-cert), a peer's certificate is accepted when its key is the peer's address-book key.",
+            valueName: "PEM"))
     var clusterRootCert: String?
 
     @Option(
         help: ArgumentHelp(
-            "Accept a cluster peer with this certificate (not implemented yet: refused).", valueName: "PEM"))
+            "With --cluster-cert: accept a peer presenting this (self-signed) certificate; repeatable.",
+            valueName: "PEM"))
     var clusterAcceptPeerWithCert: [String] = []
 
     @Option(
@@ -194,10 +200,10 @@ struct RunCommand: AsyncParsableCommand {
         guard checkpointRecords >= 1, checkpointInterval >= 1 else {
             throw ValidationError("--checkpoint-records and --checkpoint-interval must be at least 1.")
         }
-        if clusterCert != nil || clusterRootCert != nil || !clusterAcceptPeerWithCert.isEmpty {
+        if clusterCert == nil && (clusterRootCert != nil || !clusterAcceptPeerWithCert.isEmpty) {
             // Refused rather than ignored: a user who asked for TLS must not run without it.
             throw ValidationError(
-                "cluster TLS (--cluster-cert, --cluster-root-cert, --cluster-accept-peer-with-cert) is not implemented in this version; peers authenticate each other with their address-book keys, but the traffic is not encrypted."
+                "--cluster-root-cert and --cluster-accept-peer-with-cert need --cluster-cert (this node's certificate)."
             )
         }
         guard (1...1000).contains(leaderTimeoutMillis) else {
@@ -404,6 +410,13 @@ struct HostPort {
         }
         self.host = host
         self.port = port
+    }
+
+    /// Whether an address-book address is on this machine's loopback (a dev cluster), where
+    /// unencrypted traffic is no exposure.
+    static func isLoopback(_ address: String) -> Bool {
+        guard let parsed = try? HostPort(address, option: "address") else { return false }
+        return parsed.host.hasPrefix("127.") || parsed.host == "::1" || parsed.host == "localhost"
     }
 }
 

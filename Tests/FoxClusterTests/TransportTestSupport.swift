@@ -14,7 +14,12 @@ struct TestCommittee {
     var members: [ClusterMember]
 
     init(ports: [Int]) {
-        let keys = ports.map { _ in P256.Signing.PrivateKey() }.sorted {
+        self.init(keys: ports.map { _ in P256.Signing.PrivateKey() }, ports: ports)
+    }
+
+    /// The given keys, one per port (sorted by DER: pass them sorted to know who is who).
+    init(keys: [P256.Signing.PrivateKey], ports: [Int]) {
+        let keys = keys.sorted {
             $0.publicKey.derRepresentation.lexicographicallyPrecedes($1.publicKey.derRepresentation)
         }
         self.keys = keys

@@ -140,6 +140,11 @@ final class ClusterConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case .handshaking = phase, transport.configuration.tls != nil {
+            // Under TLS, an error before authentication is the TLS handshake failing.
+            refuse(ClusterRefusal(reason: .tls, detail: "\(error)"), reply: [], context: context)
+            return
+        }
         logger.debug("\(peerName): \(error)")
         close(context: context)
     }
@@ -147,6 +152,20 @@ final class ClusterConnectionHandler: ChannelInboundHandler {
     // MARK: - Actions
 
     private func authenticated(_ peer: UInt16, context: ChannelHandlerContext) {
+        if transport.configuration.tls != nil {
+            // The TLS certificate must be of the key that signed the handshake: otherwise a
+            // member could relay another's handshake and read the traffic.
+            let expected = transport.handshakeContext.members[Int(peer)].publicKeyDER
+            guard ClusterTLS.peerKey(context.pipeline.syncOperations) == expected else {
+                refuse(
+                    ClusterRefusal(
+                        reason: .certificateOfAnotherKey,
+                        detail:
+                            "\(transport.handshakeContext.name(peer)) signed the handshake, but its TLS certificate is of another key"
+                    ), reply: [], context: context)
+                return
+            }
+        }
         timeout?.cancel()
         timeout = nil
         phase = .authenticated(peer: peer)

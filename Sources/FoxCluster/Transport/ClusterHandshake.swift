@@ -30,6 +30,10 @@ extension ClusterTransport {
         case tooManyPending = "too many pending handshakes"
         /// A handshake frame longer than `maxHandshakeFrameBytes`.
         case oversizeFrame = "oversize handshake frame"
+        /// The TLS handshake failed (no or a refused certificate, a peer without TLS, ...).
+        case tls = "TLS handshake failed"
+        /// The peer's TLS certificate holds another key than its book entry.
+        case certificateOfAnotherKey = "TLS certificate of another key"
 
         public var description: String { rawValue }
     }

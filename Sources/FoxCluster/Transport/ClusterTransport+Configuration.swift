@@ -45,6 +45,9 @@ extension ClusterTransport {
         /// messages wait (and are dropped), not an unbounded channel buffer.
         public var writeBufferLowWaterMarkBytes = 256 << 10
         public var writeBufferHighWaterMarkBytes = 1 << 20
+        /// TLS under the handshake on every connection, or nil for plain TCP. Both sides of a
+        /// connection must agree: a TLS node refuses a plain one and the reverse.
+        public var tls: ClusterTLS?
 
         public init(
             me: ClusterMember, members: [ClusterMember], key: P256.Signing.PrivateKey, bookDigest: [UInt8],

@@ -113,6 +113,13 @@ public final class ClusterTransport: Sendable {
                         let id = try self.admitInbound(channel)
                         try Self.applySocketOptions(
                             to: channel, deadPeerTimeoutMillis: self.configuration.deadPeerTimeoutMillis)
+                        if let tls = self.configuration.tls {
+                            let remote = Self.describe(channel.remoteAddress)
+                            try channel.pipeline.syncOperations.addHandler(
+                                tls.handler(server: true, logger: self.logger) {
+                                    "an inbound connection from \(remote)"
+                                })
+                        }
                         let handler = ClusterConnectionHandler(
                             transport: self, role: .acceptor, connectionID: id, logger: self.logger)
                         try channel.pipeline.syncOperations.addHandler(handler)
@@ -354,6 +361,11 @@ public final class ClusterTransport: Sendable {
                     try self.registerOutbound(channel, peer: peer, id: id)
                     try Self.applySocketOptions(
                         to: channel, deadPeerTimeoutMillis: self.configuration.deadPeerTimeoutMillis)
+                    if let tls = self.configuration.tls {
+                        let name = self.handshakeContext.name(peer)
+                        try channel.pipeline.syncOperations.addHandler(
+                            tls.handler(server: false, logger: self.logger) { "the connection to \(name)" })
+                    }
                     let handler = ClusterConnectionHandler(
                         transport: self, role: .dialer(peer: peer), connectionID: id, logger: self.logger)
                     try channel.pipeline.syncOperations.addHandler(handler)
