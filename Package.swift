@@ -48,7 +48,7 @@ let package = Package(
             name: "FoxMigrations",
             path: "Migrations",
             exclude: ["README.md"],
-            resources: [.embedInCode("0001_admin.sql")]
+            resources: [.embedInCode("0001_admin.sql"), .embedInCode("0002_cluster_admin.sql")]
         ),
         // Storage, bytes in and bytes out: the LMDB environment (log, rows, meta), the SQLite
         // admin database (users, access rules, settings), users.toml and argon2.

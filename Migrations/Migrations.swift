@@ -25,6 +25,7 @@ public struct AdminMigration: Sendable, Equatable {
 /// `PackageResources._002_what_sql`.
 public enum AdminMigrations {
     public static let all: [AdminMigration] = [
-        AdminMigration(number: 1, name: "0001_admin.sql", bytes: PackageResources._001_admin_sql)
+        AdminMigration(number: 1, name: "0001_admin.sql", bytes: PackageResources._001_admin_sql),
+        AdminMigration(number: 2, name: "0002_cluster_admin.sql", bytes: PackageResources._002_cluster_admin_sql),
     ]
 }

@@ -42,6 +42,9 @@ public enum BrokerEvent: Hashable, Sendable {
     /// The limits that decide outcomes change. Recorded in the log and in the state, so that a
     /// replay after the flags changed still reaches what was acknowledged.
     case configure(BrokerLimits)
+    /// An operator changed the users or access rules (on any node): every node keeps the
+    /// same ordered copy and checks clients against it.
+    case admin(AdminEntry)
 }
 
 /// What a connection learned from CONNECT that the session state needs.
@@ -108,6 +111,7 @@ extension BrokerEvent {
             .publishDenied(let connection, _, _), .unsubscribe(let connection, _), .sessionClose(let connection, _):
             connection.node
         case .nodeStarted(let node, _): node
+        case .admin(let entry): entry.node
         case .tick, .configure, .nodeLost: nil
         }
     }

@@ -21,6 +21,8 @@ public final class BrokerState {
     var deadlines = DeadlineIndex()
     /// The ordered clock: the greatest event time applied so far.
     public internal(set) var nowMillis: UInt64 = 0
+    /// The users and access rules as ordered (`.admin` events; used by clusters).
+    public internal(set) var admin = OrderedAdmin()
 
     /// The earliest deadline a tick would act on; nil when nothing is pending. The edge orders
     /// a tick only once the clock has reached it, so an idle broker logs nothing.
@@ -81,6 +83,8 @@ public final class BrokerState {
         case .configure(let newLimits):
             newLimits.checkInvariants()
             limits = newLimits
+        case .admin(let entry):
+            admin.apply(entry)
         }
     }
 

@@ -25,6 +25,8 @@ final class OrdererMailbox: @unchecked Sendable {
     private var orderer: ConsensusOrderer?
 
     func set(_ orderer: ConsensusOrderer) { lock.withLock { self.orderer = orderer } }
+    /// The orderer once the node made it (after `BrokerNode.start`); nil for a single node.
+    var current: ConsensusOrderer? { lock.withLock { orderer } }
     func receive(from peer: UInt16, _ bytes: [UInt8]) { lock.withLock { orderer }?.receive(from: peer, bytes) }
     func peerState(_ peer: UInt16, connected: Bool) { lock.withLock { orderer }?.peerState(peer, connected: connected) }
 }
@@ -39,7 +41,8 @@ extension RunCommand {
     /// A cluster member's storage: the node's store holds the consensus tables beside the
     /// broker's; the core, the transport and the orderer are made here and started by the node.
     func clusterStorage(
-        cluster: ClusterConfiguration, store: NodeStore, recovered: RecoveredState, logger: Logger
+        cluster: ClusterConfiguration, store: NodeStore, recovered: RecoveredState, mailbox: OrdererMailbox,
+        logger: Logger
     ) throws -> NodeStorage {
         let committee = Committee(
             epoch: 0, keys: cluster.book.members.map(\.publicKeyDER), params: ClusterParameters.ordering)
@@ -92,7 +95,6 @@ extension RunCommand {
                 "cluster traffic is not encrypted (no --cluster-cert): peers authenticate each other with their address-book keys, but anyone on the network can read the messages"
             )
         }
-        let mailbox = OrdererMailbox()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let transport = ClusterTransport(
             configuration: transportConfiguration, group: group, logger: logger,

@@ -274,8 +274,9 @@ struct RunCommand: AsyncParsableCommand {
         for problem in settled.problems { logger.warning("admin database setting ignored: \(problem)") }
         configuration.brokerLimits = settled.limits
         let storage: NodeStorage
+        let mailbox = OrdererMailbox()
         do {
-            storage = try openStorage(limits: configuration.brokerLimits, logger: logger)
+            storage = try openStorage(limits: configuration.brokerLimits, mailbox: mailbox, logger: logger)
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(2)
@@ -300,9 +301,26 @@ struct RunCommand: AsyncParsableCommand {
                 "directory": "\(directory)", "users": "\(users.count)", "anonymous": "\(allowAnonymousLogin)",
                 "durability": "\(durability.rawValue)",
             ])
-        // Changes made with `foxmq user`/`foxmq acl` reach this node within a second.
+        // Changes made with `foxmq user`/`foxmq acl` reach this node within a second; in a
+        // cluster they are ordered, and reach every node.
+        let clusterAdmin = mailbox.current.map { orderer in
+            ClusterAdminSync(
+                me: UInt32(orderer.me), database: admin, directory: directoryOfUsers, orderer: orderer,
+                clock: SystemClock(), logger: logger)
+        }
         let reloader = Task.detached {
             while !Task.isCancelled {
+                if let clusterAdmin {
+                    if let settings = clusterAdmin.poll() {
+                        let settled = BrokerSetting.limits(settings, over: flagLimits)
+                        for problem in settled.problems { logger.warning("admin database setting ignored: \(problem)") }
+                        if node.reconfigure(settled.limits) {
+                            logger.notice("settings changed: the new limits are ordered and take effect now")
+                        }
+                    }
+                    try? await Task.sleep(nanoseconds: 500_000_000)
+                    continue
+                }
                 try? await Task.sleep(nanoseconds: 1_000_000_000)
                 do {
                     if let changed = try directoryOfUsers.reload(from: admin) {
@@ -332,7 +350,7 @@ struct RunCommand: AsyncParsableCommand {
 extension RunCommand {
     /// Opens the store, recovers the state (rows plus log replay) and bumps the incarnation,
     /// all before any listener opens.
-    func openStorage(limits: BrokerLimits, logger: Logger) throws -> NodeStorage {
+    func openStorage(limits: BrokerLimits, mailbox: OrdererMailbox, logger: Logger) throws -> NodeStorage {
         // The address book, first: a malformed one, or a key not in it, stops the start.
         let cluster = try ClusterConfiguration.load(directory: directory, secretKeyFile: secretKeyFile)
         let path = dataDir ?? directory + "/data"
@@ -363,7 +381,8 @@ extension RunCommand {
             logger.info("recovering: \(line)", metadata: ["store": "\(path)"])
         }
         if let cluster, !cluster.isSingleNode {
-            return try clusterStorage(cluster: cluster, store: store, recovered: recovered, logger: logger)
+            return try clusterStorage(
+                cluster: cluster, store: store, recovered: recovered, mailbox: mailbox, logger: logger)
         }
         if try store.appliedCommitIndex() > 0 {
             throw ArgumentParser.ValidationError(

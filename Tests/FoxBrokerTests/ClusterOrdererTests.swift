@@ -266,6 +266,13 @@ final class TestCluster: @unchecked Sendable {
         cluster.publish(node: 1, conn: 1, topic: "x", payload: "after", packetIdentifier: 1)
         #expect(await TestCluster.eventually { cluster.payloads(node: 0, conn: 1) == ["after"] })
         #expect(cluster.orderers[0]!.forgedEntries == 1)
+        // An admin change claiming to come from node 0, ordered by node 1: forged too.
+        cluster.orderers[1]!.submit(
+            .admin(AdminEntry(node: 0, sequence: 1, change: .setUser(name: "mallory", passwordHash: "$argon2id$x"))))
+        cluster.publish(node: 1, conn: 1, topic: "x", payload: "later", packetIdentifier: 2)
+        #expect(await TestCluster.eventually { cluster.payloads(node: 0, conn: 1) == ["after", "later"] })
+        #expect(cluster.orderers[0]!.forgedEntries == 2)
+        #expect(cluster.orderers[0]!.withState { $0.admin.users.isEmpty })
         await cluster.stopAll()
     }
 
@@ -308,6 +315,9 @@ final class TestCluster: @unchecked Sendable {
         cluster.subscribe(node: 0, conn: 1, filter: "s/#")
         #expect(await TestCluster.eventually { cluster.hasSubAck(node: 0, conn: 1) })
         await cluster.stopNode(3)
+        // A user is added while node 3 is away: it must come with the transferred state.
+        cluster.orderers[2]!.submit(
+            .admin(AdminEntry(node: 2, sequence: 1, change: .setUser(name: "alice", passwordHash: "$argon2id$a"))))
         cluster.connect(node: 1, conn: 1, client: "pub")
         // One at a time: each publish its own commits, so rounds move far past the window.
         for k in 1...120 {
@@ -320,6 +330,7 @@ final class TestCluster: @unchecked Sendable {
         let digests = await cluster.settledDigests([0, 1, 2, 3])
         #expect(Set(digests.map(\.digest)).count == 1, "the node that fetched the state holds the same state")
         #expect(cluster.orderers[3]!.stateTransfers == 1)
+        #expect(cluster.orderers[3]!.withState { $0.admin.users } == ["alice": "$argon2id$a"])
         await cluster.stopAll()
     }
 

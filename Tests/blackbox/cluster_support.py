@@ -125,7 +125,7 @@ class ClusterNode:
     def command(self) -> list[str]:
         return [FOXMQ_BIN, "run", str(self.dir), "--secret-key-file", str(self.key),
                 "--mqtt-addr", f"{self.host}:{self.port}", "--cluster-addr", f"{self.host}:{self.cluster_port}",
-                "--allow-anonymous-login", "--leader-timeout-millis", "20",
+                *(["--allow-anonymous-login"] if self.cluster.anonymous else []), "--leader-timeout-millis", "20",
                 "--will-failover-seconds", str(self.cluster.will_failover), "--log", "json",
                 *self.cluster.extra_args, *self.extra_args]
 
@@ -253,8 +253,9 @@ class ClusterNode:
 
 class Cluster:
     def __init__(self, base: Path, n: int = 4, *, faults: bool = True, will_failover: int = 3,
-                 extra_args=()):
+                 extra_args=(), anonymous: bool = True):
         self.base = base
+        self.anonymous = anonymous
         self.n = n
         self.faults = faults
         self.will_failover = will_failover

@@ -242,7 +242,33 @@ enum Render {
             return ("nodeLost", [("node", .number(node)), ("incarnation", .number(incarnation))])
         case .configure(let limits):
             return ("configure", [("limits", Render.limits(limits))])
+        case .admin(let entry):
+            let origin: [(String, JSON)] = [("node", .number(entry.node)), ("sequence", .number(entry.sequence))]
+            switch entry.change {
+            case .setUser(let name, let passwordHash):
+                // The hash is a secret's stand-in: its kind only.
+                let kind = passwordHash.split(separator: "$").first.map(String.init) ?? "?"
+                return (
+                    "admin.setUser", origin + [("name", .string(name)), ("passwordHash", .string("$\(kind)$..."))]
+                )
+            case .removeUser(let name):
+                return ("admin.removeUser", origin + [("name", .string(name))])
+            case .setRules(let rules):
+                return ("admin.setRules", origin + [("rules", .array(rules.map { .string(Render.rule($0)) }))])
+            }
         }
+    }
+
+    /// An ordered access rule as `foxmq acl` states it, e.g. `allow user "alice" to publish a/#`.
+    static func rule(_ rule: OrderedAdmin.Rule) -> String {
+        let subject =
+            switch rule.subject {
+            case .user(let name): "user \"\(name)\""
+            case .anonymous: "anonymous clients"
+            case .allUsers: "all users"
+            }
+        return
+            "\(rule.allow ? "allow" : "deny") \(subject) to \(rule.publish ? "publish" : "subscribe") \(rule.topicFilter)"
     }
 
     /// The topic a record is about, for `log --topic` (publishes only).

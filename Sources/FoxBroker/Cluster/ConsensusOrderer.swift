@@ -120,7 +120,8 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     private var ownSizes: [UInt64: Int] = [:]
     private var ownIncarnation: UInt64 = 0
 
-    private let me: UInt16
+    /// This node's index in the committee.
+    public let me: UInt16
     private let incarnation: UInt32
     // Copied from the committee at init: other threads must not read `core`, which the core
     // thread mutates.

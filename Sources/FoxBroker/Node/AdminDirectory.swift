@@ -24,6 +24,11 @@ public final class AdminDirectory: Authenticator, Sendable {
         return changed
     }
 
+    /// Swaps in a snapshot made elsewhere (a cluster's ordered users and rules).
+    public func replace(_ newSnapshot: AdminSnapshot) {
+        snapshot.withLockedValue { $0 = newSnapshot }
+    }
+
     public func authenticate(username: String?, password: [UInt8]?, allowAnonymous: Bool) -> Bool {
         UserDirectoryAuthenticator(directory: current.userDirectory).authenticate(
             username: username, password: password, allowAnonymous: allowAnonymous)

@@ -20,6 +20,7 @@ extension BrokerEvent {
         case configure = 12
         case publishDenied = 13
         case nodeLost = 14
+        case admin = 15
     }
 
     /// The tag that starts the event's encoding.
@@ -39,6 +40,7 @@ extension BrokerEvent {
         case .configure: .configure
         case .publishDenied: .publishDenied
         case .nodeLost: .nodeLost
+        case .admin: .admin
         }
     }
 
@@ -109,6 +111,8 @@ extension BrokerEvent {
             buffer.writeInteger(incarnation)
         case .configure(let limits):
             buffer.writeLimits(limits)
+        case .admin(let entry):
+            buffer.writeAdminEntry(entry)
         }
     }
 
@@ -244,6 +248,8 @@ extension BrokerEvent {
                 node: try reader.integer("nodeLost.node"), incarnation: try reader.integer("nodeLost.incarnation"))
         case .configure:
             return .configure(try reader.limits("configure.limits"))
+        case .admin:
+            return .admin(try reader.adminEntry("admin"))
         }
     }
 }

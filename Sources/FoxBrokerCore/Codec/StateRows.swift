@@ -92,11 +92,15 @@ public struct StateMeta: Sendable, Equatable {
     public var appliedIndex: UInt64
     public var nowMillis: UInt64
     public var limits: BrokerLimits
+    /// The ordered users and access rules; a meta row written before they were ordered has
+    /// none (it ends after the limits).
+    public var admin: OrderedAdmin
 
-    public init(appliedIndex: UInt64, nowMillis: UInt64, limits: BrokerLimits) {
+    public init(appliedIndex: UInt64, nowMillis: UInt64, limits: BrokerLimits, admin: OrderedAdmin = OrderedAdmin()) {
         self.appliedIndex = appliedIndex
         self.nowMillis = nowMillis
         self.limits = limits
+        self.admin = admin
     }
 
     public var encoded: ByteBuffer {
@@ -104,14 +108,18 @@ public struct StateMeta: Sendable, Equatable {
             buffer.writeInteger(appliedIndex)
             buffer.writeInteger(nowMillis)
             buffer.writeLimits(limits)
+            // Written only once something was ordered: the rows of a node without admin
+            // entries (every single node) keep the bytes, and the digests, they had.
+            if admin != OrderedAdmin() { buffer.writeOrderedAdmin(admin) }
         }
     }
 
     public static func decode(_ value: ByteBuffer) throws(RecordDecodeError) -> StateMeta {
         var reader = try StateRowFormat.open(value, "meta.state")
-        let meta = StateMeta(
+        var meta = StateMeta(
             appliedIndex: try reader.integer("meta.appliedIndex"), nowMillis: try reader.integer("meta.nowMillis"),
             limits: try reader.limits("meta.limits"))
+        if reader.buffer.readableBytes > 0 { meta.admin = try reader.orderedAdmin("meta.admin") }
         try reader.expectEnd("meta.state")
         return meta
     }
@@ -135,7 +143,7 @@ extension BrokerState {
     }
 
     public func meta(appliedIndex: UInt64) -> StateMeta {
-        StateMeta(appliedIndex: appliedIndex, nowMillis: nowMillis, limits: limits)
+        StateMeta(appliedIndex: appliedIndex, nowMillis: nowMillis, limits: limits, admin: admin)
     }
 
     /// Every row, each table sorted by key: a full checkpoint and the digest's input.
@@ -249,6 +257,7 @@ extension BrokerState {
     ) throws(StateLoadError) -> BrokerState {
         let state = BrokerState(limits: meta.limits)
         state.nowMillis = meta.nowMillis
+        state.admin = meta.admin
         for (key, value) in sessionRows {
             do {
                 state.install(try Session.decodeRow(value, key: key))

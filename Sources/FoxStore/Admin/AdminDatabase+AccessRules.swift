@@ -90,7 +90,7 @@ extension AdminDatabase {
         DatabaseError(resultCode: .SQLITE_CORRUPT, message: "unreadable access rule \(row)")
     }
 
-    private static func columns(of subject: AccessRule.Subject) -> (kind: String, userName: String?) {
+    static func columns(of subject: AccessRule.Subject) -> (kind: String, userName: String?) {
         switch subject {
         case .user(let name): ("user", name)
         case .anonymous: ("anonymous", nil)
