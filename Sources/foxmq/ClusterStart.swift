@@ -119,6 +119,10 @@ extension RunCommand {
         var ordererConfiguration = ConsensusOrderer.Configuration()
         ordererConfiguration.logRetentionRecords = logRetentionRecords
         ordererConfiguration.willFailoverMillis = willFailoverSeconds * 1000
+        if ProcessEnvironment.all()["FOXMQ_TEST_BYZANTINE"] == "equivocate" {
+            logger.warning("test Byzantine mode: this node signs two blocks for each of its rounds")
+            ordererConfiguration.equivocationSigner = { digest in signer.sign(digest) }
+        }
         let configuration = ordererConfiguration
         logger.info(
             "cluster member",

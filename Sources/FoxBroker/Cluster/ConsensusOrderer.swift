@@ -55,6 +55,11 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         /// A peer unreachable this long is lost: its clients' sessions end through an ordered
         /// `nodeLost` (wills, expiry), and they resume them on any other node.
         public var willFailoverMillis: UInt64 = 30_000
+        /// Test only (`FOXMQ_TEST_BYZANTINE=equivocate`): signs with this node's key. When set,
+        /// each of this node's blocks goes to peers of even index as the core made it, and to
+        /// the others as a second block for the same round (one more nanosecond of timestamp),
+        /// signed too: a node that equivocates on every round. Honest nodes must keep agreeing.
+        public var equivocationSigner: (@Sendable (Digest) -> [UInt8])?
         public init() {}
     }
 
@@ -325,6 +330,43 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         }
     }
 
+    /// The equivocating twin of a message holding one of this node's blocks, or nil.
+    private func twinBlock(_ bytes: [UInt8], sign: (Digest) -> [UInt8]) -> [UInt8]? {
+        let committee = core.committee
+        guard case .block(let encoded)? = try? Message.decode(bytes, maxBlockBytes: committee.params.maxBlockBytes),
+            var block = try? BlockCodec.decode(
+                encoded, maxParents: committee.maxParents, maxBlockBytes: committee.params.maxBlockBytes,
+                maxEntryBytes: committee.maxEntryBytes),
+            block.author == me
+        else { return nil }
+        block.timestamp += 1
+        block.signature = sign(block.digest)
+        return Message.block(BlockCodec.encode(block)).encode()
+    }
+
+    /// Test only (equivocation): the message without blocks of this node's own; nil when
+    /// nothing is left.
+    private func withoutOwnBlocks(_ bytes: [UInt8]) -> [UInt8]? {
+        let committee = core.committee
+        func own(_ encoded: [UInt8]) -> Bool {
+            guard
+                let block = try? BlockCodec.decode(
+                    encoded, maxParents: committee.maxParents, maxBlockBytes: committee.params.maxBlockBytes,
+                    maxEntryBytes: committee.maxEntryBytes)
+            else { return false }
+            return block.author == me
+        }
+        switch try? Message.decode(bytes, maxBlockBytes: committee.params.maxBlockBytes) {
+        case .block(let encoded)?:
+            return own(encoded) ? nil : bytes
+        case .blocks(let list)?:
+            let kept = list.filter { !own($0) }
+            return kept.count == list.count ? bytes : Message.blocks(kept).encode()
+        default:
+            return bytes
+        }
+    }
+
     /// A message from peer `from` (the transport's receive path: only queues it).
     public func receive(from peer: UInt16, _ bytes: [UInt8]) {
         condition.lock()
@@ -449,6 +491,10 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                 case .message(let from, let bytes):
                     if bytes.first == StateTransferMessage.tag {
                         stateTransferMessage(from: from, bytes)
+                    } else if configuration.equivocationSigner != nil {
+                        // The liar hides its twins from its own core, whose tripwire would
+                        // otherwise halt it at the first one: it keeps lying.
+                        if let kept = withoutOwnBlocks(bytes) { step(.message(from: from, bytes: kept)) }
                     } else {
                         step(.message(from: from, bytes: bytes))
                     }
@@ -504,7 +550,13 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             case .send(let to, let bytes):
                 link.send(to: to, bytes)
             case .broadcast(let bytes):
-                link.broadcast(bytes)
+                if let sign = configuration.equivocationSigner, let twin = twinBlock(bytes, sign: sign) {
+                    for peer in 0..<UInt16(memberCount) where peer != me {
+                        link.send(to: peer, peer % 2 == 0 ? bytes : twin)
+                    }
+                } else {
+                    link.broadcast(bytes)
+                }
             case .persist(let batch):
                 batches.append(batch)
             case .setTimer(let at):
@@ -649,6 +701,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                     "entriesPerCommit": "\(commits > 0 ? entries / UInt64(commits) : 0)",
                     "leaderTimeouts": "\(metrics.leaderTimeouts - lastStatistics.leaderTimeouts)",
                     "forgedEntriesIgnored": "\(forgedEntries)",
+                    "equivocationsSeen": "\(metrics.equivocations)",
                     "syncsPerSecond": "\(Int(Double(syncCount - lastStatistics.syncs) / seconds))",
                     "writeMillisPerSync":
                         "\(syncCount > lastStatistics.syncs ? Double((writeNanos - lastWriteNanos) / 1000 / (syncCount - lastStatistics.syncs)) / 1000 : 0)",
