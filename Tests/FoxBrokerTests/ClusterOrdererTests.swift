@@ -276,6 +276,39 @@ final class TestCluster: @unchecked Sendable {
         await cluster.stopAll()
     }
 
+    // Goal: a subscriber's acknowledgements submitted together travel as one entry of several
+    // (batched), and every node applies each of them: the session's in-flight window empties
+    // on every node, and the states stay equal.
+    @Test(.timeLimit(.minutes(2)))
+    func acknowledgementsAreBatchedAndAppliedEverywhere() async throws {
+        let cluster = try TestCluster(n: 4)
+        await cluster.waitUntilStarted([0, 1, 2, 3])
+        cluster.connect(node: 0, conn: 1, client: "sub", cleanStart: false, expiry: 3600)
+        cluster.subscribe(node: 0, conn: 1, filter: "b/#")
+        #expect(await TestCluster.eventually { cluster.hasSubAck(node: 0, conn: 1) })
+        cluster.connect(node: 1, conn: 1, client: "pub")
+        for k in 1...200 {
+            cluster.publish(node: 1, conn: 1, topic: "b/1", payload: "m\(k)", packetIdentifier: UInt16(k))
+        }
+        #expect(await TestCluster.eventually { cluster.payloads(node: 0, conn: 1).count == 200 })
+        let identifiers = cluster.packets(node: 0, conn: 1).compactMap { packet -> UInt16? in
+            if case .publish(let publish) = packet { publish.packetIdentifier } else { nil }
+        }
+        #expect(identifiers.count == 200)
+        func inflight(_ node: Int) -> Int {
+            cluster.orderers[node]!.withState { $0.sessions[ExactString("sub")]?.outbound.inflight.count ?? -1 }
+        }
+        #expect(inflight(0) > 0)
+        for identifier in identifiers {
+            cluster.orderers[0]!.submit(.pubAck(TestCluster.connection(0, 1), packetIdentifier: identifier))
+        }
+        #expect(await TestCluster.eventually { (0..<4).allSatisfy { inflight($0) == 0 } })
+        #expect(cluster.orderers[0]!.acknowledgementBatches >= 1)
+        let digests = await cluster.settledDigests([0, 1, 2, 3])
+        #expect(Set(digests.map(\.digest)).count == 1)
+        await cluster.stopAll()
+    }
+
     @Test(.timeLimit(.minutes(3)))
     func aRestartedNodeCatchesUpToTheSameState() async throws {
         let cluster = try TestCluster(n: 4)

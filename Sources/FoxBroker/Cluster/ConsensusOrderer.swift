@@ -65,6 +65,8 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
 
     /// The kind byte of an entry that holds a `BrokerEvent` (canonical encoding).
     public static let brokerEventKind: UInt8 = 1
+    /// The kind byte of an entry that holds several acknowledgements (`AcknowledgementBatch`).
+    public static let acknowledgementBatchKind: UInt8 = 2
 
     private enum Work {
         case submit(BrokerEvent, size: Int)
@@ -150,6 +152,8 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     /// Metrics (figures, logs, tests). Written on the core thread.
     public private(set) var syncCount: UInt64 = 0
     public private(set) var forgedEntries: UInt64 = 0
+    /// Entries of this node that carried several acknowledgements (`AcknowledgementBatch`).
+    public private(set) var acknowledgementBatches: UInt64 = 0
     public private(set) var malformedEntries: UInt64 = 0
     /// Entries applied, and time spent writing and syncing (statistics).
     public private(set) var appliedEntries: UInt64 = 0
@@ -484,9 +488,18 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             if case .failed = status { exit = true } else { exit = false }
             condition.unlock(withValue: stopping && !exit ? 1 : 0)
             if exit { return }
+            // Acknowledgements in a row go into one entry; any other submission ends the row,
+            // so this node's events keep their order.
+            var acknowledgements: [(event: BrokerEvent, size: Int)] = []
             for item in work {
                 switch item {
+                case .submit(let event, let size) where event.isBatchedAcknowledgement:
+                    acknowledgements.append((event, size))
+                    if acknowledgements.count == AcknowledgementBatch.countMax {
+                        submitAcknowledgements(&acknowledgements)
+                    }
                 case .submit(let event, let size):
+                    submitAcknowledgements(&acknowledgements)
                     submitToCore(event, size: size)
                 case .message(let from, let bytes):
                     if bytes.first == StateTransferMessage.tag {
@@ -500,6 +513,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                     }
                 }
             }
+            submitAcknowledgements(&acknowledgements)
             if let at = timerAt, at <= nowNanos() {
                 timerAt = nil
                 step(.tick)
@@ -514,10 +528,32 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         }
     }
 
+    /// Submits the acknowledgements gathered (one entry for two or more) and empties the list.
+    private func submitAcknowledgements(_ acknowledgements: inout [(event: BrokerEvent, size: Int)]) {
+        switch acknowledgements.count {
+        case 0:
+            return
+        case 1:
+            submitToCore(acknowledgements[0].event, size: acknowledgements[0].size)
+        default:
+            acknowledgementBatches += 1
+            submitToCore(
+                kind: Self.acknowledgementBatchKind, body: AcknowledgementBatch.encode(acknowledgements.map(\.event)),
+                size: acknowledgements.reduce(0) { $0 + $1.size },
+                describe: "\(acknowledgements.count) acknowledgements",
+                isTick: false)
+        }
+        acknowledgements.removeAll(keepingCapacity: true)
+    }
+
     private func submitToCore(_ event: BrokerEvent, size: Int) {
         var body = event.encoded
         let bytes = body.readBytes(length: body.readableBytes) ?? []
-        let outputs = core.step(.submit(kind: Self.brokerEventKind, body: bytes), now: nowNanos())
+        submitToCore(kind: Self.brokerEventKind, body: bytes, size: size, describe: "\(event)", isTick: event == .tick)
+    }
+
+    private func submitToCore(kind: UInt8, body bytes: [UInt8], size: Int, describe: String, isTick: Bool) {
+        let outputs = core.step(.submit(kind: kind, body: bytes), now: nowNanos())
         for output in outputs {
             switch output {
             case .accepted(let id):
@@ -529,8 +565,8 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             case .rejected(let reason):
                 // The core's bounds lie above this orderer's, so this is rare: the event is lost
                 // and its client resends on reconnect.
-                logger.warning("consensus refused an entry", metadata: ["reason": "\(reason)", "event": "\(event)"])
-                release(size: size, tick: event == .tick)
+                logger.warning("consensus refused an entry", metadata: ["reason": "\(reason)", "event": "\(describe)"])
+                release(size: size, tick: isTick)
             default:
                 break
             }
@@ -632,29 +668,29 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             {
                 releasedBytes += size
             }
-            guard entry.kind == Self.brokerEventKind,
-                let event = try? BrokerEvent.decode(ByteBuffer(bytes: entry.body))
-            else {
+            let events: [BrokerEvent]
+            switch entry.kind {
+            case Self.brokerEventKind:
+                guard let event = try? BrokerEvent.decode(ByteBuffer(bytes: entry.body)) else {
+                    malformedEntries += 1
+                    continue
+                }
+                events = [event]
+            case Self.acknowledgementBatchKind:
+                guard let batch = AcknowledgementBatch.decode(entry.body) else {
+                    malformedEntries += 1
+                    continue
+                }
+                events = batch
+            default:
                 malformedEntries += 1
                 continue
             }
-            if let origin = event.originNode, origin != UInt32(entry.id.origin) {
-                forgedEntries += 1
-                // Every node applies the same log, so every node sees this: a faulty or lying
-                // node. Logged at 1, 2, 4, 8... so that a flood stays readable.
-                if forgedEntries & (forgedEntries - 1) == 0 {
-                    logger.warning(
-                        "ignored an entry of node \(entry.id.origin) for a connection of node \(origin) (a faulty or lying node)",
-                        metadata: ["forgedEntries": "\(forgedEntries)"])
-                }
-                continue
+            for event in events {
+                applyEntryEvent(
+                    event, origin: entry.id.origin, atMillis: timeMillis, started: &started, releasedTick: &releasedTick
+                )
             }
-            if entry.id.origin == me {
-                if event == .tick { releasedTick = true }
-                if event == .nodeStarted(node: UInt32(me), incarnation: incarnation) { started = true }
-            }
-            applyLocked(event, atMillis: timeMillis)
-            appliedEntries += 1
         }
         appliedCommit = index
         stateLock.unlock()
@@ -679,6 +715,31 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             // Applied at start for the state; what it produced was sent in the earlier life.
             heldActions.removeSubrange(actionsBefore...)
         }
+    }
+
+    /// Applies one event of an entry from node `origin`, under the state lock: an event that
+    /// names another node's connection is a no-op (R3), counted and logged.
+    private func applyEntryEvent(
+        _ event: BrokerEvent, origin entryOrigin: UInt16, atMillis timeMillis: UInt64, started: inout Bool,
+        releasedTick: inout Bool
+    ) {
+        if let origin = event.originNode, origin != UInt32(entryOrigin) {
+            forgedEntries += 1
+            // Every node applies the same log, so every node sees this: a faulty or lying
+            // node. Logged at 1, 2, 4, 8... so that a flood stays readable.
+            if forgedEntries & (forgedEntries - 1) == 0 {
+                logger.warning(
+                    "ignored an entry of node \(entryOrigin) for a connection of node \(origin) (a faulty or lying node)",
+                    metadata: ["forgedEntries": "\(forgedEntries)"])
+            }
+            return
+        }
+        if entryOrigin == me {
+            if event == .tick { releasedTick = true }
+            if event == .nodeStarted(node: UInt32(me), incarnation: incarnation) { started = true }
+        }
+        applyLocked(event, atMillis: timeMillis)
+        appliedEntries += 1
     }
 
     /// Every `statisticsIntervalMillis`, a line with what the core did since the last one (what
