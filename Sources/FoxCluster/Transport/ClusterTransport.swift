@@ -459,20 +459,21 @@ public final class ClusterTransport: Sendable {
         state.withLock { state in
             if case .stopped = state.lifecycle { return }
             for peer in peers {
-                var link = state.links[Int(peer)]
-                defer { state.links[Int(peer)] = link }
+                // In place: a copy of the link would share the queue's storage, and the append
+                // would then copy every queued frame (a dead peer's 64 MiB on every message).
+                let index = Int(peer)
                 guard !state.blocked.contains(peer) else {
-                    link.metrics.framesDroppedBlocked += 1
+                    state.links[index].metrics.framesDroppedBlocked += 1
                     continue
                 }
-                let droppedCount = link.queue.append(frame)
+                let droppedCount = state.links[index].queue.append(frame)
                 if droppedCount > 0 {
-                    link.metrics.framesDroppedQueueFull += UInt64(droppedCount)
+                    state.links[index].metrics.framesDroppedQueueFull += UInt64(droppedCount)
                     dropped.append((peer, droppedCount))
                 }
-                if case .connected(var connected) = link.outbound, !connected.draining {
+                if case .connected(var connected) = state.links[index].outbound, !connected.draining {
                     connected.draining = true
-                    link.outbound = .connected(connected)
+                    state.links[index].outbound = .connected(connected)
                     drains.append((peer, connected.id, connected.channel))
                 }
             }
