@@ -65,6 +65,36 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Also listen for MQTT over TLS here (needs --tls-cert and --tls-key).", valueName: "HOST:PORT"))
+    var mqttsAddr: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Also listen for MQTT over WebSockets over TLS here (needs --tls-cert and --tls-key).",
+            valueName: "HOST:PORT"))
+    var wssAddr: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Certificate (chain, PEM) of the TLS listeners; read again on SIGHUP.", valueName: "PEM"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("Private key (PEM) of --tls-cert; read again on SIGHUP.", valueName: "PEM"))
+    var tlsKey: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Require client certificates on the TLS listeners, issued by these CA certificates.", valueName: "PEM"))
+    var tlsClientCa: String?
+
+    @Flag(
+        help: ArgumentHelp(
+            "With --tls-client-ca: the client certificate's common name is the user name, and the certificate authenticates the client (Mosquitto's use_identity_as_username)."
+        ))
+    var tlsCertAsUsername = false
+
+    @Option(
+        help: ArgumentHelp(
             "Log format: json (one object per line), full or compact. Level from FOXMQ_LOG or RUST_LOG.",
             valueName: "FORMAT"))
     var log: LogFormat = .full
@@ -118,8 +148,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Keep alive granted at most, in seconds (0 = whatever the client asks).", valueName: "SECONDS"))
-    var maxKeepAlive: UInt16 = 0
+            "Keep alive granted at most, in seconds (0 = whatever the client asks, also none). A 5.0 client asking for none or more gets this as Server Keep Alive, so no connection stays silent for ever (as Mosquitto's max_keepalive).",
+            valueName: "SECONDS"))
+    var maxKeepAlive: UInt16 = 65535
 
     @Option(help: ArgumentHelp("Seconds a new socket has to complete CONNECT.", valueName: "SECONDS"))
     var connectTimeout: Int = 10
@@ -200,6 +231,21 @@ struct RunCommand: AsyncParsableCommand {
         guard checkpointRecords >= 1, checkpointInterval >= 1 else {
             throw ValidationError("--checkpoint-records and --checkpoint-interval must be at least 1.")
         }
+        if mqttsAddr != nil || wssAddr != nil {
+            guard tlsCert != nil && tlsKey != nil else {
+                throw ValidationError("--mqtts-addr and --wss-addr need --tls-cert and --tls-key.")
+            }
+        } else if tlsCert != nil || tlsKey != nil || tlsClientCa != nil {
+            throw ValidationError("--tls-cert, --tls-key and --tls-client-ca need --mqtts-addr or --wss-addr.")
+        }
+        if (tlsCert == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together.")
+        }
+        if tlsCertAsUsername && tlsClientCa == nil {
+            throw ValidationError("--tls-cert-as-username needs --tls-client-ca (client certificates).")
+        }
+        if let mqttsAddr { _ = try HostPort(mqttsAddr, option: "--mqtts-addr") }
+        if let wssAddr { _ = try HostPort(wssAddr, option: "--wss-addr") }
         if clusterCert == nil && (clusterRootCert != nil || !clusterAcceptPeerWithCert.isEmpty) {
             // Refused rather than ignored: a user who asked for TLS must not run without it.
             throw ValidationError(
@@ -249,6 +295,31 @@ struct RunCommand: AsyncParsableCommand {
             configuration.webSocketHost = webSocket.host
             configuration.webSocketPort = webSocket.port
         }
+        if let tlsCert, let tlsKey {
+            do {
+                let tls = try ClientTLS(
+                    files: ClientTLS.Files(certificatePath: tlsCert, keyPath: tlsKey, clientCAPath: tlsClientCa))
+                configuration.tls = tls
+                if tls.notValidAfter < Int64(time(nil)) {
+                    logger.warning(
+                        "--tls-cert \(tlsCert) has expired: clients that check it will refuse the connection")
+                }
+            } catch {
+                logger.critical("cannot start: \(error.description)")
+                writeStandardError("foxmq: \(error.description)\n")
+                throw ExitCode(2)
+            }
+            if let mqttsAddr {
+                let secure = try HostPort(mqttsAddr, option: "--mqtts-addr")
+                configuration.secureMQTTHost = secure.host
+                configuration.secureMQTTPort = secure.port
+            }
+            if let wssAddr {
+                let secure = try HostPort(wssAddr, option: "--wss-addr")
+                configuration.secureWebSocketHost = secure.host
+                configuration.secureWebSocketPort = secure.port
+            }
+        }
         var limits = ConnectionLimits()
         limits.maximumPacketSizeBytes = maxPacketSize
         limits.connectionCountMax = maxConnections
@@ -259,6 +330,7 @@ struct RunCommand: AsyncParsableCommand {
         limits.outboundBufferBytesMax = maxOutboundBuffer
         limits.topicLevelCountMax = maxTopicLevels
         limits.allowAnonymousLogin = allowAnonymousLogin
+        limits.certificateAsUsername = tlsCertAsUsername
         configuration.connectionLimits = limits
         if threads > 0 { configuration.eventLoopThreadCount = threads }
         configuration.brokerLimits.inflightCountMax = maxInflight
@@ -340,7 +412,19 @@ struct RunCommand: AsyncParsableCommand {
                 }
             }
         }
+        // SIGHUP: the TLS certificate and key are read again; open connections keep theirs.
+        let hangups = configuration.tls.map { tls in
+            SignalHandler(signal: SIGHUP) {
+                do {
+                    try tls.reload()
+                    logger.notice("SIGHUP: TLS certificate and key read again; new connections use them")
+                } catch {
+                    logger.error("SIGHUP: TLS files not reloaded, the previous certificate stays: \(error)")
+                }
+            }
+        }
         let signal = await signals.next()
+        _ = hangups
         reloader.cancel()
         logger.info("signal \(signal) received: shutting down")
         await node.shutdown()
@@ -437,6 +521,21 @@ struct HostPort {
         guard let parsed = try? HostPort(address, option: "address") else { return false }
         return parsed.host.hasPrefix("127.") || parsed.host == "::1" || parsed.host == "localhost"
     }
+}
+
+/// Runs `action` on every delivery of `signal` (taken over from its default action) while it
+/// is kept.
+final class SignalHandler: @unchecked Sendable {
+    private let source: any DispatchSourceSignal
+
+    init(signal number: Int32, action: @escaping @Sendable () -> Void) {
+        signal(number, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+    }
+
+    deinit { source.cancel() }
 }
 
 /// Waits for the first of some signals, which it takes over from their default action.

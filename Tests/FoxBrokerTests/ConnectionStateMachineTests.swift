@@ -129,6 +129,34 @@ struct MachineHarness {
         #expect(!allowed.machine.isReading)
     }
 
+    // Goal: with --tls-cert-as-username, the client certificate's common name is the user
+    // name and authenticates the client (no password check, whatever CONNECT carries); a TLS
+    // client whose certificate has no common name is refused with 0x87.
+    @Test func certificateIdentityIsTheUserName() {
+        var harness = H(limits: H.limits(anonymous: false))
+        var outputs: [ConnectionStateMachine.Output] = []
+        harness.machine.received(
+            .connect(H.connect(username: "bob")), makeIdentifier: { "x" }, certificateIdentity: { .name("alice") },
+            into: &outputs)
+        #expect(outputs.count == 1)
+        guard case .submit(.sessionOpen(let open)) = outputs.first else {
+            Issue.record("expected the session open at once, got \(outputs)")
+            return
+        }
+        #expect(open.clientIdentifier == "client")
+        guard case .connected(let connected) = harness.machine.state else {
+            Issue.record("not connected")
+            return
+        }
+        #expect(connected.username == "alice")
+
+        var nameless = H(limits: H.limits(anonymous: true))
+        var refused: [ConnectionStateMachine.Output] = []
+        nameless.machine.received(
+            .connect(H.connect()), makeIdentifier: { "x" }, certificateIdentity: { .missing }, into: &refused)
+        #expect(refused == [.send(.connAck(ConnAck(sessionPresent: false, reasonCode: .notAuthorized))), .close])
+    }
+
     // Goal: refused credentials give CONNACK 0x86 Bad User Name or Password and close (MQTT 5.0
     // §3.1.4, §3.2.2.2).
     @Test func badCredentialsRefused() {
@@ -221,10 +249,7 @@ struct MachineHarness {
         properties.receiveMaximum = 10
         properties.maximumPacketSize = 2000
         properties.topicAliasMaximum = 3
-        properties.retainAvailable = 1
-        properties.wildcardSubscriptionAvailable = 1
-        properties.subscriptionIdentifierAvailable = 1
-        properties.sharedSubscriptionAvailable = 1
+        // The "available" flags are absent: 1 is their default (§3.2.2.3.5, .11, .12, .13).
         #expect(
             outputs == [
                 .send(.connAck(ConnAck(sessionPresent: false, reasonCode: .success, properties: properties))),
@@ -625,17 +650,30 @@ extension ConnectionStateMachineTests {
         #expect(future.machine.protocolVersion == .v5)
     }
 
-    // Goal: nothing larger than the client's Maximum Packet Size is sent: CONNACK drops its
-    // optional capability properties, DISCONNECT its reason string (MQTT 5.0 §3.1.2.11.4
-    // [MQTT-3.1.2-24], §3.14.2.2.3 [MQTT-3.14.2-3]).
-    @Test func smallMaximumPacketSizeTrimsConnAckAndDisconnect() {
-        var harness = H()
+    // Goal: a small client Maximum Packet Size never strips the limits the broker enforces
+    // from CONNACK (Receive Maximum, Maximum Packet Size, Topic Alias Maximum, Server Keep
+    // Alive): with no default repeated they fit in 20 bytes; a limit too small for any CONNACK
+    // still gets one, as complete. DISCONNECT drops its reason string to fit (MQTT 5.0
+    // §3.1.2.11.4 [MQTT-3.1.2-24], §3.2.2.3, §3.14.2.2.3 [MQTT-3.14.2-3]).
+    @Test func smallMaximumPacketSizeKeepsTheEnforcedLimits() {
+        var harness = H(limits: H.limits { $0.keepAliveMaximumSeconds = 60 })
         let outputs = harness.connected(H.connect(configure: { $0.properties.maximumPacketSize = 20 }))
-        guard case .send(let connAck) = outputs.first else {
+        guard case .send(let connAck) = outputs.first, case .connAck(let ack) = connAck else {
             Issue.record("expected CONNACK, got \(outputs)")
             return
         }
         #expect(connAck.encodedLength(version: .v5) <= 20)
+        #expect(ack.properties.receiveMaximum == H.limits { _ in }.receiveMaximum)
+        #expect(ack.properties.maximumPacketSize != nil)
+        #expect(ack.properties.topicAliasMaximum == H.limits { _ in }.topicAliasMaximum)
+        #expect(ack.properties.serverKeepAliveSeconds == 60)
+        var tiny = H(limits: H.limits { $0.keepAliveMaximumSeconds = 60 })
+        let tinyOutputs = tiny.connected(H.connect(configure: { $0.properties.maximumPacketSize = 5 }))
+        guard case .send(.connAck(let tinyAck)) = tinyOutputs.first else {
+            Issue.record("expected CONNACK for a 5-byte limit, got \(tinyOutputs)")
+            return
+        }
+        #expect(tinyAck.properties == ack.properties)
         let failed = harness.receive(.connect(H.connect()))
         guard case .send(let disconnect) = failed.first, case .disconnect(let packet) = disconnect else {
             Issue.record("expected DISCONNECT, got \(failed)")

@@ -167,10 +167,7 @@ final class ScriptedPeer {
         properties.receiveMaximum = limits.receiveMaximum
         properties.maximumPacketSize = UInt32(limits.maximumPacketSizeBytes)
         properties.topicAliasMaximum = limits.topicAliasMaximum
-        properties.retainAvailable = 1
-        properties.wildcardSubscriptionAvailable = 1
-        properties.subscriptionIdentifierAvailable = 1
-        properties.sharedSubscriptionAvailable = 1
+        // No "available" flag: 1 is the default of each (§3.2.2.3).
         properties.assignedClientIdentifier = assigned
         return properties
     }

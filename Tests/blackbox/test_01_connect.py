@@ -97,6 +97,20 @@ def _server_keepalive(ack, requested):
     return ack.props.get(P_SERVER_KEEP_ALIVE, requested)
 
 
+@pytest.mark.foxmq_only
+def test_a_client_without_keep_alive_gets_a_server_keep_alive(raw):
+    """By default (--max-keep-alive 65535, as Mosquitto's max_keepalive) a 5.0 client that asks for
+    no keep alive (0) gets Server Keep Alive 65535, so no connection may stay silent for ever; a
+    client asking for a keep alive within the maximum gets no Server Keep Alive (its own holds).
+    MQTT 5.0 §3.2.2.3.14 [MQTT-3.2.2-21]."""
+    c = raw(V5)
+    ack = c.connect(uid(), keepalive=0)
+    assert ack.props.get(P_SERVER_KEEP_ALIVE) == 65535, ack.props
+    d = raw(V5)
+    ack = d.connect(uid(), keepalive=30)
+    assert P_SERVER_KEEP_ALIVE not in ack.props, ack.props
+
+
 def test_keepalive_timeout_disconnects_and_publishes_will(raw, paho_factory, proto):
     """A client that sends nothing for more than 1.5 x Keep Alive is disconnected, and the
     disconnection counts as abnormal so its Will is published.

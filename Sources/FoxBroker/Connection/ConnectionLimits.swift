@@ -18,6 +18,10 @@ public struct ConnectionLimits: Sendable, Hashable {
     public var topicLengthMax: Int = 65_535
     /// Anonymous CONNECT is refused unless this is set.
     public var allowAnonymousLogin = false
+    /// On TLS listeners with client certificates: the certificate's common name is the user
+    /// name, and the certificate authenticates the client (no password is checked), as
+    /// Mosquitto's `use_identity_as_username`.
+    public var certificateAsUsername = false
     /// Bytes written to a connection but not yet taken by its socket, above which QoS 0
     /// messages for it are dropped until it catches up to a quarter of this: a subscriber that
     /// stops reading must not grow the broker's memory. QoS 1/2 are bounded by the in-flight

@@ -123,10 +123,11 @@ struct ConnectionStateMachine {
 
     // MARK: Inbound
 
-    /// A packet the client sent. `makeIdentifier` assigns an identifier to an empty one.
+    /// A packet the client sent. `makeIdentifier` assigns an identifier to an empty one;
+    /// `certificateIdentity` is what the client's TLS certificate says (read for CONNECT only).
     mutating func received(
         _ packet: Packet, makeIdentifier: () -> String, authorize: Authorize = { _, _, _ in true },
-        into outputs: inout [Output]
+        certificateIdentity: () -> CertificateIdentity = { .none }, into outputs: inout [Output]
     ) {
         switch state {
         case .awaitingConnect:
@@ -136,7 +137,8 @@ struct ConnectionStateMachine {
                 outputs.append(.close)
                 return
             }
-            receivedConnect(connect, makeIdentifier: makeIdentifier, into: &outputs)
+            receivedConnect(
+                connect, makeIdentifier: makeIdentifier, certificateIdentity: certificateIdentity(), into: &outputs)
         case .authenticating:
             preconditionFailure("packet read while authenticating")
         case .connected(var connected):
@@ -153,8 +155,10 @@ struct ConnectionStateMachine {
     }
 
     private mutating func receivedConnect(
-        _ connect: Connect, makeIdentifier: () -> String, into outputs: inout [Output]
+        _ connect: Connect, makeIdentifier: () -> String, certificateIdentity: CertificateIdentity,
+        into outputs: inout [Output]
     ) {
+        var connect = connect
         let version = connect.protocolVersion
         protocolVersion = version
         if version == .v5, connect.properties.authenticationMethod != nil {
@@ -171,6 +175,16 @@ struct ConnectionStateMachine {
             }
             assigned = makeIdentifier()
         }
+        switch certificateIdentity {
+        case .none:
+            break
+        case .name(let name):
+            connect.username = name
+            connect.password = nil
+        case .missing:
+            refuse(.notAuthorized, version: version, into: &outputs)
+            return
+        }
         if connect.username == nil && !limits.allowAnonymousLogin {
             refuse(.notAuthorized, version: version, into: &outputs)
             return
@@ -180,6 +194,11 @@ struct ConnectionStateMachine {
             return
         }
         state = .authenticating(connect, assignedIdentifier: assigned)
+        if case .name = certificateIdentity {
+            // The TLS handshake verified the certificate: that is the authentication.
+            authenticationCompleted(accepted: true, into: &outputs)
+            return
+        }
         outputs.append(.authenticate(username: connect.username, password: connect.password))
     }
 
@@ -353,12 +372,11 @@ struct ConnectionStateMachine {
         case .connAck(_, let sessionPresent, let reasonCode):
             var connAck = ConnAck(sessionPresent: sessionPresent, reasonCode: reasonCode)
             if connected.version == .v5 {
+                // Every property left is one the broker enforces or the client needs (none
+                // repeats a default), so none may be dropped for the client's Maximum Packet
+                // Size: a client whose limit cannot hold this CONNACK still gets it, as without
+                // it there is no session [MQTT-3.1.2-24 yields to §3.2: the limits must be known].
                 connAck.properties = capabilities(connected)
-                if !fitsClient(.connAck(connAck)) {
-                    // Only the assigned identifier is indispensable; the capabilities have defaults.
-                    connAck.properties = Properties()
-                    connAck.properties.assignedClientIdentifier = connected.assignedIdentifier
-                }
             }
             outputs.append(.send(.connAck(connAck)))
             guard !reasonCode.isFailure else {
@@ -375,7 +393,13 @@ struct ConnectionStateMachine {
         case .send(_, var packet):
             switch packet {
             case .publish(var publish):
-                let (topicName, alias) = connected.aliases.applyOutbound(topicName: publish.topicName)
+                let (topicName, alias) = connected.aliases.applyOutbound(topicName: publish.topicName) {
+                    topicName, alias in
+                    var candidate = publish
+                    candidate.topicName = topicName
+                    candidate.properties.topicAlias = alias
+                    return fitsClient(.publish(candidate))
+                }
                 publish.topicName = topicName
                 publish.properties.topicAlias = alias
                 packet = .publish(publish)
@@ -403,16 +427,15 @@ struct ConnectionStateMachine {
         return packet.encodedLength(version: protocolVersion) <= Int(maximum)
     }
 
-    /// CONNACK properties of 5.0: what this broker supports and what it decided (§3.2.2.3).
+    /// CONNACK properties of 5.0: what this broker enforces and what it decided (§3.2.2.3).
+    /// None that only repeats the protocol's default: retain, wildcard, shared subscriptions and
+    /// subscription identifiers are available when absent, Receive Maximum 65,535 and Topic
+    /// Alias Maximum 0 are the defaults; so the CONNACK stays small for small clients.
     private func capabilities(_ connected: Connected) -> Properties {
         var properties = Properties()
-        properties.receiveMaximum = limits.receiveMaximum
+        if limits.receiveMaximum != UInt16.max { properties.receiveMaximum = limits.receiveMaximum }
         properties.maximumPacketSize = UInt32(clamping: limits.maximumPacketSizeBytes)
-        properties.topicAliasMaximum = limits.topicAliasMaximum
-        properties.retainAvailable = 1
-        properties.wildcardSubscriptionAvailable = 1
-        properties.subscriptionIdentifierAvailable = 1
-        properties.sharedSubscriptionAvailable = 1
+        if limits.topicAliasMaximum != 0 { properties.topicAliasMaximum = limits.topicAliasMaximum }
         properties.assignedClientIdentifier = connected.assignedIdentifier
         properties.serverKeepAliveSeconds = connected.serverKeepAliveSeconds
         return properties

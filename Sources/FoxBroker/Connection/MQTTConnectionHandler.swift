@@ -183,6 +183,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                     packet, makeIdentifier: services.makeClientIdentifier,
                     authorize: { request, username, clientIdentifier in
                         access?.authorize(request, username: username, clientIdentifier: clientIdentifier) ?? true
+                    },
+                    certificateIdentity: { [context] in
+                        guard services.limits.certificateAsUsername, let context else { return .none }
+                        return ClientTLS.certificateIdentity(context.pipeline.syncOperations)
                     }, into: &outputs)
             }
         }

@@ -1,3 +1,5 @@
+import FoxBrokerCore
+
 /// Topic aliases of one connection in both directions (MQTT 5.0 §3.3.2.3.4).
 /// Inbound: the client defines them, up to our Topic Alias Maximum. Outbound: we define them,
 /// up to the client's, first come first served (aliases are never reassigned, which keeps the
@@ -13,7 +15,9 @@ struct TopicAliases {
     let inboundMaximum: UInt16
     private var inbound: [UInt16: String] = [:]
     var outboundMaximum: UInt16 = 0
-    private var outbound: [String: UInt16] = [:]
+    /// Keyed by the topic's bytes: `String` equality is canonical equivalence, under which two
+    /// byte-different topics (a precomposed and a decomposed "é") would share an alias.
+    private var outbound: [ExactString: UInt16] = [:]
 
     init(inboundMaximum: UInt16) {
         self.inboundMaximum = inboundMaximum
@@ -32,12 +36,21 @@ struct TopicAliases {
     }
 
     /// The topic name and alias to send: the alias alone once it is known to the client.
-    mutating func applyOutbound(topicName: String) -> (topicName: String, alias: UInt16?) {
+    /// `fits(topicName, alias)` says whether the PUBLISH with that topic and alias stays within
+    /// the client's Maximum Packet Size: an alias that would push it over is not used (nor
+    /// defined), and the PUBLISH goes as it came.
+    mutating func applyOutbound(topicName: String, fits: (String, UInt16) -> Bool = { _, _ in true }) -> (
+        topicName: String, alias: UInt16?
+    ) {
         guard outboundMaximum > 0 else { return (topicName, nil) }
-        if let alias = outbound[topicName] { return ("", alias) }
+        let key = ExactString(topicName)
+        if let alias = outbound[key] {
+            return fits("", alias) ? ("", alias) : (topicName, nil)
+        }
         guard outbound.count < Int(outboundMaximum) else { return (topicName, nil) }
         let alias = UInt16(outbound.count + 1)
-        outbound[topicName] = alias
+        guard fits(topicName, alias) else { return (topicName, nil) }
+        outbound[key] = alias
         return (topicName, alias)
     }
 }

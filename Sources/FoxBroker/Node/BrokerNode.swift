@@ -15,6 +15,14 @@ public struct NodeConfiguration: Sendable {
     /// The WebSocket listener (path-independent, subprotocol `mqtt`); nil for none.
     public var webSocketHost: String? = nil
     public var webSocketPort = 8080
+    /// MQTT over TLS (`--mqtts-addr`); nil for none. Needs `tls`.
+    public var secureMQTTHost: String? = nil
+    public var secureMQTTPort = 8883
+    /// WebSockets over TLS (`--wss-addr`); nil for none. Needs `tls`.
+    public var secureWebSocketHost: String? = nil
+    public var secureWebSocketPort = 8081
+    /// The certificate of the TLS listeners.
+    public var tls: ClientTLS? = nil
     public var connectionLimits = ConnectionLimits()
     public var brokerLimits = BrokerLimits()
     /// Event loop threads; defaults to one per core.
@@ -224,6 +232,31 @@ public final class BrokerNode: Sendable {
             serverChannels.withLockedValue { $0.append(webSocket) }
             logger.info(
                 "WebSocket listener started", metadata: ["address": "\(webSocket.localAddress.map { "\($0)" } ?? "?")"])
+        }
+
+        if let tls = configuration.tls, let host = configuration.secureMQTTHost {
+            let secure = try await bootstrap { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(tls.makeHandler())
+                    try channel.pipeline.syncOperations.addHandler(
+                        MQTTConnectionHandler(connection: self.nextConnectionID(), services: self.services))
+                }
+            }.bind(host: host, port: configuration.secureMQTTPort).get()
+            serverChannels.withLockedValue { $0.append(secure) }
+            logger.info(
+                "MQTT over TLS listener started", metadata: ["address": "\(secure.localAddress.map { "\($0)" } ?? "?")"]
+            )
+        }
+        if let tls = configuration.tls, let host = configuration.secureWebSocketHost {
+            let secure = try await bootstrap { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(tls.makeHandler())
+                }.flatMap { self.configureWebSocket(channel) }
+            }.bind(host: host, port: configuration.secureWebSocketPort).get()
+            serverChannels.withLockedValue { $0.append(secure) }
+            logger.info(
+                "WebSocket over TLS listener started",
+                metadata: ["address": "\(secure.localAddress.map { "\($0)" } ?? "?")"])
         }
 
         let orderer = self.orderer
