@@ -63,9 +63,12 @@ public struct StoreImage: Sendable {
         blocks: [], commits: [], snapshot: nil)
 }
 
-/// The storage contract. `write` stages a batch; `sync` makes every staged batch durable, in
-/// order, atomically per batch. Only durable data survives `crash`. LMDB (FoxStore) implements the
-/// same contract with one write transaction per batch and fsync on commit.
+/// The storage contract of the simulator: `write` stages a batch; `sync` makes every staged batch
+/// durable, in order, atomically per batch. Only durable data survives `crash`. Implemented by
+/// `InMemoryConsensusStorage` (FoxConsensusSimulation). A node does not implement this protocol:
+/// `ConsensusOrderer` writes the core's `PersistBatch`es into the node's LMDB environment itself
+/// (`NodeStore.writeCluster`, FoxBrokerStore), in the one transaction and sync that also hold the
+/// broker state those commits produced, and reads the image back with `loadConsensusImage`.
 public protocol ConsensusStorage: AnyObject {
     func write(_ batch: PersistBatch)
     /// Makes staged batches durable; returns the highest durable txn.

@@ -140,7 +140,7 @@ extension Properties {
         case ID.subscriptionIdentifier:
             let value = try buffer.readMQTTVariableByteInteger(field)
             guard value != 0 else { throw .protocolError(field, "subscription identifier 0") }
-            subscriptionIdentifiers.append(value)
+            appendSubscriptionIdentifier(value)
         case ID.sessionExpiryInterval: sessionExpiryIntervalSeconds = try buffer.readMQTTUInt32(field)
         case ID.assignedClientIdentifier: assignedClientIdentifier = try buffer.readMQTTString(field)
         case ID.serverKeepAlive: serverKeepAliveSeconds = try buffer.readMQTTUInt16(field)
@@ -166,7 +166,7 @@ extension Properties {
         case ID.userProperty:
             let name = try buffer.readMQTTString(field + ".name")
             let value = try buffer.readMQTTString(field + ".value")
-            userProperties.append(UserProperty(name, value))
+            appendUserProperty(UserProperty(name, value))
         case ID.maximumPacketSize:
             let value = try buffer.readMQTTUInt32(field)
             guard value != 0 else { throw .protocolError(field, "maximum packet size 0") }

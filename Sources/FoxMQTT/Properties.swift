@@ -191,6 +191,18 @@ public struct Properties: Hashable, Sendable {
         if let storage, !storage.isEmpty { storage.hash(into: &hasher) }
     }
 
+    /// Appends a User Property in amortized constant time. (`userProperties.append` goes
+    /// through the getter and setter, which copy the array: a packet of many properties
+    /// decoded in quadratic time, a CPU sink before authentication.)
+    public mutating func appendUserProperty(_ property: UserProperty) {
+        mutate { $0.userProperties.append(property) }
+    }
+
+    /// Appends a Subscription Identifier in amortized constant time (see `appendUserProperty`).
+    public mutating func appendSubscriptionIdentifier(_ identifier: UInt32) {
+        mutate { $0.subscriptionIdentifiers.append(identifier) }
+    }
+
     private mutating func mutate<T>(_ body: (Storage) -> T) -> T {
         if isKnownUniquelyReferenced(&storage), let storage { return body(storage) }
         let copy = storage.map(Storage.init(copying:)) ?? Storage()

@@ -106,12 +106,15 @@ import Testing
         expectDecodeError(bytes, version: .v5, .protocolError, field: "SUBSCRIBE.subscriptionOptions")
     }
 
-    // Goal: an empty topic filter is malformed.
-    // MQTT 5.0 §4.7.3 [MQTT-4.7.3-1].
-    @Test func emptyFilter() {
-        expectDecodeError(
-            [0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00], version: .v311, .malformedPacket, field: "SUBSCRIBE.topicFilter"
-        )
+    // Goal: an empty topic filter decodes (the packet is well formed); the broker refuses the
+    // filter in its SUBACK slot (0x8F), not the connection. MQTT 5.0 §4.7.3 [MQTT-4.7.3-1].
+    @Test func emptyFilterDecodesForItsSubAckSlot() throws {
+        let packets = try decodeAll([0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x01], version: .v311)
+        guard packets.count == 1, case .subscribe(let subscribe) = packets[0] else {
+            Issue.record("not one SUBSCRIBE: \(packets)")
+            return
+        }
+        #expect(subscribe.subscriptions.map(\.topicFilter) == [""])
     }
 
     // Goal: a filter without its options byte is malformed.

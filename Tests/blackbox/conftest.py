@@ -97,6 +97,17 @@ def pytest_runtest_makereport(item, call):
 # --------------------------------------------------------------------------
 
 
+def assert_reason(reason, proto: int, foxmq_v5: int, allowed=()):
+    """A server's answer to a client's error: FoxMQ on 5.0 must send DISCONNECT ``foxmq_v5``;
+    on 3.1.1 there is no DISCONNECT to send (a close); other brokers may close silently or send
+    one of ``allowed`` (or ``foxmq_v5``)."""
+    if IS_FOXMQ:
+        expected = foxmq_v5 if proto == V5 else None
+        assert reason == expected, f"expected {expected!r}, got {reason!r}"
+    else:
+        assert reason in (None, foxmq_v5, *allowed), reason
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -808,12 +819,21 @@ class RawClient:
         return discs[-1].reason if discs else None
 
     def is_open(self, timeout: float = 0.3) -> bool:
-        """True if the connection is still open (nothing but pings may arrive)."""
-        try:
-            pkt = self.recv(timeout)
-        except TimeoutError:
-            return True
-        return pkt is not None
+        """True if the connection is still open: nothing arrives within ``timeout`` but pings.
+        A DISCONNECT from the server (or the socket closing) means closed; any other packet is
+        a test error (it would hide a server DISCONNECT behind it), so it fails the test."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            try:
+                pkt = self.recv(remaining)
+            except TimeoutError:
+                return True
+            if pkt is None or pkt.type == DISCONNECT:
+                return False
+            assert pkt.type == PINGRESP, f"is_open: unexpected {pkt!r}"
 
     def close(self):
         try:

@@ -81,6 +81,8 @@ def test_ordering_of_a_burst(client, proto, qos):
     assert [int(m.payload) for m in msgs] == list(range(200))
     for info in infos:
         info.wait_for_publish(5)
+        assert qos == 0 or info.is_published(), f"publish {info.mid} never acknowledged"
+        assert qos == 0 or info.is_published(), f"publish {info.mid} never acknowledged"
     sub.expect_none(0.3)
 
 
@@ -213,7 +215,7 @@ def test_unsubscribe_stops_delivery(client, proto):
 
 @pytest.mark.parametrize("bad_filter,suback_required", [
     ("a/#/b", True), ("a/b#", True), ("a+/b", True),
-    ("", False),  # zero-length: [MQTT-4.7.3-1] violation, a malformed packet may close the connection
+    ("", True),  # zero-length: [MQTT-4.7.3-1]; FoxMQ answers 0x8F in the slot, others may close
 ], ids=["hash-middle", "hash-suffix", "plus-prefix", "empty"])
 def test_invalid_topic_filter_rejected(raw, proto, bad_filter, suback_required):
     """An invalid Topic Filter is never granted: SUBACK 0x8F (Topic Filter invalid) or 0x80 on 5.0,

@@ -36,9 +36,13 @@ def test_retained_cleared_by_empty_payload(client, proto):
     later subscribers.  MQTT 5.0 §3.3.1.3 [MQTT-3.3.1-6, -7]; 3.1.1 §3.3.1.3 [MQTT-3.3.1-10, -11]."""
     pub = client()
     pub.publish("ret/c", "doomed", qos=1, retain=True)
+    witness = client()
+    assert witness.subscribe("ret/c", 1) == [1]
+    assert witness.get().payload == b"doomed", "the retained message was stored first"
     pub.publish("ret/c", b"", qos=1, retain=True)
     sub = client()
-    sub.subscribe("ret/c", 1)
+    assert sub.connected.is_set() and sub.c.is_connected(), "the later subscriber is connected"
+    assert sub.subscribe("ret/c", 1) == [1]
     sub.expect_none()
 
 

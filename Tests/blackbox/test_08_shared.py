@@ -36,7 +36,7 @@ def test_shared_subscription_distributes_messages(c5):
     m1, m2, plain = c5(), c5(), c5()
     assert m1.subscribe("$share/g/sh/t", 1) == [1]
     assert m2.subscribe("$share/g/sh/t", 1) == [1]
-    plain.subscribe("sh/t", 1)
+    assert plain.subscribe("sh/t", 1) == [1]
     pub = c5()
     for i in range(20):
         pub.publish("sh/t", str(i), qos=1)
@@ -52,9 +52,9 @@ def test_shared_subscription_distributes_messages(c5):
 def test_two_groups_each_get_every_message(c5):
     """Each share group receives every message once (independent groups).  MQTT 5.0 §4.8.2."""
     a1, a2, b1 = c5(), c5(), c5()
-    a1.subscribe("$share/ga/grp/t", 1)
-    a2.subscribe("$share/ga/grp/t", 1)
-    b1.subscribe("$share/gb/grp/t", 1)
+    assert a1.subscribe("$share/ga/grp/t", 1) == [1]
+    assert a2.subscribe("$share/ga/grp/t", 1) == [1]
+    assert b1.subscribe("$share/gb/grp/t", 1) == [1]
     pub = c5()
     for i in range(10):
         pub.publish("grp/t", str(i), qos=1)
@@ -66,8 +66,8 @@ def test_two_groups_each_get_every_message(c5):
 def test_shared_subscription_with_wildcard(c5):
     """A shared subscription filter may contain wildcards.  MQTT 5.0 §4.8.2."""
     m1, m2 = c5(), c5()
-    m1.subscribe("$share/w/shw/#", 1)
-    m2.subscribe("$share/w/shw/#", 1)
+    assert m1.subscribe("$share/w/shw/#", 1) == [1]
+    assert m2.subscribe("$share/w/shw/#", 1) == [1]
     pub = c5()
     topics = [f"shw/{i}/x" for i in range(6)]
     for t in topics:
@@ -80,8 +80,8 @@ def test_unsubscribed_member_gets_nothing(c5):
     """After one member unsubscribes from the shared subscription, the remaining member gets all.
     MQTT 5.0 §4.8.2, §3.10.4."""
     m1, m2 = c5(), c5()
-    m1.subscribe("$share/u/shu/t", 1)
-    m2.subscribe("$share/u/shu/t", 1)
+    assert m1.subscribe("$share/u/shu/t", 1) == [1]
+    assert m2.subscribe("$share/u/shu/t", 1) == [1]
     m1.unsubscribe("$share/u/shu/t")
     pub = c5()
     for i in range(6):
@@ -98,8 +98,8 @@ def test_retained_not_sent_on_shared_subscribe(c5):
     pub = c5()
     pub.publish("shr/t", "ret", qos=1, retain=True)
     shared, plain = c5(), c5()
-    shared.subscribe("$share/r/shr/t", 1)
-    plain.subscribe("shr/t", 1)
+    assert shared.subscribe("$share/r/shr/t", 1) == [1]
+    assert plain.subscribe("shr/t", 1) == [1]
     assert plain.get().payload == b"ret"
     shared.expect_none()
 

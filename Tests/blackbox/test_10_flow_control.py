@@ -7,7 +7,7 @@ import pytest
 
 from conftest import (
     CONNACK, IS_FOXMQ, PUBCOMP, PUBLISH, PUBREC, PUBREL, P_RECEIVE_MAXIMUM, P_SESSION_EXPIRY, SUBACK, V311, V5,
-    ack_packet, check_broker_serves, connect_packet, publish_packet, subscribe_packet, uid,
+    ack_packet, assert_reason, check_broker_serves, connect_packet, publish_packet, subscribe_packet, uid,
 )
 
 
@@ -225,7 +225,7 @@ def test_max_topic_levels(broker_factory, raw_factory):
     c2 = raw_factory(b, V5)
     c2.connect(uid())
     c2.try_send(publish_packet("a/b/c/d/e", b"x", qos=1, packet_id=1))
-    assert c2.disconnect_reason_or_close() in (None, 0x90, 0x95, 0x81, 0x82)
+    assert_reason(c2.disconnect_reason_or_close(), V5, 0x90, (0x95, 0x81, 0x82))
 
 
 def _rss_kib(pid: int) -> int:
@@ -260,13 +260,14 @@ def test_subscriber_that_does_not_read_does_not_grow_the_broker(broker, raw, pah
     assert grown_mib < 48, f"broker grew {grown_mib:.0f} MiB for a subscriber that does not read"
     check_broker_serves(broker)
     # Reading now: what arrives is in order, and some of the 384 were dropped.
-    sub.sock.settimeout(2)
     numbers = []
-    try:
-        while True:
-            pkt = sub.expect(PUBLISH)
-            numbers.append(int(pkt.payload[:16]))
-    except Exception:
-        pass
+    while True:
+        try:
+            pkt = sub.recv(2)
+        except TimeoutError:
+            break  # drained: nothing more within 2 s
+        assert pkt is not None, "the broker closed the slow subscriber's connection"
+        assert pkt.type == PUBLISH, f"unexpected {pkt!r}"
+        numbers.append(int(pkt.payload[:16]))
     assert numbers == sorted(numbers)
     assert 0 < len(numbers) < count

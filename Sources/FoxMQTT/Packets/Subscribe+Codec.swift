@@ -13,9 +13,10 @@ extension Subscribe: PacketCodec {
         }
         var subscriptions: [TopicSubscription] = []
         while body.readableBytes > 0 {
+            // An empty filter breaks [MQTT-4.7.3-1] but not the packet: it is refused in its
+            // SUBACK slot (0x8F, Topic Filter invalid; 0x80 for 3.1.1) like any invalid filter,
+            // and the other filters of the packet are still served.
             let filter = try body.readMQTTString("SUBSCRIBE.topicFilter")
-            // §4.7.3 [MQTT-4.7.3-1]: topic filters are at least one character long.
-            if filter.isEmpty { throw .malformed("SUBSCRIBE.topicFilter", "empty topic filter") }
             let options = try SubscriptionOptions.read(
                 try body.readMQTTByte("SUBSCRIBE.subscriptionOptions"), version: version)
             // §3.8.3.1 [MQTT-3.8.3-4]: No Local on a shared subscription.
