@@ -1,4 +1,5 @@
 import FoxMQTT
+import NIOCore
 
 /// An event that changes broker state. Events reach `BrokerState.apply` only after an `Orderer`
 /// has put them in the one order every node agrees on, together with the time of that order:
@@ -45,6 +46,9 @@ public enum BrokerEvent: Hashable, Sendable {
     /// An operator changed the users or access rules (on any node): every node keeps the
     /// same ordered copy and checks clients against it.
     case admin(AdminEntry)
+    /// The broker's own statistics (`$SYS/...`) from node `node`: a retained QoS 0 message,
+    /// ordered like any publish so every node holds the same `$SYS` tree.
+    case systemPublish(node: UInt32, topicName: String, payload: ByteBuffer)
 }
 
 /// What a connection learned from CONNECT that the session state needs.
@@ -112,6 +116,7 @@ extension BrokerEvent {
             connection.node
         case .nodeStarted(let node, _): node
         case .admin(let entry): entry.node
+        case .systemPublish(let node, _, _): node
         case .tick, .configure, .nodeLost: nil
         }
     }

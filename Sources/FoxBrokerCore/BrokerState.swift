@@ -85,6 +85,13 @@ public final class BrokerState {
             limits = newLimits
         case .admin(let entry):
             admin.apply(entry)
+        case .systemPublish(_, let topicName, let payload):
+            // No client is its origin: an empty identifier is never a client's (one is assigned).
+            let message = ApplicationMessage(
+                topicName: topicName, payload: payload, qos: .atMostOnce, retain: true, properties: Properties(),
+                expiryDeadlineMillis: nil, originClientIdentifier: ExactString(""))
+            storeRetained(message)
+            distribute(message, into: &actions)
         }
     }
 
@@ -197,12 +204,29 @@ public final class BrokerState {
                 index += 1
             }
             if delivery.subscriptionIdentifiers.count > 1 { delivery.subscriptionIdentifiers.sort() }
-            sessions[clientIdentifier]?.deliver(
+            let dropped = sessions[clientIdentifier]?.deliver(
                 message, qos: delivery.qos, retain: delivery.retainAsPublished && message.retain,
                 subscriptionIdentifiers: delivery.subscriptionIdentifiers,
                 nowMillis: nowMillis, queuedMessageCountMax: limits.queuedMessageCountMax, into: &actions)
+            if dropped == true { droppedQueueFullCount &+= 1 }
         }
         return true
+    }
+
+    /// Messages a full session queue dropped since this state was made (a metric; not part of
+    /// the rows or the digest: every node counts the same, but a restart starts again at 0).
+    public private(set) var droppedQueueFullCount: UInt64 = 0
+
+    /// What the metrics sample: sessions connected and offline, messages in flight and queued
+    /// over every session (one pass over the sessions).
+    public func deliveryStatistics() -> (connected: Int, offline: Int, inflight: Int, queued: Int) {
+        var inflight = 0
+        var queued = 0
+        for session in sessions.values {
+            inflight += session.outbound.inflight.count
+            queued += session.outbound.queue.count
+        }
+        return (connectedSessionCount, sessions.count - connectedSessionCount, inflight, queued)
     }
 
     /// Round robin over a shared group's members, skipping those whose client is away while
@@ -313,7 +337,7 @@ public final class BrokerState {
             .send(connection, .subAck(SubAck(packetIdentifier: subscribe.packetIdentifier, reasonCodes: reasonCodes))))
         // Retained messages follow the SUBACK, with the retain flag set (§3.3.1.3).
         for (message, qos, identifier) in retainedDeliveries {
-            sessions[clientIdentifier]?.deliver(
+            _ = sessions[clientIdentifier]?.deliver(
                 message, qos: qos, retain: true, subscriptionIdentifiers: identifier.map { [$0] } ?? [],
                 nowMillis: nowMillis, queuedMessageCountMax: limits.queuedMessageCountMax, into: &actions)
         }

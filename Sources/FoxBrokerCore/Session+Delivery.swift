@@ -4,23 +4,25 @@ import FoxMQTT
 /// through the in-flight window and the queue, redelivery on resumption (MQTT 5.0 §4.4).
 extension Session {
     /// Delivers one message as a matching subscription decided; queues it when the window is
-    /// full or the client is away, drops it when the queue is full or it expired.
+    /// full or the client is away, drops it when the queue is full or it expired. Returns
+    /// whether a full queue dropped it.
+    @discardableResult
     mutating func deliver(
         _ message: ApplicationMessage, qos: QoS, retain: Bool, subscriptionIdentifiers: [UInt32],
         nowMillis: UInt64, queuedMessageCountMax: Int, into actions: inout [BrokerAction]
-    ) {
-        if message.isExpired(atMillis: nowMillis) { return }
+    ) -> Bool {
+        if message.isExpired(atMillis: nowMillis) { return false }
         let queued = OutboundFlow.Queued(
             message: message, qos: qos, retain: retain,
             subscriptionIdentifiers: subscriptionIdentifiers)
         if qos == .atMostOnce {
             // QoS 0 is neither flow controlled nor kept for absent clients (as Mosquitto).
-            guard let connection else { return }
+            guard let connection else { return false }
             let publish = message.publish(
                 qos: .atMostOnce, retain: retain, packetIdentifier: nil,
                 subscriptionIdentifiers: subscriptionIdentifiers, nowMillis: nowMillis)
             if fitsClient(publish) { actions.append(.send(connection, .publish(publish))) }
-            return
+            return false
         }
         if connection != nil, outbound.queue.isEmpty, outbound.hasWindow {
             sendNew(queued, nowMillis: nowMillis, into: &actions)
@@ -31,7 +33,9 @@ extension Session {
             outbound.queue.append(queued)
         } else {
             outbound.droppedCount += 1
+            return true
         }
+        return false
     }
 
     /// Fills the in-flight window: first the resumed messages not yet resent, in order, then

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoreMetrics
 import Dispatch
 import FoxBroker
 import FoxBrokerCore
@@ -6,6 +7,7 @@ import FoxBrokerStore
 import FoxCluster
 import FoxStore
 import Logging
+import Prometheus
 
 #if canImport(Glibc)
     import Glibc
@@ -62,6 +64,17 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Address of the WebSocket listener.", valueName: "HOST:PORT"))
     var websocketsAddr: String = "0.0.0.0:8080"
+
+    @Option(
+        help: ArgumentHelp(
+            "Serve Prometheus metrics on http://HOST:PORT/metrics and a health check on /healthz.",
+            valueName: "HOST:PORT"))
+    var metricsAddr: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Publish the $SYS topics (retained) every this many seconds; 0 for none.", valueName: "SECONDS"))
+    var sysInterval: Int = 10
 
     @Option(
         help: ArgumentHelp(
@@ -245,6 +258,8 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--tls-cert-as-username needs --tls-client-ca (client certificates).")
         }
         if let mqttsAddr { _ = try HostPort(mqttsAddr, option: "--mqtts-addr") }
+        if let metricsAddr { _ = try HostPort(metricsAddr, option: "--metrics-addr") }
+        guard (0...86_400).contains(sysInterval) else { throw ValidationError("--sys-interval must be 0...86400.") }
         if let wssAddr { _ = try HostPort(wssAddr, option: "--wss-addr") }
         if clusterCert == nil && (clusterRootCert != nil || !clusterAcceptPeerWithCert.isEmpty) {
             // Refused rather than ignored: a user who asked for TLS must not run without it.
@@ -320,6 +335,11 @@ struct RunCommand: AsyncParsableCommand {
                 configuration.secureWebSocketPort = secure.port
             }
         }
+        configuration.systemTopicsIntervalSeconds = sysInterval
+        configuration.softwareVersion = "foxmq \(FoxMQCommand.configuration.version)"
+        // Before anything makes a metric: swift-metrics binds each to the factory it finds.
+        let registry = PrometheusCollectorRegistry()
+        if metricsAddr != nil { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
         var limits = ConnectionLimits()
         limits.maximumPacketSizeBytes = maxPacketSize
         limits.connectionCountMax = maxConnections
@@ -366,6 +386,20 @@ struct RunCommand: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             await node.shutdown()
             throw ExitCode(2)
+        }
+        var metricsEndpoint: MetricsEndpoint?
+        if let metricsAddr {
+            let address = try HostPort(metricsAddr, option: "--metrics-addr")
+            let endpoint = MetricsEndpoint(render: { registry.emitToBuffer() }, health: { node.health })
+            do {
+                let bound = try await endpoint.start(host: address.host, port: address.port)
+                logger.info("metrics endpoint started", metadata: ["address": "\(bound.map { "\($0)" } ?? "?")"])
+            } catch {
+                logger.critical("cannot start: --metrics-addr \(metricsAddr): \(error)")
+                await node.shutdown()
+                throw ExitCode(2)
+            }
+            metricsEndpoint = endpoint
         }
         logger.info(
             "foxmq running",
@@ -428,6 +462,7 @@ struct RunCommand: AsyncParsableCommand {
         reloader.cancel()
         logger.info("signal \(signal) received: shutting down")
         await node.shutdown()
+        await metricsEndpoint?.stop()
     }
 }
 

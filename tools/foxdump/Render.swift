@@ -242,6 +242,11 @@ enum Render {
             return ("nodeLost", [("node", .number(node)), ("incarnation", .number(incarnation))])
         case .configure(let limits):
             return ("configure", [("limits", Render.limits(limits))])
+        case .systemPublish(let node, let topicName, let payload):
+            return (
+                "systemPublish",
+                [("node", .number(node)), ("topic", .string(topicName)), ("payload", Render.payload(payload))]
+            )
         case .admin(let entry):
             let origin: [(String, JSON)] = [("node", .number(entry.node)), ("sequence", .number(entry.sequence))]
             switch entry.change {

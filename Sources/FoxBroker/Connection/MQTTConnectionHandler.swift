@@ -19,6 +19,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var handle: ConnectionHandle?
     /// QoS 0 messages dropped because the client did not read (see `drainInbox`).
     private(set) var droppedAtMostOnceCount: UInt64 = 0
+    /// Counted among the open connections (registered), so that the close uncounts it once.
+    private var counted = false
     private var droppingAtMostOnce = false
     private var context: ChannelHandlerContext?
     /// Until CONNACK: when the socket is closed if CONNECT has not completed.
@@ -61,9 +63,12 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         guard services.registry.register(machine.connection, handle, countMax: services.limits.connectionCountMax)
         else {
             log(.warning, "connection refused: \(services.limits.connectionCountMax) connections open")
+            services.metrics.connectionRefused(.serverBusy)
             context.close(promise: nil)
             return
         }
+        counted = true
+        services.metrics.connectionOpened()
         lastPacketTime = context.eventLoop.now
         connectDeadline = lastPacketTime + .seconds(Int64(services.limits.connectTimeoutSeconds))
         let sweeper = services.deadlineSweeper(for: context.eventLoop)
@@ -96,6 +101,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         sweeper = nil
         run { machine, outputs in machine.channelClosed(into: &outputs) }
         services.registry.unregister(machine.connection)
+        if counted {
+            counted = false
+            services.metrics.connectionClosed()
+        }
         if droppedAtMostOnceCount > 0 {
             log(.info, "closed after \(droppedAtMostOnceCount) QoS 0 messages were dropped for not reading")
         }
@@ -104,6 +113,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        services.metrics.received(bytes: bytes.readableBytes)
         lastPacketTime = context.eventLoop.now
         if var pending = inbound, pending.readableBytes > 0 {
             inbound = nil  // unique reference: the append does not copy the pending bytes
@@ -171,6 +181,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 }
                 inbound = buffer
                 packet = try Packet.decode(frame, version: machine.protocolVersion)
+                services.metrics.received(packet)
             } catch {
                 inbound = nil
                 log(.info, "refused packet: \(error)")
@@ -182,7 +193,15 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 machine.received(
                     packet, makeIdentifier: services.makeClientIdentifier,
                     authorize: { request, username, clientIdentifier in
-                        access?.authorize(request, username: username, clientIdentifier: clientIdentifier) ?? true
+                        if case .publish(let topicName) = request, topicName.utf8.starts(with: "$SYS".utf8) {
+                            // The broker's own topics: no client publishes there.
+                            services.metrics.droppedUnauthorized.increment()
+                            return false
+                        }
+                        let allowed =
+                            access?.authorize(request, username: username, clientIdentifier: clientIdentifier) ?? true
+                        if !allowed, case .publish = request { services.metrics.droppedUnauthorized.increment() }
+                        return allowed
                     },
                     certificateIdentity: { [context] in
                         guard services.limits.certificateAsUsername, let context else { return .none }
@@ -211,6 +230,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             for action in actions {
                 if !writable && action.isAtMostOncePublish {
                     droppedAtMostOnceCount &+= 1
+                    services.metrics.droppedSlowSubscriber.increment()
                     continue
                 }
                 machine.brokerAction(action, into: &outputs)
@@ -286,6 +306,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         outbound = nil  // unique reference while encoding
         packet.encode(into: &buffer, version: version)
         outbound = buffer
+        services.metrics.sent(packet)
         if case .connAck = packet { connectDeadline = nil }
     }
 
@@ -293,6 +314,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private func flushOutbound() {
         guard let context, let buffer = outbound else { return }
         outbound = nil
+        services.metrics.sent(bytes: buffer.readableBytes)
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
 

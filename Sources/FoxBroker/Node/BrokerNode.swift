@@ -29,6 +29,13 @@ public struct NodeConfiguration: Sendable {
     public var eventLoopThreadCount = System.coreCount
     /// How often time-driven rules (will delay, session expiry) are evaluated.
     public var tickIntervalMillis: Int64 = 1000
+    /// `$SYS` topics every this many seconds (`--sys-interval`); 0 for none.
+    public var systemTopicsIntervalSeconds = 10
+    /// `$SYS/broker/version`.
+    public var softwareVersion = "foxmq"
+    /// How often the state gauges of the metrics (sessions, retained, in flight, queued) are
+    /// sampled.
+    public var metricsSampleIntervalMillis: Int64 = 5000
 
     public init() {}
 }
@@ -98,6 +105,11 @@ public final class BrokerNode: Sendable {
     private let incarnation: UInt32
     private let serverChannels = NIOLockedValueBox<[any Channel]>([])
     private let tickTask = NIOLockedValueBox<RepeatedTask?>(nil)
+    private let statisticsTasks = NIOLockedValueBox<[RepeatedTask]>([])
+    private let systemTopics: NIOLockedValueBox<SystemTopics>
+    private let startedAt = NIODeadline.now()
+    /// The queue-full drops already counted into the metrics (the state's total is read).
+    private let droppedQueueFullCounted = NIOLockedValueBox<UInt64>(0)
     private let connectionCounter = NIOLockedValueBox<UInt64>(0)
     private let logger: Logger
 
@@ -109,6 +121,12 @@ public final class BrokerNode: Sendable {
         configuration.connectionLimits.checkInvariants()
         self.configuration = configuration
         self.logger = logger
+        if case .cluster(let role) = storage {
+            systemTopics = NIOLockedValueBox(
+                SystemTopics(node: UInt32(role.me), version: configuration.softwareVersion))
+        } else {
+            systemTopics = NIOLockedValueBox(SystemTopics(node: nil, version: configuration.softwareVersion))
+        }
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreadCount))
         threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
@@ -265,6 +283,89 @@ public final class BrokerNode: Sendable {
             delay: .milliseconds(configuration.tickIntervalMillis)
         ) { _ in orderer.tickIfDue() }
         tickTask.withLockedValue { $0 = task }
+        startStatistics()
+    }
+
+    // MARK: Metrics and $SYS
+
+    /// For `/healthz`: the node takes publishes (its store writes; in a cluster, a quorum is
+    /// reachable).
+    public var health: (healthy: Bool, detail: String) {
+        if let durableOrderer { return durableOrderer.health }
+        if let consensusOrderer { return consensusOrderer.health }
+        return (true, "ok (in memory)")
+    }
+
+    /// The state as the metrics and `$SYS` see it; nil for the in-memory test orderer.
+    private func stateSample() -> (
+        retained: Int, subscriptions: Int, sessions: Int, connected: Int, offline: Int, inflight: Int, queued: Int,
+        droppedQueueFull: UInt64
+    )? {
+        func read(_ state: BrokerState) -> (Int, Int, Int, Int, Int, Int, Int, UInt64) {
+            let delivery = state.deliveryStatistics()
+            return (
+                state.retainedMessageCount, state.subscriptionCount, state.sessionCount, delivery.connected,
+                delivery.offline, delivery.inflight, delivery.queued, state.droppedQueueFullCount
+            )
+        }
+        if let durableOrderer { return durableOrderer.withState(read) }
+        if let consensusOrderer { return consensusOrderer.withState(read) }
+        if let local = orderer as? LocalOrderer { return local.withState(read) }
+        return nil
+    }
+
+    private func startStatistics() {
+        let metrics = services.metrics
+        let sampler = group.next().scheduleRepeatedTask(
+            initialDelay: .zero, delay: .milliseconds(configuration.metricsSampleIntervalMillis)
+        ) { [self] _ in
+            guard let sample = stateSample() else { return }
+            metrics.retainedMessages.record(sample.retained)
+            metrics.subscriptions.record(sample.subscriptions)
+            metrics.sessionsConnected.record(sample.connected)
+            metrics.sessionsOffline.record(sample.offline)
+            metrics.messagesInflight.record(sample.inflight)
+            metrics.messagesQueued.record(sample.queued)
+            let newDrops = droppedQueueFullCounted.withLockedValue { counted in
+                defer { counted = sample.droppedQueueFull }
+                return sample.droppedQueueFull &- counted
+            }
+            if newDrops > 0 { metrics.droppedQueueFull.increment(by: Int64(newDrops)) }
+            if let consensusOrderer {
+                metrics.peersConnected.record(consensusOrderer.reachablePeerCount)
+                metrics.commitIndex.record(consensusOrderer.durableCommitIndex)
+            }
+            if let durableOrderer {
+                let indices = durableOrderer.indices
+                metrics.logIndex.record(indices.durable)
+            }
+        }
+        statisticsTasks.withLockedValue { $0.append(sampler) }
+        guard configuration.systemTopicsIntervalSeconds > 0 else { return }
+        let interval = Int64(configuration.systemTopicsIntervalSeconds)
+        let publisher = group.next().scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(interval)) {
+            [self] _ in publishSystemTopics()
+        }
+        statisticsTasks.withLockedValue { $0.append(publisher) }
+    }
+
+    /// One round of `$SYS`: the values that changed, ordered as retained QoS 0 messages.
+    private func publishSystemTopics() {
+        guard let state = stateSample() else { return }
+        let totals = services.metrics.totals
+        let seconds = Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9
+        let sample = SystemTopics.Sample(
+            uptimeSeconds: Int(seconds), clientsConnected: totals.connectionsOpen.load(ordering: .relaxed),
+            sessions: state.sessions, subscriptions: state.subscriptions, retained: state.retained,
+            inflight: state.inflight, queued: state.queued,
+            messagesReceived: totals.messagesReceived.load(ordering: .relaxed),
+            messagesSent: totals.messagesSent.load(ordering: .relaxed),
+            bytesReceived: totals.bytesReceived.load(ordering: .relaxed),
+            bytesSent: totals.bytesSent.load(ordering: .relaxed))
+        let messages = systemTopics.withLockedValue { $0.round(sample, atSeconds: seconds) }
+        for (topicName, payload) in messages {
+            orderer.submit(.systemPublish(node: nodeIndex, topicName: topicName, payload: payload))
+        }
     }
 
     private func bootstrap(_ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> ServerBootstrap
@@ -335,6 +436,9 @@ public final class BrokerNode: Sendable {
     /// close, then stops the threads.
     public func shutdown() async {
         tickTask.withLockedValue { $0?.cancel() }
+        statisticsTasks.withLockedValue { tasks in
+            for task in tasks { task.cancel() }
+        }
         let channels = serverChannels.withLockedValue { $0 }
         for channel in channels { try? await channel.close() }
         for handle in services.registry.all {

@@ -17,14 +17,17 @@ final class BrokerServices: Sendable {
     let access: AdminDirectory?
     let threadPool: NIOThreadPool
     let logger: Logger
+    let metrics: BrokerMetrics
     private let identifierCounter = NIOLockedValueBox<UInt64>(0)
     private let identifierPrefix: String
     private let sweepers = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<DeadlineSweeper>]>([:])
 
     init(
         limits: ConnectionLimits, orderer: any Orderer, registry: ConnectionRegistry,
-        authenticator: any Authenticator, threadPool: NIOThreadPool, logger: Logger
+        authenticator: any Authenticator, threadPool: NIOThreadPool, logger: Logger,
+        metrics: BrokerMetrics = BrokerMetrics()
     ) {
+        self.metrics = metrics
         self.sharedLimits = Immutable(limits)
         self.orderer = orderer
         self.registry = registry

@@ -221,6 +221,15 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
     /// it is to stop.
     private var wakeValue: Int { open.records.isEmpty && !stopping ? 0 : 1 }
 
+    /// For `/healthz`: whether the store takes writes, and why not.
+    public var health: (healthy: Bool, detail: String) {
+        switch currentStatus {
+        case .running: (true, "ok")
+        case .full(let detail): (false, "store full: \(detail)")
+        case .failed: (false, "store failed")
+        }
+    }
+
     private var currentStatus: Status {
         condition.lock()
         defer { condition.unlock(withValue: wakeValue) }

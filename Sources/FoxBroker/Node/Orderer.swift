@@ -41,7 +41,7 @@ extension BrokerEvent {
     public var isNeverRefused: Bool {
         switch self {
         case .sessionClose, .pubAck, .pubRec, .pubRel, .pubComp, .tick, .nodeStarted, .nodeLost, .configure: true
-        case .sessionOpen, .publish, .publishDenied, .subscribe, .unsubscribe, .admin: false
+        case .sessionOpen, .publish, .publishDenied, .subscribe, .unsubscribe, .admin, .systemPublish: false
         }
     }
 }

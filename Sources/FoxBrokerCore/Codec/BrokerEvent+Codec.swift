@@ -21,6 +21,7 @@ extension BrokerEvent {
         case publishDenied = 13
         case nodeLost = 14
         case admin = 15
+        case systemPublish = 16
     }
 
     /// The tag that starts the event's encoding.
@@ -41,6 +42,7 @@ extension BrokerEvent {
         case .publishDenied: .publishDenied
         case .nodeLost: .nodeLost
         case .admin: .admin
+        case .systemPublish: .systemPublish
         }
     }
 
@@ -113,6 +115,10 @@ extension BrokerEvent {
             buffer.writeLimits(limits)
         case .admin(let entry):
             buffer.writeAdminEntry(entry)
+        case .systemPublish(let node, let topicName, let payload):
+            buffer.writeInteger(node)
+            buffer.writeLengthPrefixed(topicName)
+            buffer.writeLengthPrefixed(payload)
         }
     }
 
@@ -250,6 +256,10 @@ extension BrokerEvent {
             return .configure(try reader.limits("configure.limits"))
         case .admin:
             return .admin(try reader.adminEntry("admin"))
+        case .systemPublish:
+            return .systemPublish(
+                node: try reader.integer("systemPublish.node"), topicName: try reader.string("systemPublish.topicName"),
+                payload: try reader.bytes("systemPublish.payload"))
         }
     }
 }

@@ -1,0 +1,151 @@
+import Atomics
+import CoreMetrics
+import FoxMQTT
+
+/// What a node counts, as swift-metrics counters, gauges and timers (the binary chooses the
+/// backend: Prometheus on `--metrics-addr`; without one they cost a no-op call), plus the few
+/// totals `$SYS` publishes, kept readable in atomics.
+///
+/// Names follow Prometheus conventions: `foxmq_` prefix, `_total` on counters, base units
+/// (bytes, seconds). Every label set is made here, once: nothing on a hot path builds a name.
+public final class BrokerMetrics: Sendable {
+    // Connections.
+    let connectionsOpen: Meter
+    let connectionsTotal: Counter
+    private let connectionsRefused: [ReasonCode: Counter]
+    private let connectionsRefusedOther: Counter
+    // Packets, bytes and messages, by direction.
+    private let packetsReceived: [Counter]
+    private let packetsSent: [Counter]
+    let bytesReceived: Counter
+    let bytesSent: Counter
+    private let messagesReceived: [Counter]
+    private let messagesSent: [Counter]
+    // Dropped messages, by reason.
+    let droppedSlowSubscriber: Counter
+    let droppedUnauthorized: Counter
+    let droppedQueueFull: Counter
+    // The state, sampled.
+    let retainedMessages: Gauge
+    let sessionsConnected: Gauge
+    let sessionsOffline: Gauge
+    let messagesInflight: Gauge
+    let messagesQueued: Gauge
+    let subscriptions: Gauge
+    // The orderer and the cluster, sampled.
+    let peersConnected: Gauge
+    let commitIndex: Gauge
+    let logIndex: Gauge
+
+    /// Totals for `$SYS` (swift-metrics handlers cannot be read back).
+    let totals = Totals()
+
+    final class Totals: Sendable {
+        let messagesReceived = ManagedAtomic<UInt64>(0)
+        let messagesSent = ManagedAtomic<UInt64>(0)
+        let bytesReceived = ManagedAtomic<UInt64>(0)
+        let bytesSent = ManagedAtomic<UInt64>(0)
+        let connectionsOpen = ManagedAtomic<Int>(0)
+        let connectionsTotal = ManagedAtomic<UInt64>(0)
+    }
+
+    public init() {
+        connectionsOpen = Meter(label: "foxmq_connections")
+        connectionsTotal = Counter(label: "foxmq_connections_total")
+        var refused: [ReasonCode: Counter] = [:]
+        for (code, name) in Self.refusalNames {
+            refused[code] = Counter(label: "foxmq_connections_refused_total", dimensions: [("reason", name)])
+        }
+        connectionsRefused = refused
+        connectionsRefusedOther = Counter(label: "foxmq_connections_refused_total", dimensions: [("reason", "other")])
+        func byType(_ name: String) -> [Counter] {
+            (0..<16).map { raw in
+                Counter(label: name, dimensions: [("type", Self.packetTypeName(UInt8(raw)))])
+            }
+        }
+        packetsReceived = byType("foxmq_packets_received_total")
+        packetsSent = byType("foxmq_packets_sent_total")
+        bytesReceived = Counter(label: "foxmq_bytes_received_total")
+        bytesSent = Counter(label: "foxmq_bytes_sent_total")
+        messagesReceived = (0..<3).map {
+            Counter(label: "foxmq_messages_received_total", dimensions: [("qos", "\($0)")])
+        }
+        messagesSent = (0..<3).map { Counter(label: "foxmq_messages_sent_total", dimensions: [("qos", "\($0)")]) }
+        droppedSlowSubscriber = Counter(
+            label: "foxmq_messages_dropped_total", dimensions: [("reason", "slow_subscriber")])
+        droppedUnauthorized = Counter(label: "foxmq_messages_dropped_total", dimensions: [("reason", "unauthorized")])
+        droppedQueueFull = Counter(label: "foxmq_messages_dropped_total", dimensions: [("reason", "queue_full")])
+        retainedMessages = Gauge(label: "foxmq_retained_messages")
+        sessionsConnected = Gauge(label: "foxmq_sessions", dimensions: [("state", "connected")])
+        sessionsOffline = Gauge(label: "foxmq_sessions", dimensions: [("state", "offline")])
+        messagesInflight = Gauge(label: "foxmq_messages_inflight")
+        messagesQueued = Gauge(label: "foxmq_messages_queued")
+        subscriptions = Gauge(label: "foxmq_subscriptions")
+        peersConnected = Gauge(label: "foxmq_cluster_peers_connected")
+        commitIndex = Gauge(label: "foxmq_consensus_applied_commit")
+        logIndex = Gauge(label: "foxmq_log_durable_index")
+    }
+
+    static let refusalNames: [(ReasonCode, String)] = [
+        (.notAuthorized, "not_authorized"), (.badUserNameOrPassword, "bad_credentials"),
+        (.clientIdentifierNotValid, "client_identifier_not_valid"),
+        (.unsupportedProtocolVersion, "unsupported_protocol_version"), (.serverUnavailable, "server_unavailable"),
+        (.serverBusy, "server_busy"), (.quotaExceeded, "quota_exceeded"), (.protocolError, "protocol_error"),
+        (.malformedPacket, "malformed_packet"), (.badAuthenticationMethod, "bad_authentication_method"),
+        (.packetTooLarge, "packet_too_large"), (.topicNameInvalid, "topic_name_invalid"),
+    ]
+
+    static func packetTypeName(_ raw: UInt8) -> String {
+        PacketType(rawValue: raw).map { "\($0)".lowercased() } ?? "reserved"
+    }
+
+    // MARK: Recording (event loops)
+
+    func connectionOpened() {
+        connectionsOpen.increment()
+        connectionsTotal.increment()
+        totals.connectionsOpen.wrappingIncrement(ordering: .relaxed)
+        totals.connectionsTotal.wrappingIncrement(ordering: .relaxed)
+    }
+
+    func connectionClosed() {
+        connectionsOpen.decrement()
+        totals.connectionsOpen.wrappingDecrement(ordering: .relaxed)
+    }
+
+    /// A connection refused before its session: a failing CONNACK, or the connection limit.
+    func connectionRefused(_ reasonCode: ReasonCode) {
+        (connectionsRefused[reasonCode] ?? connectionsRefusedOther).increment()
+    }
+
+    func received(bytes: Int) {
+        bytesReceived.increment(by: Int64(bytes))
+        totals.bytesReceived.wrappingIncrement(by: UInt64(bytes), ordering: .relaxed)
+    }
+
+    func sent(bytes: Int) {
+        bytesSent.increment(by: Int64(bytes))
+        totals.bytesSent.wrappingIncrement(by: UInt64(bytes), ordering: .relaxed)
+    }
+
+    func received(_ packet: Packet) {
+        packetsReceived[Int(packet.packetType.rawValue & 0x0F)].increment()
+        if case .publish(let publish) = packet {
+            messagesReceived[Int(publish.qos.rawValue)].increment()
+            totals.messagesReceived.wrappingIncrement(ordering: .relaxed)
+        }
+    }
+
+    func sent(_ packet: Packet) {
+        packetsSent[Int(packet.packetType.rawValue & 0x0F)].increment()
+        switch packet {
+        case .publish(let publish):
+            messagesSent[Int(publish.qos.rawValue)].increment()
+            totals.messagesSent.wrappingIncrement(ordering: .relaxed)
+        case .connAck(let connAck) where connAck.reasonCode.isFailure:
+            connectionRefused(connAck.reasonCode)
+        default:
+            break
+        }
+    }
+}
