@@ -191,6 +191,28 @@ struct TransportClusterTests {
         }
     }
 
+    /// A node waiting out a long reconnect backoff to a peer that was down dials it at once
+    /// when the peer connects to it: a restarted node hears from its peers in milliseconds,
+    /// not after the backoff (up to 5 s, 7.5 s with jitter, by default; 20 s here).
+    @Test func aPeerThatConnectsIsDialedBackAtOnce() async throws {
+        try await withGroup { group in
+            let committee = TestCommittee(ports: try await reservePorts(2, group: group))
+            var patient = committee.configuration(0)
+            patient.reconnectBackoff = .init(initialMillis: 20_000, maxMillis: 20_000)
+            let sender = try await TestNode.start(patient, group: group)
+            try await waitUntil("the first dial failed") {
+                sender.recorder.logs.contains { $0.contains("cannot connect") }
+            }
+            sender.transport.send(to: 1, Array(message: "while you were away"))
+            let started = ContinuousClock.now
+            let receiver = try await TestNode.start(committee.configuration(1), group: group)
+            try await waitUntil("the message arrives", seconds: 10) { receiver.recorder.messages.count == 1 }
+            #expect(ContinuousClock.now - started < .seconds(10), "well before the 20 s backoff")
+            await sender.transport.stop()
+            await receiver.transport.stop()
+        }
+    }
+
     /// Blocking a peer stops delivery both ways (its connections close, it is refused, messages
     /// to it are dropped); unblocking restores both directions.
     @Test func setBlockedStopsTrafficBothWaysAndUnblockingRestoresIt() async throws {

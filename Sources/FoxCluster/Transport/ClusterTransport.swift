@@ -576,14 +576,23 @@ public final class ClusterTransport: Sendable {
 
     /// The acceptor's handshake completed; false when the peer is no longer admitted.
     func inboundAuthenticated(peer: UInt16, id: UInt64, channel: any Channel) -> Bool {
-        let (accepted, replaced): (Bool, (any Channel)?) = state.withLock { state in
+        let (accepted, replaced, redial): (Bool, (any Channel)?, UInt64?) = state.withLock { state in
             state.pendingInbound -= 1
-            guard state.isRunning, !state.blocked.contains(peer) else { return (false, nil) }
+            guard state.isRunning, !state.blocked.contains(peer) else { return (false, nil, nil) }
             let replaced = state.inbound[peer]?.channel
             state.inbound[peer] = (id, channel)
-            return (true, replaced)
+            // The peer is back: if this side waits out a backoff to reach it (up to
+            // `maxMillis`, while the peer cannot hear from this node), dial it now instead.
+            var redial: UInt64?
+            if case .waiting(let timer, let task) = state.links[Int(peer)].outbound {
+                task.cancel()
+                state.links[Int(peer)].attempt = 0
+                redial = timer
+            }
+            return (true, replaced, redial)
         }
         guard accepted else { return false }
+        if let redial { dial(peer, retryOf: redial) }
         if let replaced {
             logger.info("\(handshakeContext.name(peer)) connected again: its newer connection replaces the older")
             replaced.close(promise: nil)
