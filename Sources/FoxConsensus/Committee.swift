@@ -115,6 +115,9 @@ public struct LocalParameters: Sendable {
     public var maxSuspendedBlocks: Int = 4096
     /// Blocks per sync response.
     public var maxBlocksPerResponse: Int = 64
+    /// Bytes of blocks per sync response (beyond the first block): a response must stay far
+    /// below the transport's frame bound whatever the blocks hold.
+    public var maxResponseBytes: Int = 8 << 20
     /// Refs per fetch request.
     public var maxRefsPerFetch: Int = 64
     /// Pending client bytes (backpressure: submit is refused beyond it).

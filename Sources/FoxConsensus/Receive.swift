@@ -82,10 +82,16 @@ extension ConsensusCore {
     /// rest (emitted, or below the horizon) from the store through the host (`Output.read`).
     mutating func serveBlocks(to peer: UInt16, refs: [BlockRef], out: inout [Output]) {
         var found: [[UInt8]] = []
+        var foundBytes = 0
         var fromStore: [BlockRef] = []
         for r in refs where r.round > 0 {
             if let d = dag[r] {
-                if d.bytes.isEmpty { fromStore.append(r) } else { found.append(d.bytes) }
+                if d.bytes.isEmpty {
+                    fromStore.append(r)
+                } else if found.isEmpty || foundBytes + d.bytes.count <= local.maxResponseBytes {
+                    found.append(d.bytes)
+                    foundBytes += d.bytes.count
+                }
             } else if r.round < horizon {
                 fromStore.append(r)
             }
@@ -102,7 +108,13 @@ extension ConsensusCore {
         guard Int(request.peer) < n, request.peer != me else { return }
         switch request.purpose {
         case .blocks:
-            let chosen = Array(blocks.prefix(local.maxBlocksPerResponse))
+            var chosen: [[UInt8]] = []
+            var chosenBytes = 0
+            for block in blocks.prefix(local.maxBlocksPerResponse) {
+                if !chosen.isEmpty && chosenBytes + block.count > local.maxResponseBytes { break }
+                chosen.append(block)
+                chosenBytes += block.count
+            }
             guard !chosen.isEmpty else { return }
             metrics.blocksServed += chosen.count
             metrics.blocksServedFromStore += chosen.count

@@ -37,6 +37,32 @@ import Testing
         }
     }
 
+    /// A sync response holds at most `maxResponseBytes` of blocks (beyond its first): 64 full
+    /// blocks of 1 MiB would pass the transport's 64 MiB frame bound and stop the server.
+    @Test func syncResponsesAreBoundedInBytes() {
+        let all = [0, 1, 2, 3]
+        var s = DagScript(n: 4)
+        for r in UInt64(1)...8 { s.round(r, authors: all, parents: all) }
+        func pushed(_ local: LocalParameters) -> [Int] {
+            var a = ScriptedNode(s, me: 0, local: local)
+            a.feed(s, s.upTo(8))
+            let behind = Message.status([UInt64](repeating: 0, count: 4)).encode()
+            let out = a.core.step(.message(from: 1, bytes: behind), now: 10 * a.core.local.syncInterval)
+            return out.compactMap { o -> Int? in
+                guard case .send(_, let bytes) = o,
+                    case .blocks(let blocks)? = try? Message.decode(bytes, maxBlockBytes: 1 << 20)
+                else { return nil }
+                return blocks.count
+            }
+        }
+        // The blocks held in memory (the emitted ones are read from the store): several.
+        let unbounded = pushed(LocalParameters())
+        #expect(unbounded.count == 1 && unbounded[0] > 1, "\(unbounded)")
+        var tight = LocalParameters()
+        tight.maxResponseBytes = 1
+        #expect(pushed(tight) == [1], "one block when one is already over the bound")
+    }
+
     /// Lossy n=4 seeds 9, 51 and 130 in miniature: node B lacks the last round when the cluster
     /// goes idle, and the statuses and pushes that would have told it are lost (A's push was
     /// skipped as "still in flight" too). Before, nobody announced anything again and B stayed
