@@ -97,7 +97,6 @@ def _server_keepalive(ack, requested):
     return ack.props.get(P_SERVER_KEEP_ALIVE, requested)
 
 
-@pytest.mark.foxmq_only
 def test_a_client_without_keep_alive_gets_a_server_keep_alive(raw):
     """By default (--max-keep-alive 65535, as Mosquitto's max_keepalive) a 5.0 client that asks for
     no keep alive (0) gets Server Keep Alive 65535, so no connection may stay silent for ever; a
@@ -181,7 +180,6 @@ def test_v5_connack_capabilities_default(raw):
         assert p.get(prop, 1) == 1, f"property 0x{prop:02x} = {p.get(prop)}"
 
 
-@pytest.mark.foxmq_only
 def test_v5_connack_capabilities_follow_limits_flags(broker_factory, raw_factory):
     """--receive-maximum, --topic-alias-maximum and --max-packet-size are announced in CONNACK.
     MQTT 5.0 §3.2.2.3.3 (Receive Maximum), §3.2.2.3.6 (Maximum Packet Size), §3.2.2.3.8 (Topic Alias Maximum)."""

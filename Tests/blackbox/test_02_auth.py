@@ -1,10 +1,9 @@
-"""Authentication against users.toml written by `foxmq user add` (FoxMQ only)."""
+"""Authentication against users written by `foxmq user add` (a password file for Mosquitto).
+The tests Mosquitto passes run against it too (BROKER=mosquitto); the marked ones differ."""
 
 import pytest
 
 from conftest import V311, V5, check_broker_serves, uid
-
-pytestmark = pytest.mark.foxmq_only
 
 USERS = {"alice": "correct horse battery staple", "bob": "s3cret"}
 
@@ -30,6 +29,7 @@ def test_anonymous_refused_without_allow_anonymous(secured, raw_factory, proto):
     c.wait_closed()
 
 
+@pytest.mark.foxmq_only
 @pytest.mark.parametrize("username,password", [("alice", "wrong"), ("bob", ""), ("mallory", "s3cret")],
                          ids=["wrong-password", "empty-password", "unknown-user"])
 def test_bad_credentials_refused(secured, raw_factory, proto, username, password):
@@ -75,6 +75,7 @@ def test_anonymous_accepted_with_allow_anonymous(broker_factory, raw_factory, pr
     assert c2.connect(uid(), username="alice", password=USERS["alice"]).reason == 0
 
 
+@pytest.mark.foxmq_only
 def test_wrong_password_refused_even_with_allow_anonymous(broker_factory, raw_factory, proto):
     """Presenting wrong credentials is refused even when anonymous login is allowed (no silent
     downgrade to anonymous).  MQTT 5.0 §3.2.2.2 (0x86); 3.1.1 §3.2.2.3 (0x04)."""

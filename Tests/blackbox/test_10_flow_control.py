@@ -94,7 +94,6 @@ def test_server_receive_maximum_enforced(broker_factory, raw_factory):
     assert c.disconnect_reason_or_close() == 0x93
 
 
-@pytest.mark.foxmq_only
 def test_server_receive_maximum_not_exceeded_when_completed(broker_factory, raw_factory):
     """Completing QoS 2 flows frees the server's receive quota: many sequential flows are fine with
     --receive-maximum 2.  MQTT 5.0 §4.9."""

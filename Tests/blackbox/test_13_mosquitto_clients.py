@@ -124,7 +124,6 @@ def test_mosquitto_sub_wildcard_and_multiple(broker, subs):
     assert [(m[0], m[3]) for m in s.messages()] == [("mcw/a", "mcw/a"), ("mcw/b/c", "mcw/b/c"), ("mcw", "mcw")]
 
 
-@pytest.mark.foxmq_only
 @pytest.mark.parametrize("version", list(VERSIONS))
 def test_mosquitto_clients_with_credentials(broker_factory, subs, version):
     """mosquitto_pub/mosquitto_sub with -u/-P log in to a broker with users.toml; a wrong password makes

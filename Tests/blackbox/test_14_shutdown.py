@@ -7,9 +7,9 @@ import pytest
 
 from conftest import V311, V5, uid
 
-pytestmark = pytest.mark.foxmq_only
 
 
+@pytest.mark.foxmq_only
 def test_sigterm_disconnects_v5_clients_with_server_shutting_down(broker_factory, raw_factory):
     """On SIGTERM every connected 5.0 client gets DISCONNECT 0x8B (Server shutting down), the connections
     are closed, and the process exits 0 within a few seconds.  MQTT 5.0 §3.14.2.1 (0x8B), §4.13."""
@@ -52,6 +52,7 @@ def test_sigterm_idle_broker_exits_zero(broker_factory):
     assert not port_accepts(b.ws_port)
 
 
+@pytest.mark.foxmq_only
 def test_shutdown_with_inflight_state_exits_zero(broker_factory, raw_factory):
     """Shutdown with a mix of 5.0 and 3.1.1 clients, some mid-QoS 2 flow, still exits 0 in time.
     MQTT 5.0 §4.13; 3.1.1 §4.8."""
