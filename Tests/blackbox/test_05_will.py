@@ -5,7 +5,7 @@ import time
 import pytest
 
 from conftest import (
-    P_CONTENT_TYPE, P_SESSION_EXPIRY, P_USER_PROPERTY, P_WILL_DELAY, P_RESPONSE_TOPIC, V5, uid,
+    IS_FOXMQ, P_CONTENT_TYPE, P_SESSION_EXPIRY, P_USER_PROPERTY, P_WILL_DELAY, P_RESPONSE_TOPIC, V5, uid,
 )
 
 
@@ -137,3 +137,43 @@ def test_will_published_on_protocol_error(raw, paho_factory, proto):
     c.try_send(connect_packet(cid, version=proto))
     c.wait_closed()
     assert w.get().payload == b"err"
+
+
+def test_a_paho_clients_will_and_session_expiry(broker, paho_factory):
+    """A real client's will (paho's will_set, MQTT 5 with a Session Expiry Interval of 2 s): the
+    broker publishes it when the client's socket dies, and the session ends after its expiry
+    (a reconnect within it finds the session, one after it does not).  MQTT 5.0 §3.1.2.5,
+    §3.1.2.11.2, §4.1."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    watcher = paho_factory(proto=V5)
+    watcher.connect()
+    assert watcher.subscribe("paho/will", 1) == [1]
+    client_id = uid("willing")
+    c = paho_factory(client_id, proto=V5, clean=False)
+    c.connect(session_expiry=2, will={"topic": "paho/will", "payload": b"gone", "qos": 1})
+    assert c.subscribe("paho/kept", 1) == [1]
+    c.kill()
+    msg = watcher.get(10)
+    assert (msg.topic, msg.payload) == ("paho/will", b"gone")
+    back = paho_factory(client_id, proto=V5, clean=False)
+    back.connect(clean=False, session_expiry=2)
+    assert back.session_present, "the session outlives the connection for its expiry"
+    back.disconnect()
+    time.sleep(3)
+    late = paho_factory(client_id, proto=V5, clean=False)
+    late.connect(clean=False, session_expiry=2)
+    assert not late.session_present, "the session ended 2 s after the disconnect"
+
+
+def test_a_paho_client_taken_over_hears_why(broker, paho_factory):
+    """A second connection with the same client identifier takes the session over; the first
+    (a real MQTT 5 client) gets DISCONNECT 0x8E Session taken over.  MQTT 5.0 §3.1.4 [MQTT-3.1.4-3]."""
+    client_id = uid("twin")
+    first = paho_factory(client_id, proto=V5)
+    first.connect()
+    second = paho_factory(client_id, proto=V5)
+    second.connect()
+    reason = first.wait_disconnected(10)
+    # Mosquitto 2.0.11's DISCONNECT reads as 0x80 in paho; FoxMQ's is the specified 0x8E.
+    assert reason == 0x8E if IS_FOXMQ else reason in (0x8E, 0x80), reason

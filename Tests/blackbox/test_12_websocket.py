@@ -146,3 +146,60 @@ def test_raw_websocket_handshake_and_mqtt(ws_broker):
         assert pkts[1].payload == b"over ws"
     finally:
         s.close()
+
+
+def _closed_after(s, buf=b"", timeout=TIMEOUT) -> bool:
+    """Whether the server closes the socket (reading out anything it sends first)."""
+    s.settimeout(timeout)
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return True
+    except (socket.timeout, TimeoutError):
+        return False
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+@pytest.mark.foxmq_only
+def test_websocket_upgrade_with_another_subprotocol_is_refused(ws_broker):
+    """A client that offers only subprotocols other than mqtt is not upgraded (no 101), and the
+    broker keeps serving.  MQTT 5.0 §6 [MQTT-6.0.0-3]; RFC 6455 §4.2.2."""
+    s, head, _ = _ws_connect(ws_broker.ws_port, protocols="chat")
+    try:
+        assert " 101 " not in head.split("\r\n")[0] + " ", head
+    finally:
+        s.close()
+    check = PahoClient(ws_broker, transport="websockets")
+    assert check.connect()[0] == 0
+    check.disconnect()
+
+
+@pytest.mark.foxmq_only
+def test_plain_http_on_the_websocket_port_is_refused(ws_broker):
+    """A plain HTTP request (no upgrade) gets an HTTP error and the connection ends."""
+    s = socket.create_connection(("127.0.0.1", ws_broker.ws_port), timeout=TIMEOUT)
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = s.recv(4096)
+        assert data.startswith(b"HTTP/1.1 4"), data
+    finally:
+        s.close()
+
+
+@pytest.mark.foxmq_only
+def test_text_frames_and_bad_mqtt_inside_websocket_end_the_connection(ws_broker):
+    """MQTT travels in binary frames only: a text frame closes the connection [MQTT-6.0.0-1]; so
+    does a malformed MQTT packet inside a binary frame; neither hurts the broker."""
+    for payload, opcode in ((connect_packet(uid(), version=V5), 0x1), (b"\x00\x03abc", 0x2)):
+        s, head, buf = _ws_connect(ws_broker.ws_port)
+        try:
+            assert " 101 " in head.split("\r\n")[0] + " ", head
+            _ws_send(s, payload, opcode=opcode)
+            assert _closed_after(s), f"opcode {opcode}: still open"
+        finally:
+            s.close()
+    check = PahoClient(ws_broker, transport="websockets")
+    assert check.connect()[0] == 0
+    check.disconnect()
