@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "foxbench", targets: ["foxbench"]),
         .executable(name: "nio-floor", targets: ["nio-floor"]),
         .executable(name: "foxdump", targets: ["foxdump"]),
+        .executable(name: "fuzz-mqtt", targets: ["fuzz-mqtt"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -175,6 +176,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "tools/foxbench/Sources/foxbench"
+        ),
+        // fuzz-mqtt: the libFuzzer harness of the wire decoder (scripts/fuzz builds it with
+        // -sanitize=fuzzer,address in .build-fuzz; a plain build only compiles it).
+        .executableTarget(
+            name: "fuzz-mqtt",
+            dependencies: ["FoxMQTT", .product(name: "NIOCore", package: "swift-nio")],
+            path: "tools/fuzz/Sources/fuzz-mqtt",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         // nio-floor: a bare SwiftNIO server (CONNACK and nothing else), the baseline of the idle
         // connection memory comparison.
