@@ -30,6 +30,10 @@ public struct AdminReconciler: Sendable {
 
     public init() {}
 
+    /// A submission of this node is not seen ordered yet: `decide` must run again even when
+    /// nothing else changed (its resubmission deadline).
+    public var isWaiting: Bool { pending != nil }
+
     public mutating func decide(
         me: UInt32, local: AdminContent, base: AdminContent, ordered: OrderedAdmin, nowMillis: UInt64
     ) -> Decision {
@@ -123,6 +127,13 @@ public final class ClusterAdminSync: @unchecked Sendable {
     private var reconciler = AdminReconciler()
     private var shownRevision: UInt64?
     private var lastSettings: [String: String]?
+    /// The database as last read; read again only when its revision moved (one row a round).
+    private var snapshot: AdminSnapshot?
+    /// The base copy: it changes only when this node copies the cluster's content in.
+    private var base: AdminContent?
+    /// The database and ordered revisions of the last decision: unchanged, and with nothing
+    /// waiting, there is nothing to decide.
+    private var decidedAt: (database: Int64, ordered: UInt64)?
 
     public init(
         me: UInt32, database: AdminDatabase, directory: AdminDirectory, orderer: ConsensusOrderer,
@@ -141,12 +152,18 @@ public final class ClusterAdminSync: @unchecked Sendable {
     /// settings stay per node: each node orders its limits).
     public func poll() -> [String: String]? {
         do {
-            let snapshot = try database.snapshot()
+            if let changed = try database.snapshot(ifChangedSince: snapshot?.revision ?? -1) { snapshot = changed }
+            guard let snapshot else { return nil }
             defer { lastSettings = snapshot.settings }
-            let local = AdminContent(snapshot)
-            let base = try database.clusterBase() ?? AdminContent()
+            let base = try self.base ?? database.clusterBase() ?? AdminContent()
+            self.base = base
             let ordered = orderer.withState { $0.admin }
             show(ordered, settings: snapshot.settings)
+            if let decidedAt, decidedAt == (snapshot.revision, ordered.revision), !reconciler.isWaiting {
+                return lastSettings == snapshot.settings ? nil : snapshot.settings
+            }
+            decidedAt = (snapshot.revision, ordered.revision)
+            let local = AdminContent(snapshot)
             switch reconciler.decide(me: me, local: local, base: base, ordered: ordered, nowMillis: clock.nowMillis()) {
             case .nothing:
                 break
@@ -163,6 +180,7 @@ public final class ClusterAdminSync: @unchecked Sendable {
                     metadata: ["changes": "\(changes.count)"])
             case .copy(let content):
                 if try database.copyFromCluster(content, ifRevision: snapshot.revision) {
+                    self.base = content
                     logger.info(
                         "users and access rules copied in from the cluster",
                         metadata: ["users": "\(content.users.count)", "rules": "\(content.rules.count)"])

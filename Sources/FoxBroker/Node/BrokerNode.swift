@@ -108,6 +108,9 @@ public final class BrokerNode: Sendable {
     private let statisticsTasks = NIOLockedValueBox<[RepeatedTask]>([])
     private let systemTopics: NIOLockedValueBox<SystemTopics>
     private let startedAt = NIODeadline.now()
+    /// The sampler's last reading of the state (under the orderer's lock, one pass over the
+    /// sessions): the metrics and `$SYS` share it rather than each taking the lock.
+    private let lastStateSample = NIOLockedValueBox<StateSample?>(nil)
     /// The queue-full drops already counted into the metrics (the state's total is read).
     private let droppedQueueFullCounted = NIOLockedValueBox<UInt64>(0)
     private let connectionCounter = NIOLockedValueBox<UInt64>(0)
@@ -121,12 +124,9 @@ public final class BrokerNode: Sendable {
         configuration.connectionLimits.checkInvariants()
         self.configuration = configuration
         self.logger = logger
-        if case .cluster(let role) = storage {
-            systemTopics = NIOLockedValueBox(
-                SystemTopics(node: UInt32(role.me), version: configuration.softwareVersion))
-        } else {
-            systemTopics = NIOLockedValueBox(SystemTopics(node: nil, version: configuration.softwareVersion))
-        }
+        var member: UInt32?
+        if case .cluster(let role) = storage { member = UInt32(role.me) }
+        systemTopics = NIOLockedValueBox(SystemTopics(node: member, version: configuration.softwareVersion))
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreadCount))
         threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
@@ -296,11 +296,13 @@ public final class BrokerNode: Sendable {
         return (true, "ok (in memory)")
     }
 
-    /// The state as the metrics and `$SYS` see it; nil for the in-memory test orderer.
-    private func stateSample() -> (
+    typealias StateSample = (
         retained: Int, subscriptions: Int, sessions: Int, connected: Int, offline: Int, inflight: Int, queued: Int,
         droppedQueueFull: UInt64
-    )? {
+    )
+
+    /// The state as the metrics and `$SYS` see it; nil for the in-memory test orderer.
+    private func stateSample() -> StateSample? {
         func read(_ state: BrokerState) -> (Int, Int, Int, Int, Int, Int, Int, UInt64) {
             let delivery = state.deliveryStatistics()
             return (
@@ -320,6 +322,7 @@ public final class BrokerNode: Sendable {
             initialDelay: .zero, delay: .milliseconds(configuration.metricsSampleIntervalMillis)
         ) { [self] _ in
             guard let sample = stateSample() else { return }
+            lastStateSample.withLockedValue { $0 = sample }
             metrics.retainedMessages.record(sample.retained)
             metrics.subscriptions.record(sample.subscriptions)
             metrics.sessionsConnected.record(sample.connected)
@@ -351,7 +354,7 @@ public final class BrokerNode: Sendable {
 
     /// One round of `$SYS`: the values that changed, ordered as retained QoS 0 messages.
     private func publishSystemTopics() {
-        guard let state = stateSample() else { return }
+        guard let state = lastStateSample.withLockedValue({ $0 }) ?? stateSample() else { return }
         let totals = services.metrics.totals
         let seconds = Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9
         let sample = SystemTopics.Sample(
