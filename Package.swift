@@ -9,7 +9,7 @@ let package = Package(
         .executable(name: "foxbench", targets: ["foxbench"]),
         .executable(name: "nio-floor", targets: ["nio-floor"]),
         .executable(name: "foxdump", targets: ["foxdump"]),
-        .executable(name: "fuzz-mqtt", targets: ["fuzz-mqtt"]),
+        .executable(name: "fuzz", targets: ["fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // The wire: MQTT 3.1.1 and 5.0 packets as values, framing, validation. No I/O.
@@ -32,8 +34,8 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
         // Small files of a node (users.toml, the address book, keys): read whole, written
-        // atomically and durably. POSIX only.
-        .target(name: "FoxFiles"),
+        // atomically and durably, through swift-system.
+        .target(name: "FoxFiles", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         // libargon2 (argon2id PHC strings of the original's users.toml).
         .systemLibrary(
             name: "CArgon2",
@@ -63,6 +65,7 @@ let package = Package(
                 "CLMDB",
                 "FoxMigrations",
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -86,6 +89,7 @@ let package = Package(
             dependencies: [
                 "FoxBrokerCore", "FoxStore", "FoxConsensus",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // The broker node: connection state machines, listeners, the orderers and the durable
@@ -106,6 +110,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "Atomics", package: "swift-atomics"),
@@ -141,6 +146,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // foxdump: reads a node's store (read-only, safe while the node runs).
@@ -177,12 +184,19 @@ let package = Package(
             ],
             path: "tools/foxbench/Sources/foxbench"
         ),
-        // fuzz-mqtt: the libFuzzer harness of the wire decoder (scripts/fuzz builds it with
-        // -sanitize=fuzzer,address in .build-fuzz; a plain build only compiles it).
+        // fuzz: the libFuzzer harnesses of every decoder a peer or a file reaches (`fuzz HARNESS
+        // [libFuzzer options]`; scripts/fuzz builds it with -sanitize=fuzzer,address in
+        // .build-fuzz; a plain build only compiles it).
         .executableTarget(
-            name: "fuzz-mqtt",
-            dependencies: ["FoxMQTT", .product(name: "NIOCore", package: "swift-nio")],
-            path: "tools/fuzz/Sources/fuzz-mqtt",
+            name: "fuzz",
+            dependencies: [
+                "FoxMQTT", "FoxBrokerCore", "FoxBrokerStore", "FoxStore", "FoxConsensus", "FoxCluster",
+                "FoxBroker",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "tools/fuzz/Sources/fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         // nio-floor: a bare SwiftNIO server (CONNACK and nothing else), the baseline of the idle

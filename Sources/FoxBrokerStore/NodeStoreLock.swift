@@ -1,5 +1,6 @@
 import FoxStore
 import Synchronization
+import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -29,7 +30,7 @@ public final class NodeStoreLock: Sendable {
     public let directory: String
     /// `directory/node.lock`.
     public let path: String
-    private let descriptor: Mutex<Int32>
+    private let file: Mutex<FileDescriptor?>
 
     /// Takes the lock, creating `directory` (unless `creatingDirectory` is false) and the lock
     /// file (mode 0600) if needed.
@@ -43,27 +44,30 @@ public final class NodeStoreLock: Sendable {
         if creatingDirectory {
             try Self.makeDirectories(directory)
         }
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        if descriptor < 0 {
-            let code = errno
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor.open(
+                FilePath(path), .readWrite, options: [.create, .closeOnExec], permissions: [.ownerReadWrite])
+        } catch {
+            let code = (error as? Errno)?.rawValue ?? EIO
             throw .store(.io(operation: "open", path: path, code: code, message: String(cString: strerror(code))))
         }
-        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+        // swift-system has no flock.
+        while flock(file.rawValue, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
             if code == EINTR { continue }
-            let holder = Self.readPid(descriptor)
-            _ = close(descriptor)
+            let holder = Self.readPid(file)
+            try? file.close()
             if code == EWOULDBLOCK {
                 throw .inUse(file: directory, detail: Self.holderText(holder))
             }
             throw .store(.io(operation: "flock", path: path, code: code, message: String(cString: strerror(code))))
         }
         // Best effort: the pid only serves the message of the process that finds the lock taken.
-        let text = Array("\(getpid())\n".utf8)
-        if ftruncate(descriptor, 0) == 0 {
-            _ = text.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
+        if (try? file.resize(to: 0)) != nil {
+            _ = try? file.writeAll(toAbsoluteOffset: 0, Array("\(getpid())\n".utf8))
         }
-        self.descriptor = Mutex(descriptor)
+        self.file = Mutex(file)
     }
 
     deinit {
@@ -73,11 +77,11 @@ public final class NodeStoreLock: Sendable {
     /// Releases the lock (idempotent). The pid stays in the file; it means nothing without the
     /// lock.
     public func release() {
-        descriptor.withLock { descriptor in
-            guard descriptor >= 0 else { return }
-            _ = flock(descriptor, LOCK_UN)
-            _ = close(descriptor)
-            descriptor = -1
+        file.withLock { file in
+            guard let open = file else { return }
+            _ = flock(open.rawValue, LOCK_UN)
+            try? open.close()
+            file = nil
         }
     }
 
@@ -94,9 +98,9 @@ public final class NodeStoreLock: Sendable {
     }
 
     /// The pid written in the lock file, if it holds one.
-    private static func readPid(_ descriptor: Int32) -> Int32? {
+    private static func readPid(_ file: FileDescriptor) -> Int32? {
         var buffer = [UInt8](repeating: 0, count: 32)
-        let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
+        let count = (try? buffer.withUnsafeMutableBytes { try file.read(fromAbsoluteOffset: 0, into: $0) }) ?? 0
         guard count > 0 else { return nil }
         let text = String(decoding: buffer[0..<count], as: UTF8.self)
         return Int32(text.trimmingSpaces)

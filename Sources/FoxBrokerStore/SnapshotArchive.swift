@@ -1,4 +1,5 @@
 import Crypto
+import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -173,69 +174,78 @@ enum SnapshotIO {
     }
 }
 
-/// An open file descriptor with whole reads and writes; closed on deinit.
+/// An open file (swift-system's `FileDescriptor`) with whole reads and writes; closed on
+/// deinit.
 final class OpenFile {
     let path: String
-    private var descriptor: Int32
+    private var file: FileDescriptor?
 
     init(reading path: String) throws(SnapshotError) {
         self.path = path
-        descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        if descriptor < 0 { throw SnapshotIO.failure("open", path) }
+        do {
+            file = try FileDescriptor.open(FilePath(path), .readOnly, options: .closeOnExec)
+        } catch {
+            throw Self.failure("open", path, error)
+        }
     }
 
     /// Creates `path` (mode 0600); an existing file is refused (`O_EXCL`).
     init(creating path: String) throws(SnapshotError) {
         self.path = path
-        descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if descriptor < 0 { throw SnapshotIO.failure("create", path) }
+        do {
+            file = try FileDescriptor.open(
+                FilePath(path), .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec],
+                permissions: [.ownerReadWrite])
+        } catch {
+            throw Self.failure("create", path, error)
+        }
     }
 
-    deinit {
-        if descriptor >= 0 { _ = Glibc.close(descriptor) }
+    deinit { try? file?.close() }
+
+    private var open: FileDescriptor {
+        guard let file else { preconditionFailure("use of the closed file \(path)") }
+        return file
     }
 
     /// Reads up to `count` bytes into the start of `buffer`; 0 at the end of the file.
     func read(into buffer: inout [UInt8], upTo count: Int) throws(SnapshotError) -> Int {
         precondition(count <= buffer.count)
-        while true {
-            let result = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, count) }
-            if result >= 0 { return result }
-            if errno == EINTR { continue }
-            throw SnapshotIO.failure("read", path)
-        }
-    }
-
-    func write(_ bytes: some Collection<UInt8>) throws(SnapshotError) {
-        let result = bytes.withContiguousStorageIfAvailable { buffer in
-            Self.writeAll(descriptor, UnsafeRawBufferPointer(buffer))
-        }
-        let code = result ?? Array(bytes).withUnsafeBytes { Self.writeAll(descriptor, $0) }
-        if code != 0 { throw SnapshotError.io(operation: "write", path: path, code: code) }
-    }
-
-    /// 0, or the errno of the failed write.
-    private static func writeAll(_ descriptor: Int32, _ buffer: UnsafeRawBufferPointer) -> Int32 {
-        var offset = 0
-        while offset < buffer.count {
-            let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                return errno
+        let file = open
+        do {
+            return try buffer.withUnsafeMutableBytes {
+                try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]))
             }
-            offset += written
+        } catch {
+            throw Self.failure("read", path, error)
         }
-        return 0
+    }
+
+    func write(_ bytes: some Sequence<UInt8>) throws(SnapshotError) {
+        do {
+            _ = try open.writeAll(bytes)
+        } catch {
+            throw Self.failure("write", path, error)
+        }
     }
 
     func sync() throws(SnapshotError) {
-        if fsync(descriptor) != 0 { throw SnapshotIO.failure("fsync", path) }
+        // swift-system has no fsync.
+        if fsync(open.rawValue) != 0 { throw SnapshotIO.failure("fsync", path) }
     }
 
     func close() throws(SnapshotError) {
-        let result = Glibc.close(descriptor)
-        descriptor = -1
-        if result != 0 { throw SnapshotIO.failure("close", path) }
+        let file = open
+        self.file = nil
+        do {
+            try file.close()
+        } catch {
+            throw Self.failure("close", path, error)
+        }
+    }
+
+    private static func failure(_ operation: String, _ path: String, _ error: any Error) -> SnapshotError {
+        .io(operation: operation, path: path, code: (error as? Errno)?.rawValue ?? EIO)
     }
 }
 

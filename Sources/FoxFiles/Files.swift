@@ -1,3 +1,5 @@
+import SystemPackage
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -18,6 +20,10 @@ public struct FileError: Error, CustomStringConvertible {
         self.message = "\(operation) \(path): \(String(cString: strerror(errno)))"
     }
 
+    public init(_ operation: String, _ path: String, _ error: any Error) {
+        self.init(operation, path, errno: (error as? Errno)?.rawValue ?? EIO)
+    }
+
     public var alreadyExists: Bool { errno == EEXIST }
 }
 
@@ -30,24 +36,26 @@ public enum Files {
 
     /// The whole content of `path`, or nil if it does not exist.
     public static func readIfExists(_ path: String, maxBytes: Int = readBytesMax) throws(FileError) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            let e = errno
-            if e == ENOENT { return nil }
-            throw FileError("open", path, errno: e)
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor.open(FilePath(path), .readOnly, options: .closeOnExec)
+        } catch Errno.noSuchFileOrDirectory {
+            return nil
+        } catch {
+            throw FileError("open", path, error)
         }
-        defer { close(fd) }
+        defer { try? file.close() }
         var content: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                throw FileError("read", path, errno: e)
+            let count: Int
+            do {
+                count = try chunk.withUnsafeMutableBytes { try file.read(into: $0) }
+            } catch {
+                throw FileError("read", path, error)
             }
-            if n == 0 { return content }
-            content.append(contentsOf: chunk[0..<n])
+            if count == 0 { return content }
+            content.append(contentsOf: chunk[0..<count])
             if content.count > maxBytes { throw FileError("read", path, errno: EFBIG) }
         }
     }
@@ -65,31 +73,34 @@ public enum Files {
     public static func writeFile(_ content: [UInt8], to path: String, mode: UInt32, replace: Bool) throws(FileError) {
         var random = SystemRandomNumberGenerator()
         let tempPath = "\(path).tmp-\(getpid())-\(String(random.next() as UInt32, radix: 16))"
-        let fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode))
-        if fd < 0 { throw FileError("create", tempPath, errno: errno) }
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor.open(
+                FilePath(tempPath), .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec],
+                permissions: FilePermissions(rawValue: mode_t(mode)))
+        } catch {
+            throw FileError("create", tempPath, error)
+        }
         var closed = false
         defer {
-            if !closed { close(fd) }
+            if !closed { try? file.close() }
             unlink(tempPath)
         }
         // open() applies the umask; a secret key must be 0600 whatever the umask.
-        _ = fchmod(fd, mode_t(mode))
-
-        var written = 0
-        while written < content.count {
-            let n = content.withUnsafeBytes { buffer in
-                write(fd, buffer.baseAddress! + written, buffer.count - written)
-            }
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                throw FileError("write", tempPath, errno: e)
-            }
-            written += n
+        _ = fchmod(file.rawValue, mode_t(mode))
+        do {
+            _ = try file.writeAll(content)
+        } catch {
+            throw FileError("write", tempPath, error)
         }
-        if fsync(fd) != 0 { throw FileError("fsync", tempPath, errno: errno) }
+        // swift-system has no fsync.
+        if fsync(file.rawValue) != 0 { throw FileError("fsync", tempPath, errno: errno) }
         closed = true
-        if close(fd) != 0 { throw FileError("close", tempPath, errno: errno) }
+        do {
+            try file.close()
+        } catch {
+            throw FileError("close", tempPath, error)
+        }
         if replace {
             if rename(tempPath, path) != 0 { throw FileError("rename \(tempPath) to", path, errno: errno) }
         } else if link(tempPath, path) != 0 {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FoxCluster
+import UnixSignals
 
 /// `foxmq dev-cluster`: a local cluster in one command, for development and demos. Keys, the
 /// address book and ports are generated once in one folder; each node runs as its own `foxmq
@@ -98,7 +99,7 @@ struct DevClusterCommand: AsyncParsableCommand {
             (\(first) and the others: every subscriber on every node sees the same order.)
             Ctrl-C stops the cluster.
             """)
-        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let watcher = Task.detached {
             // Reports nodes that end on their own (a start refused, a failed store).
             var reported = Set<Int>()
@@ -113,7 +114,7 @@ struct DevClusterCommand: AsyncParsableCommand {
                 try? await Task.sleep(nanoseconds: 500_000_000)
             }
         }
-        _ = await signals.next()
+        for await _ in signals { break }
         watcher.cancel()
         say("stopping \(nodes) nodes")
         for process in processes where process.isRunning { kill(process.processIdentifier, SIGTERM) }

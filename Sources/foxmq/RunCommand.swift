@@ -8,6 +8,9 @@ import FoxCluster
 import FoxStore
 import Logging
 import Prometheus
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
 
 #if canImport(Glibc)
     import Glibc
@@ -365,7 +368,7 @@ struct RunCommand: AsyncParsableCommand {
         let settled = BrokerSetting.limits(directoryOfUsers.current.settings, over: flagLimits)
         for problem in settled.problems { logger.warning("admin database setting ignored: \(problem)") }
         configuration.brokerLimits = settled.limits
-        let storage: NodeStorage
+        let storage: (node: NodeStorage, store: NodeStore)
         let mailbox = OrdererMailbox()
         do {
             storage = try openStorage(limits: configuration.brokerLimits, mailbox: mailbox, logger: logger)
@@ -376,68 +379,85 @@ struct RunCommand: AsyncParsableCommand {
         let fatal = FatalStop()
         let node = try BrokerNode(
             configuration: configuration, authenticator: directoryOfUsers, logger: logger,
-            storage: storage,
+            storage: storage.node,
             onFatal: { reason in fatal.stop(reason, logger: logger) })
-        fatal.node = node
-        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
-        do {
-            try await node.start()
-        } catch {
-            logger.critical("cannot start: \(error)")
-            await node.shutdown()
-            throw ExitCode(2)
-        }
-        var metricsEndpoint: MetricsEndpoint?
+        var metrics: MetricsService?
         if let metricsAddr {
             let address = try HostPort(metricsAddr, option: "--metrics-addr")
             let endpoint = MetricsEndpoint(render: { registry.emitToBuffer() }, health: { node.health })
-            do {
-                let bound = try await endpoint.start(host: address.host, port: address.port)
-                logger.info("metrics endpoint started", metadata: ["address": "\(bound.map { "\($0)" } ?? "?")"])
-            } catch {
-                logger.critical("cannot start: --metrics-addr \(metricsAddr): \(error)")
-                await node.shutdown()
-                throw ExitCode(2)
-            }
-            metricsEndpoint = endpoint
+            metrics = MetricsService(endpoint: endpoint, host: address.host, port: address.port, logger: logger)
         }
+        var services = NodeServices.make(node: node, store: storage.store, metrics: metrics, logger: logger)
+        // Changes made with `foxmq user`/`foxmq acl` reach this node within a second; in a
+        // cluster they are ordered, and reach every node.
+        services.append(
+            .init(
+                service: AdminReloadService(
+                    admin: admin, directory: directoryOfUsers, mailbox: mailbox, flagLimits: flagLimits, node: node,
+                    logger: logger),
+                serviceName: "admin-reload"))
+        // SIGHUP: the TLS certificate and key are read again; open connections keep theirs.
+        if let tls = configuration.tls {
+            services.append(.init(service: TLSReloadService(tls: tls, logger: logger), serviceName: "tls-reload"))
+        }
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // A drain that hangs (a full disk) is cancelled; the services still stop in order.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(60)
+        let group = ServiceGroup(configuration: groupConfiguration)
+        fatal.group = group
         logger.info(
-            "foxmq running",
+            "foxmq starting",
             metadata: [
                 "directory": "\(directory)", "users": "\(users.count)", "anonymous": "\(allowAnonymousLogin)",
                 "durability": "\(durability.rawValue)",
             ])
-        // Changes made with `foxmq user`/`foxmq acl` reach this node within a second; in a
-        // cluster they are ordered, and reach every node.
+        do {
+            try await group.run()
+        } catch {
+            if let reason = fatal.reason {
+                logger.critical("stopped: \(reason)")
+                throw ExitCode(3)
+            }
+            logger.critical("cannot start or run: \(error)")
+            writeStandardError("foxmq: \(error)\n")
+            throw ExitCode(2)
+        }
+        if fatal.reason != nil { throw ExitCode(3) }
+        logger.info("shut down")
+    }
+}
+
+/// Reloads users, access rules and settings from the admin database (every second), or, in a
+/// cluster, turns the operator's changes into ordered entries and copies the ordered ones back
+/// (every 500 ms). Stops at the shutdown.
+struct AdminReloadService: Service {
+    let admin: AdminDatabase
+    let directory: AdminDirectory
+    let mailbox: OrdererMailbox
+    let flagLimits: BrokerLimits
+    let node: BrokerNode
+    let logger: Logger
+
+    func run() async throws {
         let clusterAdmin = mailbox.current.map { orderer in
             ClusterAdminSync(
-                me: UInt32(orderer.me), database: admin, directory: directoryOfUsers, orderer: orderer,
+                me: UInt32(orderer.me), database: admin, directory: directory, orderer: orderer,
                 clock: SystemClock(), logger: logger)
         }
-        let reloader = Task.detached {
+        try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
+                try await Task.sleep(nanoseconds: clusterAdmin == nil ? 1_000_000_000 : 500_000_000)
                 if let clusterAdmin {
-                    if let settings = clusterAdmin.poll() {
-                        let settled = BrokerSetting.limits(settings, over: flagLimits)
-                        for problem in settled.problems { logger.warning("admin database setting ignored: \(problem)") }
-                        if node.reconfigure(settled.limits) {
-                            logger.notice("settings changed: the new limits are ordered and take effect now")
-                        }
-                    }
-                    try? await Task.sleep(nanoseconds: 500_000_000)
+                    if let settings = clusterAdmin.poll() { apply(settings) }
                     continue
                 }
-                try? await Task.sleep(nanoseconds: 1_000_000_000)
                 do {
-                    if let changed = try directoryOfUsers.reload(from: admin) {
+                    if let changed = try directory.reload(from: admin) {
                         logger.info(
                             "admin database changed: users and access rules reloaded",
                             metadata: ["users": "\(changed.users.count)", "rules": "\(changed.rules.rules.count)"])
-                        let settled = BrokerSetting.limits(changed.settings, over: flagLimits)
-                        for problem in settled.problems { logger.warning("admin database setting ignored: \(problem)") }
-                        if node.reconfigure(settled.limits) {
-                            logger.notice("settings changed: the new limits are ordered and take effect now")
-                        }
+                        apply(changed.settings)
                     }
                 } catch {
                     logger.warning(
@@ -446,30 +466,41 @@ struct RunCommand: AsyncParsableCommand {
                 }
             }
         }
-        // SIGHUP: the TLS certificate and key are read again; open connections keep theirs.
-        let hangups = configuration.tls.map { tls in
-            SignalHandler(signal: SIGHUP) {
-                do {
-                    try tls.reload()
-                    logger.notice("SIGHUP: TLS certificate and key read again; new connections use them")
-                } catch {
-                    logger.error("SIGHUP: TLS files not reloaded, the previous certificate stays: \(error)")
-                }
+    }
+
+    private func apply(_ settings: [String: String]) {
+        let settled = BrokerSetting.limits(settings, over: flagLimits)
+        for problem in settled.problems { logger.warning("admin database setting ignored: \(problem)") }
+        if node.reconfigure(settled.limits) {
+            logger.notice("settings changed: the new limits are ordered and take effect now")
+        }
+    }
+}
+
+/// SIGHUP reads the client TLS certificate and key again; open connections keep theirs.
+struct TLSReloadService: Service {
+    let tls: ClientTLS
+    let logger: Logger
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() {
+            do {
+                try tls.reload()
+                logger.notice("SIGHUP: TLS certificate and key read again; new connections use them")
+            } catch {
+                logger.error("SIGHUP: TLS files not reloaded, the previous certificate stays: \(error)")
             }
         }
-        let signal = await signals.next()
-        _ = hangups
-        reloader.cancel()
-        logger.info("signal \(signal) received: shutting down")
-        await node.shutdown()
-        await metricsEndpoint?.stop()
     }
 }
 
 extension RunCommand {
     /// Opens the store, recovers the state (rows plus log replay) and bumps the incarnation,
     /// all before any listener opens.
-    func openStorage(limits: BrokerLimits, mailbox: OrdererMailbox, logger: Logger) throws -> NodeStorage {
+    func openStorage(
+        limits: BrokerLimits, mailbox: OrdererMailbox, logger: Logger
+    ) throws -> (node: NodeStorage, store: NodeStore) {
         // The address book, first: a malformed one, or a key not in it, stops the start.
         let cluster = try ClusterConfiguration.load(directory: directory, secretKeyFile: secretKeyFile)
         let path = dataDir ?? directory + "/data"
@@ -500,8 +531,9 @@ extension RunCommand {
             logger.info("recovering: \(line)", metadata: ["store": "\(path)"])
         }
         if let cluster, !cluster.isSingleNode {
-            return try clusterStorage(
+            let node = try clusterStorage(
                 cluster: cluster, store: store, recovered: recovered, mailbox: mailbox, logger: logger)
+            return (node, store)
         }
         if try store.appliedCommitIndex() > 0 {
             throw ArgumentParser.ValidationError(
@@ -526,9 +558,10 @@ extension RunCommand {
         }
         ordererConfiguration.checkpointRecordCount = checkpointRecords
         ordererConfiguration.checkpointIntervalMillis = checkpointInterval
-        return .durable(
+        let node = NodeStorage.durable(
             store: store, recovered: RecoveredStateBox(recovered), incarnation: incarnation,
             configuration: ordererConfiguration)
+        return (node, store)
     }
 }
 
@@ -555,45 +588,6 @@ struct HostPort {
     static func isLoopback(_ address: String) -> Bool {
         guard let parsed = try? HostPort(address, option: "address") else { return false }
         return parsed.host.hasPrefix("127.") || parsed.host == "::1" || parsed.host == "localhost"
-    }
-}
-
-/// Runs `action` on every delivery of `signal` (taken over from its default action) while it
-/// is kept.
-final class SignalHandler: @unchecked Sendable {
-    private let source: any DispatchSourceSignal
-
-    init(signal number: Int32, action: @escaping @Sendable () -> Void) {
-        signal(number, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler(handler: action)
-        source.resume()
-    }
-
-    deinit { source.cancel() }
-}
-
-/// Waits for the first of some signals, which it takes over from their default action.
-// Unchecked: the sources are set once in init and only kept alive here.
-final class SignalWaiter: @unchecked Sendable {
-    private let sources: [any DispatchSourceSignal]
-    private let stream: AsyncStream<Int32>
-
-    init(signals: [Int32]) {
-        let (stream, continuation) = AsyncStream<Int32>.makeStream()
-        self.stream = stream
-        sources = signals.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            return source
-        }
-    }
-
-    func next() async -> Int32 {
-        for await number in stream { return number }
-        return 0
     }
 }
 
@@ -626,19 +620,25 @@ private func makeDirectory(_ path: String) throws {
 }
 
 /// Stops the node when its store fails for good: nothing more is acknowledged, clients are
-/// told (5.0: DISCONNECT 0x8B) and closed, and the process exits with code 3 so that a
-/// supervisor restarts it and recovery starts again from what is on disk.
+/// told (5.0: DISCONNECT 0x8B) and closed through the service group's shutdown, and the process
+/// exits with code 3 so that a supervisor restarts it and recovery starts again from what is on
+/// disk.
 final class FatalStop: @unchecked Sendable {
-    var node: BrokerNode?
+    private let stopped = Mutex<String?>(nil)
+    var group: ServiceGroup?
+
+    var reason: String? { stopped.withLock { $0 } }
 
     func stop(_ reason: String, logger: Logger) {
+        let first = stopped.withLock { stopped in
+            defer { if stopped == nil { stopped = reason } }
+            return stopped == nil
+        }
+        guard first else { return }
         logger.critical("stopping: \(reason); a restart recovers from the store")
         // If closing the clients hangs, the process still ends.
         DispatchQueue.global().asyncAfter(deadline: .now() + 5) { Glibc.exit(3) }
-        let node = self.node
-        Task.detached {
-            await node?.shutdown()
-            Glibc.exit(3)
-        }
+        let group = self.group
+        Task.detached { await group?.triggerGracefulShutdown() }
     }
 }

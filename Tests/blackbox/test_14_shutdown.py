@@ -70,3 +70,60 @@ def test_shutdown_with_inflight_state_exits_zero(broker_factory, raw_factory):
     assert c5.disconnect_reason_or_close(timeout=5) == 0x8B
     c3.wait_closed(5)
     assert b.proc.wait(timeout=5) == 0
+
+
+@pytest.mark.foxmq_only
+def test_sigterm_stops_the_services_in_order(broker_factory, raw_factory):
+    """The node runs under a ServiceGroup: on SIGTERM the listeners close and the sessions end
+    through the log first, then the orderer drains (the session ends are durable), then the
+    threads stop and the store closes; the process exits 0. The log shows each step in that order."""
+    b = broker_factory()
+    c = raw_factory(b, V5)
+    c.connect(uid())
+    b.expected_exit = True
+    b.proc.send_signal(signal.SIGTERM)
+    assert c.disconnect_reason_or_close(timeout=5) == 0x8B
+    assert b.proc.wait(timeout=10) == 0
+    text = b.log_path.read_text(errors="replace")
+    steps = ["foxmq: listeners closed, sessions ended", "foxmq: orderer drained and stopped", "foxmq: stopped",
+             "foxmq: store closed", "foxmq: shut down"]
+    positions = [text.find(step) for step in steps]
+    assert all(at >= 0 for at in positions), f"a step is missing {list(zip(steps, positions))}:\n{b.log_tail()}"
+    assert positions == sorted(positions), f"shutdown steps out of order {list(zip(steps, positions))}:\n{b.log_tail()}"
+
+
+@pytest.mark.foxmq_only
+def test_a_service_that_cannot_start_stops_the_others_cleanly(tmp_path):
+    """A metrics address already in use fails the metrics service: the group stops the other
+    services in order (the store is closed, no crash), the process exits 2 naming the option, and a
+    second start on the same directory then works (the store's lock was released)."""
+    import socket
+    import subprocess
+    from conftest import FOXMQ_BIN, free_port, port_accepts
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    busy_port = busy.getsockname()[1]
+    directory = tmp_path / "node"
+    port = free_port()
+    cmd = [FOXMQ_BIN, "run", str(directory), "--mqtt-addr", f"127.0.0.1:{port}", "--allow-anonymous-login"]
+    try:
+        failed = subprocess.run(cmd + ["--metrics-addr", f"127.0.0.1:{busy_port}"], capture_output=True,
+                                text=True, timeout=30)
+    finally:
+        busy.close()
+    output = failed.stdout + failed.stderr
+    assert failed.returncode == 2, output
+    assert "--metrics-addr" in output, output
+    assert "store closed" in output, output
+    assert "Fatal error" not in output and "precondition" not in output.lower(), output
+    again = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not port_accepts(port):
+            assert again.poll() is None, again.stdout.read().decode(errors="replace")
+            time.sleep(0.05)
+        assert port_accepts(port)
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=10) == 0

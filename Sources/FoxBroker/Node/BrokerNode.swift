@@ -200,7 +200,16 @@ public final class BrokerNode: Sendable {
         serverChannels.withLockedValue { $0.compactMap(\.localAddress) }
     }
 
+    /// Starts the node: `startOrdering()`, then `startListeners()`.
     public func start() async throws {
+        try await startOrdering()
+        try await startListeners()
+    }
+
+    /// Orders the start of this run: the limits of this run and the end of every session the
+    /// previous process left attached (durable), or the consensus core, the transport and this
+    /// node's start ordered by a quorum (cluster). Listeners open only after it.
+    public func startOrdering() async throws {
         if let durableOrderer {
             // Before any listener opens: the limits of this run, then the end of every session
             // the previous process left attached, both ordered and durable.
@@ -233,6 +242,11 @@ public final class BrokerNode: Sendable {
                 logger.info("limits differ from the cluster's: ordered in the log (every node applies them)")
             }
         }
+    }
+
+    /// Opens the listeners (MQTT, WebSocket, and their TLS forms) and starts the tick and the
+    /// statistics. Call after `startOrdering()`.
+    public func startListeners() async throws {
         let mqtt = try await bootstrap { channel in
             // The initializer runs on the channel's loop: the handler is added there, not sent.
             channel.eventLoop.makeCompletedFuture {
@@ -437,7 +451,16 @@ public final class BrokerNode: Sendable {
 
     /// Stops accepting, tells every client (0x8B for 5.0), waits briefly for the sockets to
     /// close, then stops the threads.
+    /// A graceful stop, in order: `stopListeners()`, `stopOrdering()`, `releaseThreads()`.
     public func shutdown() async {
+        await stopListeners()
+        await stopOrdering()
+        await releaseThreads()
+    }
+
+    /// Stops accepting connections, then ends every session through the log (5.0 clients get
+    /// DISCONNECT 0x8B), waiting up to 2 s for the connections to close.
+    public func stopListeners() async {
         tickTask.withLockedValue { $0?.cancel() }
         statisticsTasks.withLockedValue { tasks in
             for task in tasks { task.cancel() }
@@ -451,12 +474,23 @@ public final class BrokerNode: Sendable {
             guard services.registry.count > 0 else { break }
             try? await Task.sleep(nanoseconds: 50_000_000)
         }
-        // The ends of the sessions are in the log; make them durable, then stop the writer.
+        logger.info("listeners closed, sessions ended", metadata: ["open": "\(services.registry.count)"])
+    }
+
+    /// Drains the writer: the ends of the sessions are in the log, made durable before the
+    /// writer stops (durable); the consensus orderer and the cluster transport stop (cluster).
+    public func stopOrdering() async {
         await durableOrderer?.stop()
         if let consensusOrderer, let cluster {
             await consensusOrderer.stop()
             await cluster.transport.stop()
         }
+        logger.info("orderer drained and stopped")
+    }
+
+    /// Shuts the event loops and the blocking-work pool down: after it nothing of the node
+    /// runs, so the store can be closed.
+    public func releaseThreads() async {
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
         logger.info("stopped")

@@ -1,6 +1,7 @@
 import CLMDB
 import FoxFiles
 import Synchronization
+import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
@@ -296,20 +297,27 @@ public final class LMDBEnvironment: @unchecked Sendable {
             if code != 0 { throw StoreError(lmdbCode: code, operation: "copy to \(toDirectory)", path: dataPath) }
         }
         // mdb_env_copy2 does not sync the copy, and a snapshot is only worth something on disk.
-        let descriptor = open(copyPath, O_RDWR | O_CLOEXEC)
-        if descriptor < 0 { throw Self.errnoError("open", copyPath) }
-        _ = fchmod(descriptor, 0o600)
-        let synced = fsync(descriptor) == 0
+        let copy: FileDescriptor
+        do {
+            copy = try FileDescriptor.open(FilePath(copyPath), .readWrite, options: .closeOnExec)
+        } catch {
+            let code = (error as? Errno)?.rawValue ?? EIO
+            throw StoreError.io(operation: "open", path: copyPath, code: code, message: String(cString: strerror(code)))
+        }
+        _ = fchmod(copy.rawValue, 0o600)
+        // swift-system has no fsync.
+        let synced = fsync(copy.rawValue) == 0
         let syncErrno = errno
-        closeFileDescriptor(descriptor)
+        try? copy.close()
         if !synced {
             throw StoreError.io(
                 operation: "fsync", path: copyPath, code: syncErrno, message: String(cString: strerror(syncErrno)))
         }
-        let directoryDescriptor = open(toDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryDescriptor >= 0 {
-            _ = fsync(directoryDescriptor)
-            closeFileDescriptor(directoryDescriptor)
+        if let directory = try? FileDescriptor.open(
+            FilePath(toDirectory), .readOnly, options: [.directory, .closeOnExec])
+        {
+            _ = fsync(directory.rawValue)
+            try? directory.close()
         }
     }
 
@@ -504,14 +512,4 @@ public final class LMDBEnvironment: @unchecked Sendable {
         precondition(isOpen, "use of the closed LMDB environment \(dataPath)")
         return try body()
     }
-
-    private static func errnoError(_ operation: String, _ path: String) -> StoreError {
-        let code = errno
-        return StoreError.io(operation: operation, path: path, code: code, message: String(cString: strerror(code)))
-    }
-}
-
-/// `close(2)`, out of reach of `LMDBEnvironment.close()` inside the class.
-private func closeFileDescriptor(_ descriptor: Int32) {
-    _ = close(descriptor)
 }
