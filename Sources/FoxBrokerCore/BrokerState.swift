@@ -216,17 +216,26 @@ public final class BrokerState {
     /// Messages a full session queue dropped since this state was made (a metric; not part of
     /// the rows or the digest: every node counts the same, but a restart starts again at 0).
     public private(set) var droppedQueueFullCount: UInt64 = 0
+    /// Expired messages dropped by sessions that have ended since this state was made (the live
+    /// sessions keep their own count; a metric, like `droppedQueueFullCount`).
+    var droppedExpiredEndedCount: UInt64 = 0
 
     /// What the metrics sample: sessions connected and offline, messages in flight and queued
-    /// over every session (one pass over the sessions).
-    public func deliveryStatistics() -> (connected: Int, offline: Int, inflight: Int, queued: Int) {
+    /// over every session (one pass over the sessions), and the expired messages dropped.
+    /// Expired messages dropped counts too: it can go down when a session is replaced by a
+    /// clean start (its count is lost with it).
+    public func deliveryStatistics() -> (
+        connected: Int, offline: Int, inflight: Int, queued: Int, droppedExpired: UInt64
+    ) {
         var inflight = 0
         var queued = 0
+        var expired = droppedExpiredEndedCount
         for session in sessions.values {
             inflight += session.outbound.inflight.count
             queued += session.outbound.queue.count
+            expired &+= session.outbound.expiredCount
         }
-        return (connectedSessionCount, sessions.count - connectedSessionCount, inflight, queued)
+        return (connectedSessionCount, sessions.count - connectedSessionCount, inflight, queued, expired)
     }
 
     /// Round robin over a shared group's members, skipping those whose client is away while

@@ -11,7 +11,10 @@ extension Session {
         _ message: ApplicationMessage, qos: QoS, retain: Bool, subscriptionIdentifiers: [UInt32],
         nowMillis: UInt64, queuedMessageCountMax: Int, into actions: inout [BrokerAction]
     ) -> Bool {
-        if message.isExpired(atMillis: nowMillis) { return false }
+        if message.isExpired(atMillis: nowMillis) {
+            outbound.expiredCount &+= 1
+            return false
+        }
         let queued = OutboundFlow.Queued(
             message: message, qos: qos, retain: retain,
             subscriptionIdentifiers: subscriptionIdentifiers)
@@ -47,7 +50,10 @@ extension Session {
         }
         guard outbound.resendPending.isEmpty else { return }
         while connection != nil, outbound.hasWindow, let next = outbound.queue.popFirst() {
-            if next.message.isExpired(atMillis: nowMillis) { continue }
+            if next.message.isExpired(atMillis: nowMillis) {
+                outbound.expiredCount &+= 1
+                continue
+            }
             sendNew(next, nowMillis: nowMillis, into: &actions)
         }
     }

@@ -105,6 +105,9 @@ struct OutboundFlow {
     let inflightCountMax: Int
     /// Messages dropped because the queue was full, for metrics and logs.
     var droppedCount: UInt64 = 0
+    /// Messages dropped because they expired before they went out (§3.3.2.3.3), for metrics:
+    /// not in the rows, so a restart starts again at 0.
+    var expiredCount: UInt64 = 0
 
     init(inflightCountMax: Int) {
         self.inflightCountMax = inflightCountMax

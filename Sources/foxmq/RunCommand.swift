@@ -342,7 +342,12 @@ struct RunCommand: AsyncParsableCommand {
         configuration.softwareVersion = "foxmq \(FoxMQCommand.configuration.version)"
         // Before anything makes a metric: swift-metrics binds each to the factory it finds.
         let registry = PrometheusCollectorRegistry()
-        if metricsAddr != nil { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
+        if metricsAddr != nil {
+            var factory = PrometheusMetricsFactory(registry: registry)
+            factory.durationHistogramBuckets = OrdererMetrics.durationBuckets
+            factory.valueHistogramBuckets = OrdererMetrics.valueBuckets
+            MetricsSystem.bootstrap(factory)
+        }
         var limits = ConnectionLimits()
         limits.maximumPacketSizeBytes = maxPacketSize
         limits.connectionCountMax = maxConnections

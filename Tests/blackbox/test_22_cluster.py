@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import port_accepts, uid
+from conftest import free_port, port_accepts, uid
 from cluster_support import (  # noqa: F401 (cluster_factory is a fixture)
     Collector, Streamer, cluster_factory, foxdump, foxmq, free_port_block, wait_until,
 )
@@ -68,7 +68,10 @@ PER_PUBLISHER = 200
 
 
 def test_identical_sequences_on_every_node(cluster_factory):
-    cluster = cluster_factory().start()
+    cluster = cluster_factory()
+    metrics_port = free_port()
+    cluster[0].extra_args = ["--metrics-addr", f"127.0.0.1:{metrics_port}"]
+    cluster.start()
     subs = []
     for node in cluster.nodes:
         c = cluster.client(node, uid(f"sub{node.position}"))
@@ -106,6 +109,22 @@ def test_identical_sequences_on_every_node(cluster_factory):
 
     through = last_log_index(cluster[0])
     assert through >= 4 * PER_PUBLISHER
+    # Node 0's metrics: its own entries' commit latency, the commits' sizes and apply times,
+    # the store's writes, its peers.
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    def sample(name):
+        line = next((l for l in text.splitlines() if l.startswith(name + " ")), None)
+        assert line is not None, f"{name} not exported"
+        return float(line.split()[1])
+    assert sample("foxmq_consensus_commit_latency_seconds_count") >= PER_PUBLISHER
+    assert 0 < sample("foxmq_consensus_commit_latency_seconds_sum") / \
+        sample("foxmq_consensus_commit_latency_seconds_count") < 10
+    assert sample("foxmq_orderer_batch_events_sum") >= 4 * PER_PUBLISHER
+    assert sample("foxmq_store_write_seconds_count") >= 1
+    # Sampled every 5 s, the first time as the listeners open: a quorum (3 of 4) was up then.
+    assert sample("foxmq_cluster_peers_connected") >= 2
     assert_stopped_cleanly(cluster.stop())
     for other in range(1, cluster.n):
         assert_compare(cluster, 0, other, through=through)

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import PUBACK, V5, free_port, uid
+from conftest import P_MESSAGE_EXPIRY, P_SESSION_EXPIRY, PUBACK, V5, free_port, uid
 
 pytestmark = pytest.mark.foxmq_only
 
@@ -82,6 +82,50 @@ def test_metrics_count_connections_packets_and_messages(observed, raw_factory):
     status, body = scrape(observed.metrics_port, "/healthz")
     assert (status, body.strip()) == (200, "ok")
     assert scrape(observed.metrics_port, "/nope")[0] == 404
+
+
+def test_orderer_store_and_expiry_metrics(broker_factory, raw_factory):
+    """The orderer's batch size and apply time, the store's write (with its sync) time and size,
+    and messages dropped because they expired in an offline session's queue are exported and
+    move with the traffic."""
+    port = free_port()
+    b = broker_factory(extra_args=["--metrics-addr", f"127.0.0.1:{port}"])
+    time.sleep(0.3)
+    _, before = scrape(port)
+    for name in ("foxmq_orderer_batch_events", "foxmq_orderer_apply_seconds", "foxmq_store_write_seconds"):
+        assert re.search(rf"^# TYPE {name} histogram", before, re.M), f"{name} not a histogram:\n{before[:3000]}"
+    away = uid()
+    sub = raw_factory(b, V5)
+    sub.connect(away, clean=False, props={P_SESSION_EXPIRY: 300})
+    sub.subscribe("exp/#", qos=1)
+    sub.close()
+    pub = raw_factory(b, V5)
+    pub.connect(uid())
+    for i in range(3):
+        ack = pub.publish("exp/t", f"{i}".encode(), qos=1, props={P_MESSAGE_EXPIRY: 1})
+        assert ack.reason == 0
+    time.sleep(1.5)
+    back = raw_factory(b, V5)
+    ack = back.connect(away, clean=False, props={P_SESSION_EXPIRY: 300})
+    assert ack.session_present
+    with pytest.raises(TimeoutError):
+        got = back.recv(timeout=1.0)
+        pytest.fail(f"an expired message was delivered: {got!r}")
+    deadline = time.monotonic() + 12
+    while True:
+        _, after = scrape(port)
+        if value(after, "foxmq_messages_dropped_total", 'reason="expired"') >= 3:
+            break
+        assert time.monotonic() < deadline, f"expired drops not counted:\n{after}"
+        time.sleep(0.5)
+    assert value(after, "foxmq_messages_dropped_total", 'reason="expired"') == 3
+    writes = value(after, "foxmq_store_write_seconds_count") - value(before, "foxmq_store_write_seconds_count")
+    assert writes >= 1, "no store write measured"
+    batched = value(after, "foxmq_orderer_batch_events_sum") - value(before, "foxmq_orderer_batch_events_sum")
+    assert batched >= 5, f"the batches held {batched} events (connects, subscribe, 3 publishes at least)"
+    assert value(after, "foxmq_orderer_apply_seconds_count") >= writes
+    assert value(after, "foxmq_store_used_bytes") > 0
+    assert value(after, "foxmq_store_map_bytes") >= value(after, "foxmq_store_used_bytes")
 
 
 def test_refusals_and_unauthorized_publishes_are_counted(broker_factory, raw_factory):

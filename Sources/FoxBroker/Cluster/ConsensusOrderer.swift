@@ -124,7 +124,9 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     private var transfer: StateTransfer?
     private var transferBuffer: [Delivery] = []
     /// Sizes of own entries accepted by the core and not yet applied, by sequence number.
-    private var ownSizes: [UInt64: Int] = [:]
+    /// This node's entries not yet applied: their size (held against the pending bound) and
+    /// when they were submitted (the commit latency metric).
+    private var ownSizes: [UInt64: (size: Int, submittedNanos: UInt64)] = [:]
     private var ownIncarnation: UInt64 = 0
 
     /// This node's index in the committee.
@@ -141,6 +143,9 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     public private(set) var droppedMessages: UInt64 = 0
     static let inboxMessagesMax = 65_536
     private let store: NodeStore
+    private let metrics: OrdererMetrics
+    /// The store it writes, for the node's metrics (read-only uses).
+    public var nodeStore: NodeStore { store }
     private let link: any ClusterLink
     private let sink: any ActionSink
     private let clock: any BrokerClock
@@ -174,8 +179,9 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         me: UInt16, incarnation: UInt32, core: ConsensusCore, recovered: RecoveredState, store: NodeStore,
         link: any ClusterLink, clock: any BrokerClock, sink: any ActionSink,
         configuration: Configuration = Configuration(),
-        logger: Logger, onFatal: @escaping @Sendable (String) -> Void
+        logger: Logger, metrics: OrdererMetrics = OrdererMetrics(), onFatal: @escaping @Sendable (String) -> Void
     ) throws(NodeStoreError) {
+        self.metrics = metrics
         self.me = me
         self.incarnation = incarnation
         self.core = core
@@ -589,7 +595,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                     ownIncarnation = id.incarnation
                     ownSizes.removeAll()
                 }
-                ownSizes[id.seq] = size
+                ownSizes[id.seq] = (size, DispatchTime.now().uptimeNanoseconds)
             case .rejected(let reason):
                 // The core's bounds lie above this orderer's, so this is rare: the event is lost
                 // and its client resends on reconnect.
@@ -685,6 +691,8 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         var releasedTick = false
         var started = false
         let actionsBefore = heldActions.count
+        let applyStarted = DispatchTime.now().uptimeNanoseconds
+        var eventCount = 0
         stateLock.lock()
         // Deadlines that came before this commit's time run first, at that time: every node
         // runs them at the same place in the log.
@@ -693,9 +701,13 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         }
         for entry in delivery.applied {
             if entry.id.origin == me && entry.id.incarnation == ownIncarnation,
-                let size = ownSizes.removeValue(forKey: entry.id.seq)
+                let own = ownSizes.removeValue(forKey: entry.id.seq)
             {
-                releasedBytes += size
+                releasedBytes += own.size
+                if !delivery.replayed {
+                    metrics.commitLatencySeconds.recordNanoseconds(
+                        Int64(clamping: DispatchTime.now().uptimeNanoseconds &- own.submittedNanos))
+                }
             }
             let events: [BrokerEvent]
             switch entry.kind {
@@ -715,6 +727,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                 malformedEntries += 1
                 continue
             }
+            eventCount += events.count
             for event in events {
                 applyEntryEvent(
                     event, origin: entry.id.origin, atMillis: timeMillis, started: &started, releasedTick: &releasedTick
@@ -723,6 +736,8 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         }
         appliedCommit = index
         stateLock.unlock()
+        metrics.batchEvents.record(eventCount)
+        metrics.applySeconds.recordNanoseconds(Int64(clamping: DispatchTime.now().uptimeNanoseconds &- applyStarted))
         if delivery.checkpointDue {
             // The application state at commit k: its digest goes into checkpoint C_k, which
             // every honest node computes alike; the rows are written at exactly this commit
@@ -839,7 +854,11 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             rowsPosition = nil
             var attempt = 0
             let writeStarted = DispatchTime.now().uptimeNanoseconds
-            defer { writeNanos &+= DispatchTime.now().uptimeNanoseconds &- writeStarted }
+            defer {
+                let elapsed = DispatchTime.now().uptimeNanoseconds &- writeStarted
+                writeNanos &+= elapsed
+                metrics.storeWriteSeconds.recordNanoseconds(Int64(clamping: elapsed))
+            }
             while true {
                 do {
                     try store.writeCluster(

@@ -25,6 +25,7 @@ public final class BrokerMetrics: Sendable {
     let droppedSlowSubscriber: Counter
     let droppedUnauthorized: Counter
     let droppedQueueFull: Counter
+    let droppedExpired: Counter
     // The state, sampled.
     let retainedMessages: Gauge
     let sessionsConnected: Gauge
@@ -36,6 +37,9 @@ public final class BrokerMetrics: Sendable {
     let peersConnected: Gauge
     let commitIndex: Gauge
     let logIndex: Gauge
+    // The store, sampled.
+    let storeUsedBytes: Gauge
+    let storeMapBytes: Gauge
 
     /// Totals for `$SYS` (swift-metrics handlers cannot be read back).
     let totals = Totals()
@@ -75,6 +79,7 @@ public final class BrokerMetrics: Sendable {
             label: "foxmq_messages_dropped_total", dimensions: [("reason", "slow_subscriber")])
         droppedUnauthorized = Counter(label: "foxmq_messages_dropped_total", dimensions: [("reason", "unauthorized")])
         droppedQueueFull = Counter(label: "foxmq_messages_dropped_total", dimensions: [("reason", "queue_full")])
+        droppedExpired = Counter(label: "foxmq_messages_dropped_total", dimensions: [("reason", "expired")])
         retainedMessages = Gauge(label: "foxmq_retained_messages")
         sessionsConnected = Gauge(label: "foxmq_sessions", dimensions: [("state", "connected")])
         sessionsOffline = Gauge(label: "foxmq_sessions", dimensions: [("state", "offline")])
@@ -84,6 +89,8 @@ public final class BrokerMetrics: Sendable {
         peersConnected = Gauge(label: "foxmq_cluster_peers_connected")
         commitIndex = Gauge(label: "foxmq_consensus_applied_commit")
         logIndex = Gauge(label: "foxmq_log_durable_index")
+        storeUsedBytes = Gauge(label: "foxmq_store_used_bytes")
+        storeMapBytes = Gauge(label: "foxmq_store_map_bytes")
     }
 
     static let refusalNames: [(ReasonCode, String)] = [
@@ -147,5 +154,51 @@ public final class BrokerMetrics: Sendable {
         default:
             break
         }
+    }
+}
+
+/// What an orderer measures: events per batch (durable) or per commit (cluster), the time to
+/// apply them, the store's write transaction with its sync, and, in a cluster, how long this
+/// node's own entries take from submission to their applied commit.
+public struct OrdererMetrics: Sendable {
+    /// `foxmq_orderer_batch_events`: events written in one store transaction (durable), or
+    /// applied from one commit (cluster).
+    let batchEvents: Recorder
+    /// `foxmq_orderer_apply_seconds`: the time to apply one batch or one commit to the state.
+    let applySeconds: Timer
+    /// `foxmq_store_write_seconds`: one write transaction, its sync included.
+    let storeWriteSeconds: Timer
+    /// `foxmq_consensus_commit_latency_seconds`: from submitting an entry to applying the
+    /// commit that holds it (this node's entries only).
+    let commitLatencySeconds: Timer
+
+    /// Histogram buckets for these metrics, for the binary's Prometheus factory (its defaults
+    /// start at 5 ms and at 5 events: too coarse for an apply or a small batch).
+    public static let durationBuckets: [String: [Duration]] = [
+        "foxmq_orderer_apply_seconds": [
+            .microseconds(10), .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+            .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100),
+        ],
+        "foxmq_store_write_seconds": [
+            .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5),
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .seconds(1),
+        ],
+        "foxmq_consensus_commit_latency_seconds": [
+            .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+            .milliseconds(2500), .seconds(5),
+        ],
+    ]
+    public static let valueBuckets: [String: [Double]] = [
+        "foxmq_orderer_batch_events": [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]
+    ]
+
+    public init() {
+        batchEvents = Recorder(label: "foxmq_orderer_batch_events")
+        applySeconds = Timer(label: "foxmq_orderer_apply_seconds")
+        storeWriteSeconds = Timer(label: "foxmq_store_write_seconds")
+        commitLatencySeconds = Timer(label: "foxmq_consensus_commit_latency_seconds")
     }
 }

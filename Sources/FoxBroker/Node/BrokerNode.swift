@@ -101,6 +101,8 @@ public final class BrokerNode: Sendable {
     private let durableOrderer: DurableOrderer?
     private let consensusOrderer: ConsensusOrderer?
     private let cluster: ClusterRole?
+    /// The node's store, for the metrics' reading of its size (nil in memory).
+    private let store: NodeStore?
     private let nodeIndex: UInt32
     private let incarnation: UInt32
     private let serverChannels = NIOLockedValueBox<[any Channel]>([])
@@ -113,6 +115,8 @@ public final class BrokerNode: Sendable {
     private let lastStateSample = NIOLockedValueBox<StateSample?>(nil)
     /// The queue-full drops already counted into the metrics (the state's total is read).
     private let droppedQueueFullCounted = NIOLockedValueBox<UInt64>(0)
+    /// The expired drops already counted into the metrics.
+    private let droppedExpiredCounted = NIOLockedValueBox<UInt64>(0)
     private let connectionCounter = NIOLockedValueBox<UInt64>(0)
     private let logger: Logger
 
@@ -141,6 +145,7 @@ public final class BrokerNode: Sendable {
             durableOrderer = nil
             consensusOrderer = nil
             cluster = nil
+            self.store = nil
             orderer = LocalOrderer(state: BrokerState(limits: brokerLimits), clock: clock, sink: registry)
         case .durable(let store, let recovered, let incarnation, let ordererConfiguration):
             registry = ConnectionRegistry(node: 0)
@@ -152,6 +157,7 @@ public final class BrokerNode: Sendable {
             durableOrderer = durable
             consensusOrderer = nil
             cluster = nil
+            self.store = store
             orderer = durable
         case .cluster(let role):
             registry = ConnectionRegistry(node: UInt32(role.me))
@@ -161,6 +167,7 @@ public final class BrokerNode: Sendable {
             cluster = role
             let consensus = try role.makeOrderer(registry, onFatal)
             consensusOrderer = consensus
+            self.store = consensus.nodeStore
             orderer = consensus
         }
         services = BrokerServices(
@@ -312,16 +319,17 @@ public final class BrokerNode: Sendable {
 
     typealias StateSample = (
         retained: Int, subscriptions: Int, sessions: Int, connected: Int, offline: Int, inflight: Int, queued: Int,
-        droppedQueueFull: UInt64
+        droppedQueueFull: UInt64, droppedExpired: UInt64
     )
 
     /// The state as the metrics and `$SYS` see it; nil for the in-memory test orderer.
     private func stateSample() -> StateSample? {
-        func read(_ state: BrokerState) -> (Int, Int, Int, Int, Int, Int, Int, UInt64) {
+        func read(_ state: BrokerState) -> (Int, Int, Int, Int, Int, Int, Int, UInt64, UInt64) {
             let delivery = state.deliveryStatistics()
             return (
                 state.retainedMessageCount, state.subscriptionCount, state.sessionCount, delivery.connected,
-                delivery.offline, delivery.inflight, delivery.queued, state.droppedQueueFullCount
+                delivery.offline, delivery.inflight, delivery.queued, state.droppedQueueFullCount,
+                delivery.droppedExpired
             )
         }
         if let durableOrderer { return durableOrderer.withState(read) }
@@ -348,6 +356,12 @@ public final class BrokerNode: Sendable {
                 return sample.droppedQueueFull &- counted
             }
             if newDrops > 0 { metrics.droppedQueueFull.increment(by: Int64(newDrops)) }
+            // The expired total can go down (a clean start replaces a session and its count).
+            let newExpired = droppedExpiredCounted.withLockedValue { counted in
+                defer { counted = sample.droppedExpired }
+                return sample.droppedExpired > counted ? sample.droppedExpired - counted : 0
+            }
+            if newExpired > 0 { metrics.droppedExpired.increment(by: Int64(newExpired)) }
             if let consensusOrderer {
                 metrics.peersConnected.record(consensusOrderer.reachablePeerCount)
                 metrics.commitIndex.record(consensusOrderer.durableCommitIndex)
@@ -355,6 +369,11 @@ public final class BrokerNode: Sendable {
             if let durableOrderer {
                 let indices = durableOrderer.indices
                 metrics.logIndex.record(indices.durable)
+            }
+            if let store {
+                let info = store.environment.info
+                metrics.storeUsedBytes.record(info.usedBytes)
+                metrics.storeMapBytes.record(info.mapSizeBytes)
             }
         }
         statisticsTasks.withLockedValue { $0.append(sampler) }

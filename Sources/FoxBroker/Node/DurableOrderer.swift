@@ -54,6 +54,8 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         var actions: [BrokerAction] = []
         var checkpoint: StateCheckpoint?
         var bytes = 0
+        /// Time spent applying its events (a metric).
+        var applyNanos: UInt64 = 0
     }
 
     private enum Status {
@@ -83,6 +85,7 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
     private let clock: any BrokerClock
     private let sink: any ActionSink
     private let store: any OrderedLogStore
+    private let metrics: OrdererMetrics
     private let configuration: Configuration
     private let logger: Logger
     private let onFatal: @Sendable (String) -> Void
@@ -97,9 +100,10 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
 
     public init(
         recovered: RecoveredState, store: any OrderedLogStore, clock: any BrokerClock, sink: any ActionSink,
-        configuration: Configuration = Configuration(), logger: Logger,
+        configuration: Configuration = Configuration(), logger: Logger, metrics: OrdererMetrics = OrdererMetrics(),
         onFatal: @escaping @Sendable (String) -> Void
     ) {
+        self.metrics = metrics
         state = recovered.state
         nextIndex = recovered.lastIndex + 1
         durableIndex = recovered.lastIndex
@@ -157,7 +161,9 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         lastTimeMillis = timeMillis
         scratch.removeAll(keepingCapacity: true)
         ApplyTrace.index = nextIndex
+        let applyStarted = DispatchTime.now().uptimeNanoseconds
         state.apply(event, atMillis: timeMillis, into: &scratch)
+        open.applyNanos &+= DispatchTime.now().uptimeNanoseconds &- applyStarted
         let index = nextIndex
         nextIndex += 1
         open.records.append(PendingRecord(index: index, timeMillis: timeMillis, event: event))
@@ -283,10 +289,15 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
             values.append((record.index, encoded.value))
             chain = encoded.chain
         }
+        metrics.batchEvents.record(batch.records.count)
+        metrics.applySeconds.recordNanoseconds(Int64(clamping: batch.applyNanos))
         var attempt = 0
         while true {
             do {
+                let writeStarted = DispatchTime.now().uptimeNanoseconds
                 try store.write(records: values, checkpoint: batch.checkpoint)
+                metrics.storeWriteSeconds.recordNanoseconds(
+                    Int64(clamping: DispatchTime.now().uptimeNanoseconds &- writeStarted))
                 break
             } catch .full(let detail) {
                 condition.lock()
