@@ -210,7 +210,7 @@ extension BrokerState {
     func endSession(_ clientIdentifier: ExactString, into actions: inout [BrokerAction]) {
         guard let session = sessions.removeValue(forKey: clientIdentifier) else { return }
         precondition(session.connection == nil, "ending an attached session")
-        droppedExpiredEndedCount &+= session.outbound.expiredCount
+        droppedExpiredEndedCount &+= UInt64(session.outbound.expiredCount)
         detachedSessions.remove(clientIdentifier)
         // Sorted so that shared-group cursors move the same way on every node.
         for filter in session.subscriptions.keys.sorted() {

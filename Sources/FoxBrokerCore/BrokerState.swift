@@ -233,7 +233,7 @@ public final class BrokerState {
         for session in sessions.values {
             inflight += session.outbound.inflight.count
             queued += session.outbound.queue.count
-            expired &+= session.outbound.expiredCount
+            expired &+= UInt64(session.outbound.expiredCount)
         }
         return (connectedSessionCount, sessions.count - connectedSessionCount, inflight, queued, expired)
     }

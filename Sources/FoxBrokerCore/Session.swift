@@ -100,14 +100,15 @@ struct OutboundFlow {
     /// hold more than the client's new Receive Maximum allows out at once (§4.9).
     var resendPending: Deque<UInt16> = []
     var nextPacketIdentifier: UInt16 = 1
+    /// Messages dropped because they expired before they went out (§3.3.2.3.3), for metrics:
+    /// not in the rows, so a restart starts again at 0. 32 bits, beside the packet identifier,
+    /// fit the padding (`MemoryLayoutTests`).
+    var expiredCount: UInt32 = 0
     /// The window: min(client's Receive Maximum, the broker's in-flight maximum).
     var windowSize: Int
     let inflightCountMax: Int
     /// Messages dropped because the queue was full, for metrics and logs.
     var droppedCount: UInt64 = 0
-    /// Messages dropped because they expired before they went out (§3.3.2.3.3), for metrics:
-    /// not in the rows, so a restart starts again at 0.
-    var expiredCount: UInt64 = 0
 
     init(inflightCountMax: Int) {
         self.inflightCountMax = inflightCountMax
