@@ -31,8 +31,8 @@ extension Session {
             sendNew(queued, nowMillis: nowMillis, into: &actions)
         } else if outbound.queue.count < queuedMessageCountMax {
             var queued = queued
-            // Kept until the client is back: not worth a whole read buffer.
-            if connection == nil { queued.message.payload = queued.message.payload.compacted() }
+            // Kept until the client is back or reads again: not worth a whole read buffer.
+            queued.message.payload = queued.message.payload.compacted()
             outbound.queue.append(queued)
         } else {
             outbound.droppedCount += 1

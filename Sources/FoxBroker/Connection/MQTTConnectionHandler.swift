@@ -116,9 +116,21 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         services.metrics.received(bytes: bytes.readableBytes)
         lastPacketTime = context.eventLoop.now
         if var pending = inbound, pending.readableBytes > 0 {
-            inbound = nil  // unique reference: the append does not copy the pending bytes
-            pending.writeBuffer(&bytes)
-            inbound = pending
+            inbound = nil
+            if pending.readerIndex > 0 {
+                // Packets were decoded from this buffer, and their payloads are slices of it that
+                // may still be held (events waiting for the sync, queues): appending would copy
+                // the whole storage, consumed bytes included, into a larger one on every read.
+                // Only the partial packet at its end moves, into storage of its own.
+                var fresh = context.channel.allocator.buffer(capacity: pending.readableBytes + bytes.readableBytes)
+                fresh.writeBuffer(&pending)
+                fresh.writeBuffer(&bytes)
+                inbound = fresh
+            } else {
+                // Nothing decoded from it yet, so nothing else holds it: the append does not copy.
+                pending.writeBuffer(&bytes)
+                inbound = pending
+            }
         } else {
             inbound = bytes
         }
