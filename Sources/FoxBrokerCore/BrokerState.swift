@@ -194,6 +194,8 @@ public final class BrokerState {
                 matches.append((member, entry))
             })
         if matches.isEmpty { return false }
+        // The first session that queues it compacts the payload here, for all that follow.
+        var message = message
         if matches.count > 1 { matches.sort { $0.clientIdentifier < $1.clientIdentifier } }
         var index = 0
         while index < matches.count {
@@ -205,7 +207,7 @@ public final class BrokerState {
             }
             if delivery.subscriptionIdentifiers.count > 1 { delivery.subscriptionIdentifiers.sort() }
             let dropped = sessions[clientIdentifier]?.deliver(
-                message, qos: delivery.qos, retain: delivery.retainAsPublished && message.retain,
+                &message, qos: delivery.qos, retain: delivery.retainAsPublished && message.retain,
                 subscriptionIdentifiers: delivery.subscriptionIdentifiers,
                 nowMillis: nowMillis, queuedMessageCountMax: limits.queuedMessageCountMax, into: &actions)
             if dropped == true { droppedQueueFullCount &+= 1 }
@@ -222,8 +224,8 @@ public final class BrokerState {
 
     /// What the metrics sample: sessions connected and offline, messages in flight and queued
     /// over every session (one pass over the sessions), and the expired messages dropped.
-    /// Expired messages dropped counts too: it can go down when a session is replaced by a
-    /// clean start (its count is lost with it).
+    /// Expired messages dropped count too (ended sessions' included); the total starts again
+    /// when a state transfer replaces the state.
     public func deliveryStatistics() -> (
         connected: Int, offline: Int, inflight: Int, queued: Int, droppedExpired: UInt64
     ) {
@@ -345,9 +347,10 @@ public final class BrokerState {
         actions.append(
             .send(connection, .subAck(SubAck(packetIdentifier: subscribe.packetIdentifier, reasonCodes: reasonCodes))))
         // Retained messages follow the SUBACK, with the retain flag set (§3.3.1.3).
-        for (message, qos, identifier) in retainedDeliveries {
+        for (retained, qos, identifier) in retainedDeliveries {
+            var message = retained
             _ = sessions[clientIdentifier]?.deliver(
-                message, qos: qos, retain: true, subscriptionIdentifiers: identifier.map { [$0] } ?? [],
+                &message, qos: qos, retain: true, subscriptionIdentifiers: identifier.map { [$0] } ?? [],
                 nowMillis: nowMillis, queuedMessageCountMax: limits.queuedMessageCountMax, into: &actions)
         }
     }

@@ -5,10 +5,11 @@ import FoxMQTT
 extension Session {
     /// Delivers one message as a matching subscription decided; queues it when the window is
     /// full or the client is away, drops it when the queue is full or it expired. Returns
-    /// whether a full queue dropped it.
+    /// whether a full queue dropped it. A queued message's payload is compacted in `message`
+    /// itself, so the sessions it goes to next share the compacted copy.
     @discardableResult
     mutating func deliver(
-        _ message: ApplicationMessage, qos: QoS, retain: Bool, subscriptionIdentifiers: [UInt32],
+        _ message: inout ApplicationMessage, qos: QoS, retain: Bool, subscriptionIdentifiers: [UInt32],
         nowMillis: UInt64, queuedMessageCountMax: Int, into actions: inout [BrokerAction]
     ) -> Bool {
         if message.isExpired(atMillis: nowMillis) {
@@ -30,9 +31,10 @@ extension Session {
         if connection != nil, outbound.queue.isEmpty, outbound.hasWindow {
             sendNew(queued, nowMillis: nowMillis, into: &actions)
         } else if outbound.queue.count < queuedMessageCountMax {
-            var queued = queued
             // Kept until the client is back or reads again: not worth a whole read buffer.
-            queued.message.payload = queued.message.payload.compacted()
+            message.payload = message.payload.compacted()
+            var queued = queued
+            queued.message.payload = message.payload
             outbound.queue.append(queued)
         } else {
             outbound.droppedCount += 1

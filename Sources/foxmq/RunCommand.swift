@@ -392,19 +392,21 @@ struct RunCommand: AsyncParsableCommand {
             let endpoint = MetricsEndpoint(render: { registry.emitToBuffer() }, health: { node.health })
             metrics = MetricsService(endpoint: endpoint, host: address.host, port: address.port, logger: logger)
         }
-        var services = NodeServices.make(node: node, store: storage.store, metrics: metrics, logger: logger)
         // Changes made with `foxmq user`/`foxmq acl` reach this node within a second; in a
         // cluster they are ordered, and reach every node.
-        services.append(
+        var background: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(
                 service: AdminReloadService(
                     admin: admin, directory: directoryOfUsers, mailbox: mailbox, flagLimits: flagLimits, node: node,
                     logger: logger),
-                serviceName: "admin-reload"))
+                serviceName: "admin-reload")
+        ]
         // SIGHUP: the TLS certificate and key are read again; open connections keep theirs.
         if let tls = configuration.tls {
-            services.append(.init(service: TLSReloadService(tls: tls, logger: logger), serviceName: "tls-reload"))
+            background.append(.init(service: TLSReloadService(tls: tls, logger: logger), serviceName: "tls-reload"))
         }
+        let services = NodeServices.make(
+            node: node, store: storage.store, metrics: metrics, background: background, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         // A drain that hangs (a full disk) is cancelled; the services still stop in order.

@@ -469,3 +469,62 @@ def test_a_node_restored_from_an_old_snapshot_rejoins(cluster_factory):
     assert_stopped_cleanly(cluster.stop())
     assert_compare(cluster, 0, 1, through=through)
     assert_compare(cluster, 0, 2, through=through)
+
+
+def test_a_busy_cluster_port_stops_the_start_with_its_own_error(tmp_path):
+    """A cluster member whose --cluster-addr is taken cannot start its ordering: the start fails
+    with that error (not a generic "service finished" one), the store is closed, exit 2."""
+    import socket
+    ports = free_port_block(4)
+    book = tmp_path / "book"
+    assert foxmq("address-book", "from-range", "127.0.0.1", str(ports[0]), str(ports[3]),
+                 "-o", str(book)).returncode == 0
+    busy = socket.socket()
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    busy.bind(("127.0.0.1", ports[0]))
+    busy.listen()
+    try:
+        started = time.monotonic()
+        result = foxmq("run", str(book), "--secret-key-file", str(book / "key_0.pem"), "--mqtt-addr",
+                       f"127.0.0.1:{free_port_block(1)[0]}", "--cluster-addr", f"127.0.0.1:{ports[0]}",
+                       "--allow-anonymous-login", timeout=60)
+    finally:
+        busy.close()
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "finished unexpectedly" not in output, output
+    assert "in use" in output.lower(), output
+    assert "store closed" in output, output
+    assert time.monotonic() - started < 30, output
+
+
+def test_sigterm_while_waiting_for_a_quorum_stops_the_node(tmp_path):
+    """A member started alone waits for a quorum to order its start, listeners closed; SIGTERM
+    then gives the start up and the node exits 0 without spinning (it used to wait on)."""
+    import signal
+    import subprocess
+    from conftest import FOXMQ_BIN
+    ports = free_port_block(4)
+    book = tmp_path / "book"
+    assert foxmq("address-book", "from-range", "127.0.0.1", str(ports[0]), str(ports[3]),
+                 "-o", str(book)).returncode == 0
+    mqtt = free_port_block(1)[0]
+    node = subprocess.Popen([FOXMQ_BIN, "run", str(book), "--secret-key-file", str(book / "key_0.pem"),
+                             "--mqtt-addr", f"127.0.0.1:{mqtt}", "--cluster-addr", f"127.0.0.1:{ports[0]}",
+                             "--allow-anonymous-login"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(2)
+        assert node.poll() is None
+        assert not port_accepts(mqtt), "listeners opened before the start was ordered"
+        started = time.monotonic()
+        node.send_signal(signal.SIGTERM)
+        code = node.wait(timeout=40)
+        output = node.stdout.read().decode(errors="replace")
+        assert code == 0, output
+        assert time.monotonic() - started < 35, output
+        assert "store closed" in output, output
+        assert output.count("waiting for a quorum") < 20, "the start's wait spun after the signal"
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()

@@ -433,7 +433,8 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     }
 
     /// Waits until this node's start (`nodeStarted`) is committed and durable, logging while it
-    /// waits for its peers; false if the store failed or the node is stopping.
+    /// waits for its peers; false if the store failed, the node is stopping or the task is
+    /// cancelled.
     public func waitUntilStarted(logEverySeconds: Double = 5) async -> Bool {
         var waited = 0.0
         while true {
@@ -443,7 +444,9 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             if case .failed = status { failed = true } else { failed = stopping }
             condition.unlock(withValue: wakeValue)
             if started { return true }
-            if failed { return false }
+            // Cancelled: the node is stopping before its start (a signal, another service
+            // that failed).
+            if failed || Task.isCancelled { return false }
             try? await Task.sleep(nanoseconds: 20_000_000)
             waited += 0.02
             if waited >= logEverySeconds {
@@ -453,6 +456,14 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                     metadata: ["quorum": "\(quorum) of \(memberCount)"])
             }
         }
+    }
+
+    /// Makes `waitUntilStarted` give up: the node is stopping before its start was ordered.
+    /// `stop()` follows.
+    public func abandonStart() {
+        condition.lock()
+        stopping = true
+        condition.unlock(withValue: 1)
     }
 
     /// Refuses what grows the state, waits until this node's entries so far (the ends of its
@@ -467,7 +478,7 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             let drained = pendingBytes == 0
             condition.unlock(withValue: wakeValue)
             if drained { break }
-            try? await Task.sleep(nanoseconds: 5_000_000)
+            await pause(nanoseconds: 5_000_000)
         }
         condition.lock()
         let left = pendingBytes
@@ -854,16 +865,15 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             rowsPosition = nil
             var attempt = 0
             let writeStarted = DispatchTime.now().uptimeNanoseconds
-            defer {
-                let elapsed = DispatchTime.now().uptimeNanoseconds &- writeStarted
-                writeNanos &+= elapsed
-                metrics.storeWriteSeconds.recordNanoseconds(Int64(clamping: elapsed))
-            }
+            defer { writeNanos &+= DispatchTime.now().uptimeNanoseconds &- writeStarted }
             while true {
                 do {
+                    let transactionStarted = DispatchTime.now().uptimeNanoseconds
                     try store.writeCluster(
                         batches: written.0, records: written.1, checkpoints: written.2, rowsAt: position,
                         appliedCommit: appliedCommit)
+                    metrics.storeWriteSeconds.recordNanoseconds(
+                        Int64(clamping: DispatchTime.now().uptimeNanoseconds &- transactionStarted))
                     break
                 } catch .full(let detail) {
                     attempt += 1

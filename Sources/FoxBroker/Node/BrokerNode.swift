@@ -118,6 +118,9 @@ public final class BrokerNode: Sendable {
     /// The expired drops already counted into the metrics.
     private let droppedExpiredCounted = NIOLockedValueBox<UInt64>(0)
     private let connectionCounter = NIOLockedValueBox<UInt64>(0)
+    /// Where the node is in its life, for `/healthz`.
+    private let phase = NIOLockedValueBox(Phase.starting)
+    private enum Phase { case starting, serving, stopping }
     private let logger: Logger
 
     public init(
@@ -251,6 +254,12 @@ public final class BrokerNode: Sendable {
         }
     }
 
+    /// Gives up a start that waits (a cluster node waiting for a quorum): `startOrdering()`
+    /// then fails. Any thread.
+    public func abandonStart() {
+        consensusOrderer?.abandonStart()
+    }
+
     /// Opens the listeners (MQTT, WebSocket, and their TLS forms) and starts the tick and the
     /// statistics. Call after `startOrdering()`.
     public func startListeners() async throws {
@@ -305,6 +314,7 @@ public final class BrokerNode: Sendable {
         ) { _ in orderer.tickIfDue() }
         tickTask.withLockedValue { $0 = task }
         startStatistics()
+        phase.withLockedValue { $0 = .serving }
     }
 
     // MARK: Metrics and $SYS
@@ -312,6 +322,11 @@ public final class BrokerNode: Sendable {
     /// For `/healthz`: the node takes publishes (its store writes; in a cluster, a quorum is
     /// reachable).
     public var health: (healthy: Bool, detail: String) {
+        switch phase.withLockedValue({ $0 }) {
+        case .starting: return (false, "starting: the listeners are not open yet")
+        case .stopping: return (false, "stopping")
+        case .serving: break
+        }
         if let durableOrderer { return durableOrderer.health }
         if let consensusOrderer { return consensusOrderer.health }
         return (true, "ok (in memory)")
@@ -340,6 +355,11 @@ public final class BrokerNode: Sendable {
 
     private func startStatistics() {
         let metrics = services.metrics
+        // What recovery replayed was counted in the earlier life: only drops from now on count.
+        if let first = stateSample() {
+            droppedQueueFullCounted.withLockedValue { $0 = first.droppedQueueFull }
+            droppedExpiredCounted.withLockedValue { $0 = first.droppedExpired }
+        }
         let sampler = group.next().scheduleRepeatedTask(
             initialDelay: .zero, delay: .milliseconds(configuration.metricsSampleIntervalMillis)
         ) { [self] _ in
@@ -356,7 +376,7 @@ public final class BrokerNode: Sendable {
                 return sample.droppedQueueFull &- counted
             }
             if newDrops > 0 { metrics.droppedQueueFull.increment(by: Int64(newDrops)) }
-            // The expired total can go down (a clean start replaces a session and its count).
+            // The expired total can go down (a state transfer replaces the sessions and counts).
             let newExpired = droppedExpiredCounted.withLockedValue { counted in
                 defer { counted = sample.droppedExpired }
                 return sample.droppedExpired > counted ? sample.droppedExpired - counted : 0
@@ -480,6 +500,7 @@ public final class BrokerNode: Sendable {
     /// Stops accepting connections, then ends every session through the log (5.0 clients get
     /// DISCONNECT 0x8B), waiting up to 2 s for the connections to close.
     public func stopListeners() async {
+        phase.withLockedValue { $0 = .stopping }
         tickTask.withLockedValue { $0?.cancel() }
         statisticsTasks.withLockedValue { tasks in
             for task in tasks { task.cancel() }
@@ -491,7 +512,7 @@ public final class BrokerNode: Sendable {
         }
         for _ in 0..<40 {
             guard services.registry.count > 0 else { break }
-            try? await Task.sleep(nanoseconds: 50_000_000)
+            await pause(nanoseconds: 50_000_000)
         }
         logger.info("listeners closed, sessions ended", metadata: ["open": "\(services.registry.count)"])
     }

@@ -218,7 +218,7 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
         while indices.durable < target {
             if case .failed = currentStatus { return false }
             if DispatchTime.now().uptimeNanoseconds >= deadline { return false }
-            try? await Task.sleep(nanoseconds: 2_000_000)
+            await pause(nanoseconds: 2_000_000)
         }
         return true
     }

@@ -15,14 +15,16 @@ import ServiceLifecycle
 /// 4. `listeners`: start once the ordering has started (the start of this run is ordered and
 ///    durable before any client is accepted); stopping them stops accepting and ends every
 ///    session through the log;
-/// 5. then whatever the caller adds (reloaders), stopped first.
+/// 5. then the caller's `background` services (reloaders): they too start once the ordering
+///    has started, and stop first.
 ///
 /// Gates keep the same order when the group is cancelled instead (a service failed, or the
 /// graceful shutdown took too long): the ordering stops only after the listeners have, and the
 /// store closes only after both.
 public enum NodeServices {
     public static func make(
-        node: BrokerNode, store: NodeStore?, metrics: MetricsService?, logger: Logger
+        node: BrokerNode, store: NodeStore?, metrics: MetricsService?,
+        background: [ServiceGroupConfiguration.ServiceConfiguration] = [], logger: Logger
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let orderingStarted = Gate()
         let listenersStopped = Gate()
@@ -42,6 +44,11 @@ public enum NodeServices {
             .init(
                 service: ListenerService(node: node, after: orderingStarted, stopped: listenersStopped),
                 serviceName: "listeners"))
+        for configuration in background {
+            var configuration = configuration
+            configuration.service = AfterOrderingStarted(service: configuration.service, after: orderingStarted)
+            services.append(configuration)
+        }
         return services
     }
 }
@@ -56,11 +63,22 @@ struct OrderingService: Service {
     func run() async throws {
         defer { stopped.open(true) }
         do {
-            try await node.startOrdering()
+            // A stop asked for while the start waits (for a quorum, say) gives the start up.
+            try await withTaskCancellationHandler {
+                try await withGracefulShutdownHandler {
+                    try await node.startOrdering()
+                } onGracefulShutdown: {
+                    node.abandonStart()
+                }
+            } onCancel: {
+                node.abandonStart()
+            }
         } catch {
+            // The listeners never open: stop at once and fail the group with this error, unless
+            // the node was asked to stop.
             started.open(false)
-            _ = await after.wait()
             await node.stopOrdering()
+            if Task.isShuttingDownGracefully || Task.isCancelled { return }
             throw error
         }
         started.open(true)
@@ -80,8 +98,13 @@ struct ListenerService: Service {
 
     func run() async throws {
         defer { stopped.open(true) }
-        // The ordering failed to start: the group is being cancelled with its error.
-        guard await after.wait(), !Task.isCancelled else { return }
+        // The ordering failed to start (the group is cancelled with its error), or the node is
+        // stopping already: nothing to open. Returning now would end the group as "finished
+        // unexpectedly", so wait for the shutdown or the cancellation.
+        guard await waitForStart(after), !Task.isCancelled, !Task.isShuttingDownGracefully else {
+            try? await gracefulShutdown()
+            return
+        }
         do {
             try await node.startListeners()
         } catch {
@@ -90,6 +113,21 @@ struct ListenerService: Service {
         }
         try? await gracefulShutdown()
         await node.stopListeners()
+    }
+}
+
+/// A service that starts once the ordering has started (the state it reads is this run's),
+/// and not at all when the ordering fails to start.
+struct AfterOrderingStarted: Service {
+    let service: any Service
+    let after: Gate
+
+    func run() async throws {
+        guard await waitForStart(after), !Task.isCancelled else {
+            try? await gracefulShutdown()
+            return
+        }
+        try await service.run()
     }
 }
 
@@ -143,6 +181,21 @@ public struct MetricsService: Service {
 public struct MetricsEndpointError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
+}
+
+/// Waits for the ordering's start; a stop of this service before it (its graceful shutdown or
+/// its cancellation) opens the gate with false: the group is stopping, nothing else is to
+/// start either.
+private func waitForStart(_ gate: Gate) async -> Bool {
+    await withTaskCancellationHandler {
+        await withGracefulShutdownHandler {
+            await gate.wait()
+        } onGracefulShutdown: {
+            gate.open(false)
+        }
+    } onCancel: {
+        gate.open(false)
+    }
 }
 
 /// Opened once, with a verdict; waiters get the verdict. Not cancellable: a stopping service
