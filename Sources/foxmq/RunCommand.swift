@@ -402,9 +402,9 @@ struct RunCommand: AsyncParsableCommand {
                 serviceName: "admin-reload")
         ]
         // SIGHUP: the TLS certificate and key are read again; open connections keep theirs.
-        if let tls = configuration.tls {
-            background.append(.init(service: TLSReloadService(tls: tls, logger: logger), serviceName: "tls-reload"))
-        }
+        // Trapped without TLS too: a reload signal must not stop the node.
+        background.append(
+            .init(service: HangupService(tls: configuration.tls, logger: logger), serviceName: "sighup"))
         let services = NodeServices.make(
             node: node, store: storage.store, metrics: metrics, background: background, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
@@ -484,14 +484,19 @@ struct AdminReloadService: Service {
     }
 }
 
-/// SIGHUP reads the client TLS certificate and key again; open connections keep theirs.
-struct TLSReloadService: Service {
-    let tls: ClientTLS
+/// SIGHUP reads the client TLS certificate and key again; open connections keep theirs. Users,
+/// access rules and settings need no signal: the admin database is watched.
+struct HangupService: Service {
+    let tls: ClientTLS?
     let logger: Logger
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         for await _ in hangups.cancelOnGracefulShutdown() {
+            guard let tls else {
+                logger.notice("SIGHUP: nothing to reload (no TLS listener; the admin database is watched)")
+                continue
+            }
             do {
                 try tls.reload()
                 logger.notice("SIGHUP: TLS certificate and key read again; new connections use them")

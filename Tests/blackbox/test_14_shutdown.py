@@ -127,3 +127,18 @@ def test_a_service_that_cannot_start_stops_the_others_cleanly(tmp_path):
     finally:
         again.send_signal(signal.SIGTERM)
         assert again.wait(timeout=10) == 0
+
+
+@pytest.mark.foxmq_only
+def test_sighup_without_tls_does_not_stop_the_node(broker_factory, raw_factory):
+    """SIGHUP is the reload signal (as for Mosquitto): without a TLS listener there is nothing to
+    reload, and the node keeps serving its connected client (the default action would end it)."""
+    b = broker_factory()
+    c = raw_factory(b, V5)
+    c.connect(uid())
+    b.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert b.alive(), b.log_tail()
+    ack = c.publish("hup/t", b"x", qos=1)
+    assert ack.reason == 0x10, ack  # accepted, no matching subscribers
+    assert "SIGHUP: nothing to reload" in b.log_path.read_text(errors="replace")
