@@ -195,6 +195,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "tools/fuzz/Sources/fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]

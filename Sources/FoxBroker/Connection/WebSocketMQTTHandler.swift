@@ -13,6 +13,9 @@ final class WebSocketMQTTHandler: ChannelDuplexHandler {
     private var closeSent = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Once a close is sent (echoed, refusing a frame, or the broker's), the connection is
+        // ending: frames behind it in the same read reach nothing (RFC 6455 §5.5.1).
+        guard !closeSent else { return }
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .binary, .continuation:

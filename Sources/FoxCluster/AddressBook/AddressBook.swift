@@ -138,6 +138,13 @@ public struct AddressBook: Sendable {
             throw AddressBookError(
                 path: path, problem: .invalidTOML(message: "the file contains a NUL byte", line: nil, column: nil))
         }
+        // toml++ aborts the process on a table header that does not start with a key.
+        if let header = TOMLTableHeaderCheck.firstUnreadableHeader(in: text) {
+            throw AddressBookError(
+                path: path,
+                problem: .invalidTOML(
+                    message: "a table header must start with a key", line: header.line, column: header.column))
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
