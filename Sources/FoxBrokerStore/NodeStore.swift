@@ -13,6 +13,12 @@ public protocol OrderedLogStore: AnyObject, Sendable {
     func trimLog(below index: UInt64, olderThanMillis cutoffMillis: UInt64, limit: Int) throws(StoreError) -> Int
     /// The file to name in messages.
     var dataFile: String { get }
+    /// How long the last write's commit (where the syncs happen) took; nil when unknown.
+    var lastCommitNanoseconds: UInt64? { get }
+}
+
+extension OrderedLogStore {
+    public var lastCommitNanoseconds: UInt64? { nil }
 }
 
 /// A node's LMDB environment and what lives in it:
@@ -56,6 +62,8 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
     }
 
     public var dataFile: String { directory + "/data.mdb" }
+
+    public var lastCommitNanoseconds: UInt64? { environment.lastCommitNanoseconds }
 
     /// Opens (or, unless read-only, creates) the store in `directory`. A newer format or a
     /// directory that holds something else is refused with a message naming it.
@@ -182,6 +190,15 @@ public final class NodeStore: OrderedLogStore, @unchecked Sendable {
             }
         } catch {
             throw storeError(error, "write")
+        }
+    }
+
+    /// The ordered log's records and the bytes of their pages, for the metrics.
+    public func logStatistics() throws(NodeStoreError) -> LMDBTableStatistics {
+        do {
+            return try environment.read { transaction in try transaction.statistics(log) }
+        } catch {
+            throw storeError(error, "read")
         }
     }
 

@@ -667,13 +667,19 @@ extension ConnectionStateMachineTests {
         #expect(ack.properties.maximumPacketSize != nil)
         #expect(ack.properties.topicAliasMaximum == H.limits { _ in }.topicAliasMaximum)
         #expect(ack.properties.serverKeepAliveSeconds == 60)
+        // A limit that cannot hold those properties: no CONNACK (none may be dropped, none may
+        // exceed the limit) and no session opened.
         var tiny = H(limits: H.limits { $0.keepAliveMaximumSeconds = 60 })
-        let tinyOutputs = tiny.connected(H.connect(configure: { $0.properties.maximumPacketSize = 5 }))
-        guard case .send(.connAck(let tinyAck)) = tinyOutputs.first else {
-            Issue.record("expected CONNACK for a 5-byte limit, got \(tinyOutputs)")
-            return
-        }
-        #expect(tinyAck.properties == ack.properties)
+        _ = tiny.receive(.connect(H.connect(configure: { $0.properties.maximumPacketSize = 5 })))
+        #expect(tiny.authenticated() == [.close])
+        // Under the five bytes of a bare CONNACK, a refusal is the close alone.
+        var tinier = H(limits: H.limits(anonymous: false))
+        #expect(tinier.receive(.connect(H.connect(configure: { $0.properties.maximumPacketSize = 4 }))) == [.close])
+        var refused = H(limits: H.limits(anonymous: false))
+        #expect(
+            refused.receive(.connect(H.connect(configure: { $0.properties.maximumPacketSize = 5 }))) == [
+                .send(.connAck(ConnAck(sessionPresent: false, reasonCode: .notAuthorized))), .close,
+            ])
         let failed = harness.receive(.connect(H.connect()))
         guard case .send(let disconnect) = failed.first, case .disconnect(let packet) = disconnect else {
             Issue.record("expected DISCONNECT, got \(failed)")
@@ -681,5 +687,42 @@ extension ConnectionStateMachineTests {
         }
         #expect(packet.reasonCode == .protocolError)
         #expect(disconnect.encodedLength(version: .v5) <= 20)
+    }
+
+    // Goal: a will is a publish made on the client's behalf; one the client may not make is
+    // refused at CONNECT (0x87) before any session opens, as Mosquitto refuses it.
+    @Test func willToAnUnauthorizedTopicIsRefused() {
+        var harness = H()
+        _ = harness.receive(
+            .connect(
+                H.connect(configure: {
+                    $0.will = Will(
+                        topicName: "$SYS/broker/version", payload: ByteBuffer(string: "x"), qos: .atMostOnce,
+                        retain: true)
+                })))
+        var outputs: [ConnectionStateMachine.Output] = []
+        var asked: [ConnectionStateMachine.AccessRequest] = []
+        harness.machine.authenticationCompleted(
+            accepted: true,
+            authorize: { request, _, clientIdentifier in
+                asked.append(request)
+                #expect(clientIdentifier == "client")
+                return false
+            }, into: &outputs)
+        #expect(asked == [.publish(topicName: "$SYS/broker/version")])
+        #expect(outputs == [.send(.connAck(ConnAck(sessionPresent: false, reasonCode: .notAuthorized))), .close])
+        var allowed = H()
+        _ = allowed.receive(
+            .connect(
+                H.connect(configure: {
+                    $0.will = Will(topicName: "wills/client", payload: ByteBuffer(), qos: .atMostOnce, retain: false)
+                })))
+        outputs = []
+        allowed.machine.authenticationCompleted(accepted: true, authorize: { _, _, _ in true }, into: &outputs)
+        guard case .submit(.sessionOpen(let open)) = outputs.first else {
+            Issue.record("expected the session open, got \(outputs)")
+            return
+        }
+        #expect(open.will?.topicName == "wills/client")
     }
 }

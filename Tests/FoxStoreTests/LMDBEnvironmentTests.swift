@@ -52,6 +52,33 @@ final class LMDBEnvironmentTests: XCTestCase {
         }
     }
 
+    // MARK: - Sizes
+
+    /// A table's statistics count its entries and the pages that hold them (a 1 KiB value per
+    /// entry: at least the values' bytes, within a page per entry of them), and the commit time
+    /// is recorded for every write.
+    func testTableStatisticsAndCommitTime() throws {
+        let environment = try LMDBEnvironment(directory: try storeDirectory())
+        let table = try environment.openTable("log")
+        XCTAssertEqual(try environment.read { try $0.statistics(table) }, LMDBTableStatistics(entries: 0, bytes: 0))
+        try environment.write { transaction in
+            for number in 0..<100 as Range<UInt64> {
+                try transaction.put(table, key: key(number), value: value(number))
+            }
+        }
+        XCTAssertGreaterThan(environment.lastCommitNanoseconds, 0)
+        let statistics = try environment.read { try $0.statistics(table) }
+        XCTAssertEqual(statistics.entries, 100)
+        XCTAssertGreaterThanOrEqual(statistics.bytes, 100 * 1024)
+        XCTAssertLessThanOrEqual(statistics.bytes, 100 * 1024 + 100 * environment.info.pageSizeBytes)
+        try environment.write { transaction in
+            for number in 0..<50 as Range<UInt64> { _ = try transaction.delete(table, key: key(number)) }
+        }
+        let after = try environment.read { try $0.statistics(table) }
+        XCTAssertEqual(after.entries, 50)
+        XCTAssertLessThan(after.bytes, statistics.bytes)
+    }
+
     // MARK: - Round trips
 
     /// Within one write transaction, reads see the transaction's own puts, replacements and

@@ -160,3 +160,29 @@ def test_config_set_on_a_running_node_orders_new_limits(broker, raw_factory):
 
     assert eventually(second_subscription_granted, timeout=4.0)
     assert "settings changed" in broker.log_tail(200)
+
+
+def test_will_to_a_denied_topic_refused_at_connect(secured, raw_factory, proto):
+    """A will is a publish made on the client's behalf: one to a topic the rules do not let the
+    user publish to, or to the broker's own `$SYS`, refuses the CONNECT (0x87 in 5.0, 0x05 in
+    3.1.1) before any session opens, so it can never be published; a will the rules allow
+    connects and is published when the connection drops."""
+    foxmq("acl", "add", "--user", "alice", "--publish", "wills/alice", "-o", str(secured.dir))
+    foxmq("acl", "add", "--user", "alice", "--subscribe", "#", "-o", str(secured.dir))
+    time.sleep(1.5)
+    refused = 0x87 if proto == V5 else 0x05
+    for topic in ("wills/bob", "$SYS/broker/version"):
+        c = raw_factory(secured, proto)
+        ack = c.connect(uid(), username="alice", password=USERS["alice"], expect_ok=False,
+                        will={"topic": topic, "payload": b"forged", "retain": True})
+        assert ack.reason == refused, f"will on {topic}: {ack!r}"
+        assert not c.is_open()
+    watcher = raw_factory(secured, V5)
+    watcher.connect(uid(), username="alice", password=USERS["alice"])
+    watcher.subscribe([("wills/#", 0)])
+    dying = raw_factory(secured, proto)
+    dying.connect(uid(), username="alice", password=USERS["alice"],
+                  will={"topic": "wills/alice", "payload": b"gone"})
+    dying.sock.close()
+    got = watcher.expect(PUBLISH, timeout=5)
+    assert got.topic == "wills/alice" and got.payload == b"gone"

@@ -874,6 +874,9 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
                         appliedCommit: appliedCommit)
                     metrics.storeWriteSeconds.recordNanoseconds(
                         Int64(clamping: DispatchTime.now().uptimeNanoseconds &- transactionStarted))
+                    if let commitNanos = store.lastCommitNanoseconds {
+                        metrics.storeSyncSeconds.recordNanoseconds(Int64(clamping: commitNanos))
+                    }
                     break
                 } catch .full(let detail) {
                     attempt += 1

@@ -138,7 +138,8 @@ struct ConnectionStateMachine {
                 return
             }
             receivedConnect(
-                connect, makeIdentifier: makeIdentifier, certificateIdentity: certificateIdentity(), into: &outputs)
+                connect, makeIdentifier: makeIdentifier, authorize: authorize,
+                certificateIdentity: certificateIdentity(), into: &outputs)
         case .authenticating:
             preconditionFailure("packet read while authenticating")
         case .connected(var connected):
@@ -155,12 +156,14 @@ struct ConnectionStateMachine {
     }
 
     private mutating func receivedConnect(
-        _ connect: Connect, makeIdentifier: () -> String, certificateIdentity: CertificateIdentity,
-        into outputs: inout [Output]
+        _ connect: Connect, makeIdentifier: () -> String, authorize: Authorize,
+        certificateIdentity: CertificateIdentity, into outputs: inout [Output]
     ) {
         var connect = connect
         let version = connect.protocolVersion
         protocolVersion = version
+        // Known from here on, so that even a refusal never exceeds it [MQTT-3.1.2-24].
+        clientMaximumPacketSize = version == .v5 ? connect.properties.maximumPacketSize : nil
         if version == .v5, connect.properties.authenticationMethod != nil {
             // No extended authentication method is supported (§4.12).
             refuse(.badAuthenticationMethod, version: version, into: &outputs)
@@ -196,23 +199,33 @@ struct ConnectionStateMachine {
         state = .authenticating(connect, assignedIdentifier: assigned)
         if case .name = certificateIdentity {
             // The TLS handshake verified the certificate: that is the authentication.
-            authenticationCompleted(accepted: true, into: &outputs)
+            authenticationCompleted(accepted: true, authorize: authorize, into: &outputs)
             return
         }
         outputs.append(.authenticate(username: connect.username, password: connect.password))
     }
 
-    /// The credential check finished.
-    mutating func authenticationCompleted(accepted: Bool, into outputs: inout [Output]) {
+    /// The credential check finished. `authorize` decides whether the will may be published
+    /// to its topic, as any PUBLISH of this user would be (the broker's `$SYS` included): a
+    /// will is a publish made on the client's behalf, refused before the session opens.
+    mutating func authenticationCompleted(
+        accepted: Bool, authorize: Authorize = { _, _, _ in true }, into outputs: inout [Output]
+    ) {
         guard case .authenticating(let connect, let assigned) = state else { return }
         let version = connect.protocolVersion
         guard accepted else {
             refuse(.badUserNameOrPassword, version: version, into: &outputs)
             return
         }
+        let clientIdentifier = assigned ?? connect.clientIdentifier
+        if let will = connect.will,
+            !authorize(.publish(topicName: will.topicName), connect.username, clientIdentifier)
+        {
+            refuse(.notAuthorized, version: version, into: &outputs)
+            return
+        }
         let properties = connect.properties
         requestProblemInformation = properties.requestProblemInformation != 0
-        clientMaximumPacketSize = version == .v5 ? properties.maximumPacketSize : nil
         let sessionExpiry: UInt32 =
             version == .v5
             ? properties.sessionExpiryIntervalSeconds ?? 0
@@ -225,14 +238,25 @@ struct ConnectionStateMachine {
         }
         var aliases = TopicAliases(inboundMaximum: version == .v5 ? limits.topicAliasMaximum : 0)
         aliases.outboundMaximum = version == .v5 ? properties.topicAliasMaximum ?? 0 : 0
-        let clientIdentifier = assigned ?? connect.clientIdentifier
-        state = .connected(
-            Connected(
-                version: version, clientIdentifier: clientIdentifier, username: connect.username,
-                assignedIdentifier: assigned,
-                keepAliveSeconds: connect.keepAliveSeconds, serverKeepAliveSeconds: serverKeepAlive,
-                sessionExpiryIntervalSeconds: sessionExpiry,
-                aliases: aliases))
+        let admitted = Connected(
+            version: version, clientIdentifier: clientIdentifier, username: connect.username,
+            assignedIdentifier: assigned,
+            keepAliveSeconds: connect.keepAliveSeconds, serverKeepAliveSeconds: serverKeepAlive,
+            sessionExpiryIntervalSeconds: sessionExpiry,
+            aliases: aliases)
+        if version == .v5,
+            !fitsClient(
+                .connAck(ConnAck(sessionPresent: true, reasonCode: .success, properties: capabilities(admitted))))
+        {
+            // Every CONNACK property left is one the broker enforces or the client needs, so
+            // none may be dropped; a client whose limit cannot hold them cannot be told the
+            // terms of its session, and no packet may exceed its limit [MQTT-3.1.2-24]: close
+            // without a CONNACK, before any session is opened or taken over.
+            state = .closed
+            outputs.append(.close)
+            return
+        }
+        state = .connected(admitted)
         let open = SessionOpen(
             connection: connection, clientIdentifier: clientIdentifier, protocolVersion: version,
             cleanStart: connect.cleanStart, sessionExpiryIntervalSeconds: sessionExpiry,
@@ -372,10 +396,7 @@ struct ConnectionStateMachine {
         case .connAck(_, let sessionPresent, let reasonCode):
             var connAck = ConnAck(sessionPresent: sessionPresent, reasonCode: reasonCode)
             if connected.version == .v5 {
-                // Every property left is one the broker enforces or the client needs (none
-                // repeats a default), so none may be dropped for the client's Maximum Packet
-                // Size: a client whose limit cannot hold this CONNACK still gets it, as without
-                // it there is no session [MQTT-3.1.2-24 yields to §3.2: the limits must be known].
+                // It fits the client's Maximum Packet Size: checked before the session opened.
                 connAck.properties = capabilities(connected)
             }
             outputs.append(.send(.connAck(connAck)))
@@ -526,7 +547,9 @@ struct ConnectionStateMachine {
 
     /// Refuses a CONNECT with a CONNACK failure and closes (§3.2.2.2).
     private mutating func refuse(_ reasonCode: ReasonCode, version: ProtocolVersion, into outputs: inout [Output]) {
-        outputs.append(.send(.connAck(ConnAck(sessionPresent: false, reasonCode: reasonCode))))
+        let connAck = Packet.connAck(ConnAck(sessionPresent: false, reasonCode: reasonCode))
+        // A limit under the five bytes of a bare CONNACK gets the close alone [MQTT-3.1.2-24].
+        if fitsClient(connAck) { outputs.append(.send(connAck)) }
         state = .closed
         outputs.append(.close)
     }

@@ -187,13 +187,14 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 {
                     throw MQTTDecodeError.protocolError("fixedHeader.packetType", "the first packet is not CONNECT")
                 }
+                let frameStart = buffer.readerIndex
                 guard let frame = try frameDecoder.nextFrame(from: &buffer) else {
                     inbound = buffer
                     return
                 }
                 inbound = buffer
                 packet = try Packet.decode(frame, version: machine.protocolVersion)
-                services.metrics.received(packet)
+                services.metrics.received(packet, bytes: buffer.readerIndex - frameStart)
             } catch {
                 inbound = nil
                 log(.info, "refused packet: \(error)")
@@ -201,17 +202,11 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 return
             }
             run { machine, outputs in
-                let access = services.access
                 machine.received(
                     packet, makeIdentifier: services.makeClientIdentifier,
-                    authorize: { request, username, clientIdentifier in
-                        if case .publish(let topicName) = request, topicName.utf8.starts(with: "$SYS".utf8) {
-                            // The broker's own topics: no client publishes there.
-                            services.metrics.droppedUnauthorized.increment()
-                            return false
-                        }
-                        let allowed =
-                            access?.authorize(request, username: username, clientIdentifier: clientIdentifier) ?? true
+                    authorize: { [services] request, username, clientIdentifier in
+                        let allowed = Self.authorize(
+                            request, username: username, clientIdentifier: clientIdentifier, services: services)
                         if !allowed, case .publish = request { services.metrics.droppedUnauthorized.increment() }
                         return allowed
                     },
@@ -316,9 +311,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         let version = machine.protocolVersion
         var buffer = outbound ?? context.channel.allocator.buffer(capacity: packet.encodedLength(version: version))
         outbound = nil  // unique reference while encoding
+        let packetStart = buffer.writerIndex
         packet.encode(into: &buffer, version: version)
         outbound = buffer
-        services.metrics.sent(packet)
+        services.metrics.sent(packet, bytes: buffer.writerIndex - packetStart)
         if case .connAck = packet { connectDeadline = nil }
     }
 
@@ -342,10 +338,28 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             let accepted = (try? result.get()) ?? false
             let handler = loopBoundSelf.value
             if !accepted { handler.log(.info, "authentication refused", ["username": "\(username ?? "")"]) }
-            handler.run { machine, outputs in machine.authenticationCompleted(accepted: accepted, into: &outputs) }
+            let services = handler.services
+            handler.run { machine, outputs in
+                machine.authenticationCompleted(
+                    accepted: accepted,
+                    authorize: { request, username, clientIdentifier in
+                        Self.authorize(
+                            request, username: username, clientIdentifier: clientIdentifier, services: services)
+                    }, into: &outputs)
+            }
             handler.decodeInbound()
             handler.flushOutbound()
         }
+    }
+
+    /// Whether this user may publish to or subscribe to what it asks: never to the broker's own
+    /// `$SYS` topics, otherwise as the access rules say (all, without rules).
+    private static func authorize(
+        _ request: ConnectionStateMachine.AccessRequest, username: String?, clientIdentifier: String,
+        services: BrokerServices
+    ) -> Bool {
+        if case .publish(let topicName) = request, topicName.utf8.starts(with: "$SYS".utf8) { return false }
+        return services.access?.authorize(request, username: username, clientIdentifier: clientIdentifier) ?? true
     }
 
     private func log(_ level: Logger.Level, _ message: Logger.Message, _ extra: Logger.Metadata = [:]) {

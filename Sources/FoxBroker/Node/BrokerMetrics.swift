@@ -14,11 +14,12 @@ public final class BrokerMetrics: Sendable {
     let connectionsTotal: Counter
     private let connectionsRefused: [ReasonCode: Counter]
     private let connectionsRefusedOther: Counter
+    private let tlsHandshakeRefused: Counter
     // Packets, bytes and messages, by direction.
     private let packetsReceived: [Counter]
     private let packetsSent: [Counter]
-    let bytesReceived: Counter
-    let bytesSent: Counter
+    private let bytesReceived: [Counter]
+    private let bytesSent: [Counter]
     private let messagesReceived: [Counter]
     private let messagesSent: [Counter]
     // Dropped messages, by reason.
@@ -37,6 +38,8 @@ public final class BrokerMetrics: Sendable {
     let peersConnected: Gauge
     let commitIndex: Gauge
     let logIndex: Gauge
+    let logEntries: Gauge
+    let logBytes: Gauge
     // The store, sampled.
     let storeUsedBytes: Gauge
     let storeMapBytes: Gauge
@@ -62,6 +65,8 @@ public final class BrokerMetrics: Sendable {
         }
         connectionsRefused = refused
         connectionsRefusedOther = Counter(label: "foxmq_connections_refused_total", dimensions: [("reason", "other")])
+        tlsHandshakeRefused = Counter(
+            label: "foxmq_connections_refused_total", dimensions: [("reason", "tls_handshake")])
         func byType(_ name: String) -> [Counter] {
             (0..<16).map { raw in
                 Counter(label: name, dimensions: [("type", Self.packetTypeName(UInt8(raw)))])
@@ -69,8 +74,8 @@ public final class BrokerMetrics: Sendable {
         }
         packetsReceived = byType("foxmq_packets_received_total")
         packetsSent = byType("foxmq_packets_sent_total")
-        bytesReceived = Counter(label: "foxmq_bytes_received_total")
-        bytesSent = Counter(label: "foxmq_bytes_sent_total")
+        bytesReceived = byType("foxmq_bytes_received_total")
+        bytesSent = byType("foxmq_bytes_sent_total")
         messagesReceived = (0..<3).map {
             Counter(label: "foxmq_messages_received_total", dimensions: [("qos", "\($0)")])
         }
@@ -89,6 +94,8 @@ public final class BrokerMetrics: Sendable {
         peersConnected = Gauge(label: "foxmq_cluster_peers_connected")
         commitIndex = Gauge(label: "foxmq_consensus_applied_commit")
         logIndex = Gauge(label: "foxmq_log_durable_index")
+        logEntries = Gauge(label: "foxmq_log_entries")
+        logBytes = Gauge(label: "foxmq_log_bytes")
         storeUsedBytes = Gauge(label: "foxmq_store_used_bytes")
         storeMapBytes = Gauge(label: "foxmq_store_map_bytes")
     }
@@ -120,31 +127,42 @@ public final class BrokerMetrics: Sendable {
         totals.connectionsOpen.wrappingDecrement(ordering: .relaxed)
     }
 
-    /// A connection refused before its session: a failing CONNACK, or the connection limit.
+    /// A connection refused before its session: a failing CONNACK, the connection limit, or
+    /// (`tls_handshake`) a TLS handshake that failed.
     func connectionRefused(_ reasonCode: ReasonCode) {
         (connectionsRefused[reasonCode] ?? connectionsRefusedOther).increment()
     }
 
+    func tlsHandshakeFailed() {
+        tlsHandshakeRefused.increment()
+    }
+
+    /// Bytes read from a client, whole packets or not (`$SYS/broker/bytes/received`).
     func received(bytes: Int) {
-        bytesReceived.increment(by: Int64(bytes))
         totals.bytesReceived.wrappingIncrement(by: UInt64(bytes), ordering: .relaxed)
     }
 
+    /// Bytes written to a client (`$SYS/broker/bytes/sent`).
     func sent(bytes: Int) {
-        bytesSent.increment(by: Int64(bytes))
         totals.bytesSent.wrappingIncrement(by: UInt64(bytes), ordering: .relaxed)
     }
 
-    func received(_ packet: Packet) {
-        packetsReceived[Int(packet.packetType.rawValue & 0x0F)].increment()
+    /// A packet decoded from `bytes` bytes (its fixed header included).
+    func received(_ packet: Packet, bytes: Int) {
+        let type = Int(packet.packetType.rawValue & 0x0F)
+        packetsReceived[type].increment()
+        bytesReceived[type].increment(by: Int64(bytes))
         if case .publish(let publish) = packet {
             messagesReceived[Int(publish.qos.rawValue)].increment()
             totals.messagesReceived.wrappingIncrement(ordering: .relaxed)
         }
     }
 
-    func sent(_ packet: Packet) {
-        packetsSent[Int(packet.packetType.rawValue & 0x0F)].increment()
+    /// A packet encoded to `bytes` bytes.
+    func sent(_ packet: Packet, bytes: Int) {
+        let type = Int(packet.packetType.rawValue & 0x0F)
+        packetsSent[type].increment()
+        bytesSent[type].increment(by: Int64(bytes))
         switch packet {
         case .publish(let publish):
             messagesSent[Int(publish.qos.rawValue)].increment()
@@ -168,6 +186,9 @@ public struct OrdererMetrics: Sendable {
     let applySeconds: Timer
     /// `foxmq_store_write_seconds`: one write transaction, its sync included.
     let storeWriteSeconds: Timer
+    /// `foxmq_store_sync_seconds`: the commit of that transaction, where LMDB writes the pages
+    /// and syncs them (fdatasync) before and after the meta page.
+    let storeSyncSeconds: Timer
     /// `foxmq_consensus_commit_latency_seconds`: from submitting an entry to applying the
     /// commit that holds it (this node's entries only).
     let commitLatencySeconds: Timer
@@ -180,16 +201,18 @@ public struct OrdererMetrics: Sendable {
             .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
             .milliseconds(50), .milliseconds(100),
         ],
-        "foxmq_store_write_seconds": [
-            .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5),
-            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
-            .seconds(1),
-        ],
+        "foxmq_store_write_seconds": storeBuckets,
+        "foxmq_store_sync_seconds": storeBuckets,
         "foxmq_consensus_commit_latency_seconds": [
             .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
             .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
             .milliseconds(2500), .seconds(5),
         ],
+    ]
+    private static let storeBuckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5),
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .seconds(1),
     ]
     public static let valueBuckets: [String: [Double]] = [
         "foxmq_orderer_batch_events": [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]
@@ -199,6 +222,7 @@ public struct OrdererMetrics: Sendable {
         batchEvents = Recorder(label: "foxmq_orderer_batch_events")
         applySeconds = Timer(label: "foxmq_orderer_apply_seconds")
         storeWriteSeconds = Timer(label: "foxmq_store_write_seconds")
+        storeSyncSeconds = Timer(label: "foxmq_store_sync_seconds")
         commitLatencySeconds = Timer(label: "foxmq_consensus_commit_latency_seconds")
     }
 }

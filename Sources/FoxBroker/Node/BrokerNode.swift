@@ -285,7 +285,7 @@ public final class BrokerNode: Sendable {
         if let tls = configuration.tls, let host = configuration.secureMQTTHost {
             let secure = try await bootstrap { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(tls.makeHandler())
+                    try tls.addHandlers(to: channel.pipeline.syncOperations, metrics: self.services.metrics)
                     try channel.pipeline.syncOperations.addHandler(
                         MQTTConnectionHandler(connection: self.nextConnectionID(), services: self.services))
                 }
@@ -298,7 +298,7 @@ public final class BrokerNode: Sendable {
         if let tls = configuration.tls, let host = configuration.secureWebSocketHost {
             let secure = try await bootstrap { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(tls.makeHandler())
+                    try tls.addHandlers(to: channel.pipeline.syncOperations, metrics: self.services.metrics)
                 }.flatMap { self.configureWebSocket(channel) }
             }.bind(host: host, port: configuration.secureWebSocketPort).get()
             serverChannels.withLockedValue { $0.append(secure) }
@@ -394,6 +394,10 @@ public final class BrokerNode: Sendable {
                 let info = store.environment.info
                 metrics.storeUsedBytes.record(info.usedBytes)
                 metrics.storeMapBytes.record(info.mapSizeBytes)
+                if let log = try? store.logStatistics() {
+                    metrics.logEntries.record(log.entries)
+                    metrics.logBytes.record(log.bytes)
+                }
             }
         }
         statisticsTasks.withLockedValue { $0.append(sampler) }

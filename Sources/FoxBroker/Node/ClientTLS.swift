@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
+import NIOTLS
 
 /// TLS for MQTT clients (`--mqtts-addr`, `--wss-addr`): the certificate chain and key from PEM
 /// files, TLS 1.2 and 1.3 only, and, with a client CA, client certificates required and
@@ -45,9 +46,38 @@ public final class ClientTLS: Sendable {
         context.withLockedValue { $0 = loaded.context }
     }
 
-    /// The TLS handler of a new connection.
-    func makeHandler() -> NIOSSLServerHandler {
-        NIOSSLServerHandler(context: context.withLockedValue { $0 })
+    /// The TLS handlers of a new connection: TLS itself, then the count of failed handshakes.
+    func addHandlers(to pipeline: ChannelPipeline.SynchronousOperations, metrics: BrokerMetrics) throws {
+        try pipeline.addHandler(NIOSSLServerHandler(context: context.withLockedValue { $0 }))
+        try pipeline.addHandler(HandshakeWatch(metrics: metrics))
+    }
+
+    /// Counts a connection whose TLS handshake failed (an untrusted, expired or missing client
+    /// certificate, a protocol version refused, plain MQTT on the TLS port) as refused, reason
+    /// `tls_handshake`; it passes everything on and leaves the pipeline once the handshake is done.
+    final class HandshakeWatch: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = NIOAny
+        private let metrics: BrokerMetrics
+        private var counted = false
+
+        init(metrics: BrokerMetrics) {
+            self.metrics = metrics
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case TLSUserEvent.handshakeCompleted = event {
+                context.pipeline.syncOperations.removeHandler(self, promise: nil)
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            if !counted, error is NIOSSLError || error is BoringSSLError {
+                counted = true
+                metrics.tlsHandshakeFailed()
+            }
+            context.fireErrorCaught(error)
+        }
     }
 
     private static func load(_ files: Files) throws(LoadError) -> (context: NIOSSLContext, notValidAfter: Int64) {

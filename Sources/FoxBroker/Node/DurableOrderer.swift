@@ -298,6 +298,9 @@ public final class DurableOrderer: Orderer, @unchecked Sendable {
                 try store.write(records: values, checkpoint: batch.checkpoint)
                 metrics.storeWriteSeconds.recordNanoseconds(
                     Int64(clamping: DispatchTime.now().uptimeNanoseconds &- writeStarted))
+                if let commitNanos = store.lastCommitNanoseconds {
+                    metrics.storeSyncSeconds.recordNanoseconds(Int64(clamping: commitNanos))
+                }
                 break
             } catch .full(let detail) {
                 condition.lock()

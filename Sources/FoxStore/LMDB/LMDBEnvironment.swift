@@ -1,4 +1,5 @@
 import CLMDB
+import Dispatch
 import FoxFiles
 import Synchronization
 import SystemPackage
@@ -42,6 +43,11 @@ public final class LMDBEnvironment: @unchecked Sendable {
     private let keySizeMaxBytes: Int
     private let pageSizeBytes: Int
     private let resizeLock = LMDBResizeLock()
+    private let lastCommitNanos = Atomic<UInt64>(0)
+
+    /// How long the last write transaction's commit took: LMDB writes the dirty pages, syncs
+    /// them, then writes and syncs the meta page (both syncs skipped without `options.sync`).
+    public var lastCommitNanoseconds: UInt64 { lastCommitNanos.load(ordering: .relaxed) }
     /// Changed only under the exclusive side of `resizeLock`, read under either side.
     private var isOpen = true
     private var mapSizeBytes: Int
@@ -233,7 +239,9 @@ public final class LMDBEnvironment: @unchecked Sendable {
                 continue
             }
             // mdb_txn_commit frees the transaction whether it succeeds or not.
+            let commitStarted = DispatchTime.now().uptimeNanoseconds
             let code = mdb_txn_commit(pointer)
+            lastCommitNanos.store(DispatchTime.now().uptimeNanoseconds &- commitStarted, ordering: .relaxed)
             resizeLock.unlock()
             if code == 0 {
                 if freeingSpace { try shrinkMapToOrdinaryCap() }

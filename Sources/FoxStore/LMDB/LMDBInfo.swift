@@ -24,3 +24,10 @@ public struct LMDBInfo: Sendable, Equatable {
         self.lastTransactionID = lastTransactionID
     }
 }
+
+/// One table's size, as `mdb_stat -s TABLE` gives it.
+public struct LMDBTableStatistics: Sendable, Equatable {
+    public var entries: Int
+    /// Branch, leaf and overflow pages, times the page size.
+    public var bytes: Int
+}

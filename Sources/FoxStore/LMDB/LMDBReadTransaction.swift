@@ -49,4 +49,9 @@ public struct LMDBReadTransaction: ~Copyable {
     public func count(_ table: LMDBTable) throws(StoreError) -> Int {
         try core.count(table)
     }
+
+    /// Entries and the bytes of the pages that hold them (kept by LMDB, no scan).
+    public func statistics(_ table: LMDBTable) throws(StoreError) -> LMDBTableStatistics {
+        try core.statistics(table)
+    }
 }

@@ -103,6 +103,15 @@ struct LMDBTransactionCore {
         return Int(statistics.ms_entries)
     }
 
+    func statistics(_ table: LMDBTable) throws(StoreError) -> LMDBTableStatistics {
+        checkTable(table)
+        var statistics = MDB_stat()
+        let code = mdb_stat(pointer, table.handle, &statistics)
+        if code != 0 { throw StoreError(lmdbCode: code, operation: "stat", path: dataPath, table: table.name) }
+        let pages = statistics.ms_branch_pages + statistics.ms_leaf_pages + statistics.ms_overflow_pages
+        return LMDBTableStatistics(entries: Int(statistics.ms_entries), bytes: pages * Int(statistics.ms_psize))
+    }
+
     /// `mdb_dbi_open`; the caller serializes it (one such transaction per process at a time).
     func openTableHandle(_ name: String, create: Bool) -> (code: Int32, handle: UInt32, error: StoreError) {
         var handle: MDB_dbi = 0
