@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "FoxBrokerStore",
             dependencies: [
-                "FoxBrokerCore", "FoxStore", "FoxConsensus",
+                "FoxBrokerCore", "FoxStore", "FoxConsensus", "FoxFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

@@ -1,3 +1,5 @@
+import FoxFiles
+
 #if canImport(Glibc)
     import Glibc
 #else
@@ -25,19 +27,19 @@ public struct ReplayMarker {
 
     /// The range a previous start was replaying when it died, if any.
     public func pending() -> String? {
-        guard let file = fopen(path, "r") else { return nil }
-        defer { fclose(file) }
-        var buffer = [CChar](repeating: 0, count: 128)
-        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return "unknown" }
-        return String(decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let content: [UInt8]?
+        do {
+            content = try Files.readIfExists(path, maxBytes: 4096)
+        } catch {
+            return "unknown"  // there, but unreadable: still a replay that died
+        }
+        guard let content else { return nil }
+        let line = content.prefix { $0 != 10 }
+        return line.isEmpty ? "unknown" : String(decoding: line, as: UTF8.self)
     }
 
     func set(_ range: String) {
-        guard let file = fopen(path, "w") else { return }
-        fputs(range + "\n", file)
-        fflush(file)
-        fsync(fileno(file))
-        fclose(file)
+        try? Files.writeAtomically(Array((range + "\n").utf8), to: path, newFileMode: 0o644)
     }
 
     public func clear() { unlink(path) }

@@ -1,4 +1,5 @@
 import Crypto
+import FoxFiles
 import SystemPackage
 
 #if canImport(Glibc)
@@ -97,14 +98,8 @@ enum SnapshotIO {
         return String(trimmed[trimmed.index(after: slash)...])
     }
 
-    /// `fsync` of a directory, so that renames and creations in it are durable. Best effort:
-    /// some file systems refuse it.
     static func syncDirectory(_ path: String) {
-        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if descriptor >= 0 {
-            _ = fsync(descriptor)
-            _ = close(descriptor)
-        }
+        Files.syncDirectory(path)
     }
 
     static func rename(_ from: String, _ to: String) throws(SnapshotError) {

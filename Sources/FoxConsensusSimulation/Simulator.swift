@@ -477,6 +477,15 @@ public final class Simulator {
                 now)
         }
         guard scenario.expectLiveness else { return }
+        // Every honest node that is up has finished recovering or catching up: one stuck
+        // outside active mode would be left out of the convergence check below.
+        for i in 0..<n where isHonest(i) && nodes[i].up {
+            let mode = nodes[i].cores[0]?.mode
+            if mode != .active {
+                checker.fail(
+                    "liveness", "node \(i) is up but not active at rest: \(mode.map { "\($0)" } ?? "no core")", now)
+            }
+        }
         checkConvergenceAtRest(live)
         // Everything accepted by an honest node that did not crash afterwards is committed.
         var missing = 0

@@ -113,11 +113,18 @@ public enum Files {
         }
 
         // Make the new name durable; best effort (some file systems refuse).
-        let directoryFD = open(directoryName(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryFD >= 0 {
-            _ = fsync(directoryFD)
-            close(directoryFD)
-        }
+        syncDirectory(directoryName(of: path))
+    }
+
+    /// `fsync` of a directory, so that renames and creations in it are durable. Best effort:
+    /// some file systems refuse it.
+    public static func syncDirectory(_ path: String) {
+        guard
+            let directory = try? FileDescriptor.open(
+                FilePath(path), .readOnly, options: [.directory, .closeOnExec])
+        else { return }
+        _ = fsync(directory.rawValue)  // swift-system has no fsync
+        try? directory.close()
     }
 
     /// `mkdir -p path`; new directories get `mode` (less the umask).

@@ -65,6 +65,20 @@ let seedsPerScenario: UInt64 = 4
         #expect(r.passed, "\(s.description): \(r.violations.map(\.description).joined(separator: "; "))")
     }
 
+    /// The checker itself: a node that is up but never finishes recovering (wiped, restarted
+    /// and cut off from everyone for good) fails liveness at rest, though every other node
+    /// commits and converges.
+    @Test func livenessFailsWhenALiveNodeNeverBecomesActive() {
+        var s = Scenario.make("baseline", n: 4, seed: 7)
+        let t = s.workloadEnd + 100_000_000
+        s.faults = [(t, .partition([[0], [1, 2, 3]])), (t + 1_000_000, .wipe(0)), (t + 2_000_000, .restart(0))]
+        let r = Simulator(s).run()
+        #expect(
+            r.violations.contains { $0.property == "liveness" && $0.detail.contains("node 0 is up but not active") },
+            "\(r.violations)")
+        #expect(r.commits > 0)
+    }
+
     @Test func sameSeedReproducesTheRunExactly() {
         for name in ["lossy", "byz-twins", "crash-restart"] {
             let a = Simulator(Scenario.make(name, n: 4, seed: 11)).run()
