@@ -5,7 +5,7 @@ import time
 import pytest
 
 from conftest import (
-    CONNACK, DISCONNECT, IS_FOXMQ, PINGRESP, PUBLISH, V311, V5, PINGREQ_BYTES,
+    CONNACK, DISCONNECT, IS_FOXMQ, assert_reason, PINGRESP, PUBLISH, V311, V5, PINGREQ_BYTES,
     P_ASSIGNED_CLIENT_ID, P_MAXIMUM_PACKET_SIZE, P_MAXIMUM_QOS, P_RECEIVE_MAXIMUM, P_RETAIN_AVAILABLE,
     P_SERVER_KEEP_ALIVE, P_SHARED_SUB_AVAILABLE, P_SUB_ID_AVAILABLE, P_TOPIC_ALIAS_MAXIMUM,
     P_WILDCARD_SUB_AVAILABLE, connect_packet, publish_packet, uid,
@@ -127,10 +127,10 @@ def test_keepalive_timeout_disconnects_and_publishes_will(raw, paho_factory, pro
     seen = c.wait_closed(timeout=1.5 * ka + grace)
     elapsed = time.monotonic() - start
     assert elapsed >= 0.9 * ka, f"closed too early ({elapsed:.2f}s) for keep alive {ka}"
-    for p in seen:
-        assert p.type == DISCONNECT, f"unexpected {p!r}"
-        if proto == V5:
-            assert p.reason == 0x8D  # Keep Alive timeout
+    assert all(p.type == DISCONNECT for p in seen) and len(seen) <= 1, f"unexpected {seen}"
+    # FoxMQ must send DISCONNECT 0x8D (Keep Alive timeout) to a 5.0 client before closing, and
+    # just close a 3.1.1 one; Mosquitto closes silently (or sends 0x8D).
+    assert_reason(seen[0].reason if seen else None, proto, 0x8D)
     msg = watcher.get()
     assert msg.topic == "ka/will" and msg.payload == b"gone"
 

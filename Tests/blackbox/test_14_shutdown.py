@@ -73,15 +73,17 @@ def test_shutdown_with_inflight_state_exits_zero(broker_factory, raw_factory):
 
 
 @pytest.mark.foxmq_only
-def test_sigterm_stops_the_services_in_order(broker_factory, raw_factory):
-    """The node runs under a ServiceGroup: on SIGTERM the listeners close and the sessions end
-    through the log first, then the orderer drains (the session ends are durable), then the
-    threads stop and the store closes; the process exits 0. The log shows each step in that order."""
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_stops_the_services_in_order(broker_factory, raw_factory, stop_signal):
+    """The node runs under a ServiceGroup: on SIGTERM (or SIGINT, Ctrl-C) the listeners close and
+    the sessions end through the log first, then the orderer drains (the session ends are durable),
+    then the threads stop and the store closes; the process exits 0. The log shows each step in
+    that order."""
     b = broker_factory()
     c = raw_factory(b, V5)
     c.connect(uid())
     b.expected_exit = True
-    b.proc.send_signal(signal.SIGTERM)
+    b.proc.send_signal(stop_signal)
     assert c.disconnect_reason_or_close(timeout=5) == 0x8B
     assert b.proc.wait(timeout=10) == 0
     text = b.log_path.read_text(errors="replace")

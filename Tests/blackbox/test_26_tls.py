@@ -4,12 +4,14 @@ reloading the certificate without dropping connections, and start-up refusals na
 
 Real clients: ``mosquitto_pub``/``mosquitto_sub --cafile`` and paho-mqtt with ``tls_set``. The
 certificates are made per test with the Python ``cryptography`` package (a CA, a server
-certificate for 127.0.0.1 and localhost, client certificates: valid, expired, another CA's).
+certificate for 127.0.0.1 and localhost, client certificates: valid, expired, another CA's; an
+intermediate CA for a chain).
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 import signal
 import socket
 import ssl
@@ -25,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 import ipaddress
 
-from conftest import FOXMQ_BIN, PahoClient, V5, free_port, port_accepts, uid
+from conftest import CONNACK, FOXMQ_BIN, PahoClient, V5, connect_packet, free_port, port_accepts, uid
 
 pytestmark = pytest.mark.foxmq_only
 
@@ -35,11 +37,15 @@ NOW = datetime.datetime.now(datetime.timezone.utc)
 class Pki:
     """A CA and the certificates a test needs, written under ``base``."""
 
-    def __init__(self, base: Path, name: str = "ca"):
+    def __init__(self, base: Path, name: str = "ca", *, parent: "Pki | None" = None):
+        """A self-signed root CA, or with ``parent`` an intermediate CA that ``parent`` issued."""
         self.base = base
         self.name = name
         self.key = ec.generate_private_key(ec.SECP256R1())
-        self.cert = self._build(self.key, f"{name} test CA", ca=True)
+        if parent is None:
+            self.cert = self._build(self.key, f"{name} test CA", ca=True)
+        else:
+            self.cert = parent._build(self.key, f"{name} intermediate CA", ca=True, issuer=parent.cert)
         self.ca_path = self._write_cert(f"{name}.pem", self.cert)
 
     def _build(self, key, cn: str, *, ca: bool = False, sans=(), start=None, end=None, issuer=None):
@@ -148,21 +154,56 @@ def handshake(port: int, ca: Path, *, cert: tuple[Path, Path] | None = None,
     return s
 
 
-def refused_by_tls(port: int, ca: Path, **kw) -> bool:
-    """True when the server refuses the TLS session: the handshake fails, or (TLS 1.3, where the
-    client finishes first) the first read finds the server's alert or a closed socket."""
+def mqtt_over_tls(port: int, ca: Path, **kw) -> tuple[int | None, str]:
+    """A TLS handshake then a valid MQTT 5.0 CONNECT: (CONNACK reason code, "") when the server
+    answers, (None, what ended it) when it does not (the handshake fails, or, in TLS 1.3 where
+    the client finishes its handshake first, the server's alert or close on the first read)."""
     try:
         s = handshake(port, ca, **kw)
-    except (ssl.SSLError, OSError):
-        return True
+    except (ssl.SSLError, OSError) as e:
+        return None, f"handshake: {e!r}"
     try:
         s.settimeout(5)
-        s.sendall(bytes([0x10, 0x00]))  # anything: the server closes on its failed verification
-        return s.recv(1) == b""
-    except (ssl.SSLError, OSError):
-        return True
+        s.sendall(connect_packet(uid("tls"), version=V5))
+        data = s.recv(64)
+        if len(data) >= 4 and data[0] >> 4 == CONNACK:
+            return data[3], ""
+        return None, f"read: {data!r}"
+    except (ssl.SSLError, OSError) as e:
+        return None, f"read: {e!r}"
     finally:
         s.close()
+
+
+def assert_refused_by_tls(port: int, ca: Path, alerts: str, **kw):
+    """No CONNACK for a valid CONNECT; if Python's ssl names the server's TLS alert, it is one of
+    ``alerts`` (a regex of OpenSSL alert names: their spelling varies with the versions)."""
+    reason, error = mqtt_over_tls(port, ca, **kw)
+    assert reason is None, f"CONNACK 0x{reason:02x}: the TLS listener accepted the client"
+    if "ALERT" in error.upper():
+        assert re.search(alerts, error, re.I), f"unexpected TLS alert: {error}"
+
+
+def real_clients_connect(b, ca: Path, cert: tuple[Path, Path] | None) -> tuple[bool, bool, str]:
+    """(mosquitto_pub succeeded, paho got CONNACK 0, details) over --mqtts-addr."""
+    args = ["mosquitto_pub", "-h", "localhost", "-p", str(b.mqtts_port), "--cafile", str(ca), "-V", "5",
+            "-t", "cert/real", "-m", "x", "-q", "1"]
+    if cert:
+        args += ["--cert", str(cert[0]), "--key", str(cert[1])]
+    pub = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    c = tls_client(b, ca, cert=cert)
+    try:
+        connack = c.connect(expect_ok=False)
+        paho_ok = connack is not None and connack[0] == 0 and c.c.is_connected()
+    except (ssl.SSLError, OSError) as e:
+        connack, paho_ok = repr(e), False
+    finally:
+        try:
+            c.c.disconnect()
+        except Exception:
+            pass
+        c.stop()
+    return pub.returncode == 0, paho_ok, f"mosquitto_pub rc {pub.returncode} {pub.stderr.strip()!r}; paho {connack}"
 
 
 def test_mosquitto_clients_and_paho_over_tls(pki, tls_broker):
@@ -208,9 +249,22 @@ def test_client_certificates_are_required_and_checked(pki, tls_broker, tmp_path)
                         end=NOW - datetime.timedelta(days=30))
     other = Pki(tmp_path, "other").issue("stranger", "alice")
 
-    assert refused_by_tls(b.mqtts_port, pki.ca_path), "no client certificate"
-    assert refused_by_tls(b.mqtts_port, pki.ca_path, cert=other), "a certificate another CA issued"
-    assert refused_by_tls(b.mqtts_port, pki.ca_path, cert=expired), "an expired certificate"
+    # A valid CONNECT after the handshake: refused clients get no CONNACK (the server's alert),
+    # while a valid certificate gets CONNACK 0 by the same path (the control).
+    assert mqtt_over_tls(b.mqtts_port, pki.ca_path, cert=good) == (0, ""), "a valid client certificate"
+    assert_refused_by_tls(b.mqtts_port, pki.ca_path, "CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE")
+    assert_refused_by_tls(b.mqtts_port, pki.ca_path, "UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|DECRYPT_ERROR",
+                          cert=other)
+    assert_refused_by_tls(b.mqtts_port, pki.ca_path, "CERTIFICATE_EXPIRED|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN",
+                          cert=expired)
+    # Real clients: mosquitto_pub --cert/--key and paho tls_set fail without a valid certificate.
+    for what, client_cert in (("no certificate", None), ("another CA's certificate", other),
+                              ("an expired certificate", expired)):
+        mosquitto_ok, paho_ok, details = real_clients_connect(b, pki.ca_path, client_cert)
+        assert not mosquitto_ok and not paho_ok, f"{what} was accepted: {details}"
+    mosquitto_ok, paho_ok, details = real_clients_connect(b, pki.ca_path, good)
+    assert mosquitto_ok and paho_ok, f"the valid certificate was refused: {details}"
+
     c = tls_client(b, pki.ca_path, cert=good)
     assert c.connect()[0] == 0
     assert c.publish("cert/x", b"ok", qos=1) in (0, 0x10)
@@ -219,6 +273,29 @@ def test_client_certificates_are_required_and_checked(pki, tls_broker, tmp_path)
     plain = PahoClient(b, uid("plain"), proto=V5)
     assert plain.connect()[0] == 0
     plain.disconnect()
+
+
+def test_a_certificate_chain_through_an_intermediate(pki, tls_broker, tmp_path):
+    """--tls-cert holds the server certificate followed by the intermediate CA that issued it: a
+    client trusting only the root verifies the chain. The same certificate without the
+    intermediate is refused by that client (the control: the chain is what makes it work)."""
+    intermediate = Pki(tmp_path, "intermediate", parent=pki)
+    leaf, key = intermediate.issue("leaf", "localhost", server=True)
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(leaf.read_bytes() + intermediate.ca_path.read_bytes())
+    b = tls_broker(chain, key)
+    assert mqtt_over_tls(b.mqtts_port, pki.ca_path) == (0, "")
+    pub = subprocess.run(["mosquitto_pub", "-h", "localhost", "-p", str(b.mqtts_port), "--cafile", str(pki.ca_path),
+                          "-V", "5", "-t", "chain/x", "-m", "x", "-q", "1"], capture_output=True, text=True, timeout=30)
+    assert pub.returncode == 0, pub.stderr
+    c = tls_client(b, pki.ca_path, websockets=True)
+    assert c.connect()[0] == 0
+    c.disconnect()
+    b.close()
+
+    alone = tls_broker(leaf, key)
+    with pytest.raises(ssl.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+        handshake(alone.mqtts_port, pki.ca_path)
 
 
 def test_certificate_common_name_is_the_user_name(pki, tls_broker):
@@ -292,7 +369,21 @@ def test_start_up_names_a_missing_or_mismatched_file(pki, tmp_path):
         missing.stderr
     mismatched = start("--tls-cert", str(cert), "--tls-key", str(other_key))
     assert mismatched.returncode == 2 and "does not match --tls-cert" in mismatched.stderr, mismatched.stderr
+    assert f"--tls-key {other_key}" in mismatched.stderr and f"--tls-cert {cert}" in mismatched.stderr, \
+        f"both files are named: {mismatched.stderr}"
     not_pem = start("--tls-cert", str(key), "--tls-key", str(key))
     assert not_pem.returncode == 2 and f"--tls-cert {key}: not a PEM certificate" in not_pem.stderr, not_pem.stderr
+    # Unreadable files (even for root): a directory, and a path under a regular file.
+    directory = tmp_path / "a-directory"
+    directory.mkdir()
+    for flag, args in (("--tls-key", ("--tls-cert", str(cert), "--tls-key", str(directory))),
+                       ("--tls-cert", ("--tls-cert", str(directory), "--tls-key", str(key))),
+                       ("--tls-cert", ("--tls-cert", str(cert / "x"), "--tls-key", str(key))),
+                       ("--tls-key", ("--tls-cert", str(cert), "--tls-key", str(key / "x")))):
+        path = args[args.index(flag) + 1]
+        unreadable = start(*args)
+        assert unreadable.returncode == 2 and f"{flag} {path}" in unreadable.stderr, \
+            f"{flag} {path}: {unreadable.returncode} {unreadable.stderr}"
+        assert "Fatal error" not in unreadable.stderr, unreadable.stderr
     alone = start("--tls-cert", str(cert))
     assert alone.returncode != 0 and "--tls-cert and --tls-key" in alone.stderr + alone.stdout
