@@ -34,8 +34,14 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
         // Small files of a node (users.toml, the address book, keys): read whole, written
-        // atomically and durably, through swift-system.
-        .target(name: "FoxFiles", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
+        // atomically and durably, through swift-system; TOML read with toml++'s guards.
+        .target(
+            name: "FoxFiles",
+            dependencies: [
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         // libargon2 (argon2id PHC strings of the original's users.toml).
         .systemLibrary(
             name: "CArgon2",

@@ -31,44 +31,23 @@ public struct UsersFile: Sendable, Equatable {
 
     /// Loads `path`. A missing file is an empty users file.
     public static func load(from path: String) throws(UsersFileError) -> UsersFile {
-        let bytes: [UInt8]?
+        let text: String?
         do {
-            bytes = try Files.readIfExists(path)
+            text = try TOMLFile.readText(path)
         } catch {
-            throw UsersFileError(path: path, problem: .unreadable(errno: error.errno, message: error.message))
+            throw UsersFileError(path: path, problem: UsersFileError.Problem(error))
         }
-        guard let bytes else { return UsersFile() }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw UsersFileError(path: path, problem: .notUTF8)
-        }
+        guard let text else { return UsersFile() }
         return try parse(text, path: path)
     }
 
     /// Parses the TOML `text` of a users file; `path` is only used in errors.
     public static func parse(_ text: String, path: String) throws(UsersFileError) -> UsersFile {
-        // toml++ reads a C string: an embedded NUL would silently cut the document.
-        if text.utf8.contains(0) {
-            throw UsersFileError(
-                path: path, problem: .invalidTOML(message: "the file contains a NUL byte", line: nil, column: nil))
-        }
-        // toml++ aborts the process on a table header that does not start with a key.
-        if let header = TOMLTableHeaderCheck.firstUnreadableHeader(in: text) {
-            throw UsersFileError(
-                path: path,
-                problem: .invalidTOML(
-                    message: "a table header must start with a key", line: header.line, column: header.column))
-        }
         let root: TOMLTable
         do {
-            root = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw UsersFileError(
-                path: path,
-                problem: .invalidTOML(
-                    message: error.description, line: error.source.begin.line, column: error.source.begin.column))
+            root = try TOMLFile.parse(text)
         } catch {
-            throw UsersFileError(
-                path: path, problem: .invalidTOML(message: String(describing: error), line: nil, column: nil))
+            throw UsersFileError(path: path, problem: UsersFileError.Problem(error))
         }
 
         guard let usersValue = root["users"] else { return UsersFile() }

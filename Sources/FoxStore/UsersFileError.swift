@@ -1,3 +1,5 @@
+import FoxFiles
+
 /// A problem reading, parsing or writing a `users.toml` file.
 ///
 /// `description` always starts with the file's path, so start-up can print it as is
@@ -46,13 +48,7 @@ public struct UsersFileError: Error, Sendable, Equatable, CustomStringConvertibl
         case .notUTF8:
             return "users file is not valid UTF-8"
         case .invalidTOML(let message, let line, let column):
-            var position = ""
-            if let line {
-                position = "line \(line)"
-                if let column { position += ", column \(column)" }
-                position += ": "
-            }
-            return "\(position)invalid TOML: \(message)"
+            return TOMLFile.describeInvalid(message: message, line: line, column: column)
         case .usersNotATable:
             return "'users' must be a table of users ([users.NAME])"
         case .userNotATable(let user):
@@ -74,3 +70,5 @@ public struct UsersFileError: Error, Sendable, Equatable, CustomStringConvertibl
         TOMLText.quotedString(s)
     }
 }
+
+extension UsersFileError.Problem: TOMLFileProblem {}

@@ -118,44 +118,23 @@ public struct AddressBook: Sendable {
 
     /// Loads the book at `path`, or returns nil when there is no such file.
     public static func load(path: String) throws(AddressBookError) -> AddressBook? {
-        let bytes: [UInt8]?
+        let text: String?
         do {
-            bytes = try Files.readIfExists(path)
+            text = try TOMLFile.readText(path)
         } catch {
-            throw AddressBookError(path: path, problem: .unreadable(errno: error.errno, message: error.message))
+            throw AddressBookError(path: path, problem: AddressBookError.Problem(error))
         }
-        guard let bytes else { return nil }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw AddressBookError(path: path, problem: .notUTF8)
-        }
+        guard let text else { return nil }
         return try parse(text, path: path)
     }
 
     /// Parses the TOML `text` of an address book; `path` names it in errors.
     public static func parse(_ text: String, path: String) throws(AddressBookError) -> AddressBook {
-        // toml++ reads a C string: an embedded NUL would silently cut the document.
-        if text.utf8.contains(0) {
-            throw AddressBookError(
-                path: path, problem: .invalidTOML(message: "the file contains a NUL byte", line: nil, column: nil))
-        }
-        // toml++ aborts the process on a table header that does not start with a key.
-        if let header = TOMLTableHeaderCheck.firstUnreadableHeader(in: text) {
-            throw AddressBookError(
-                path: path,
-                problem: .invalidTOML(
-                    message: "a table header must start with a key", line: header.line, column: header.column))
-        }
         let root: TOMLTable
         do {
-            root = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw AddressBookError(
-                path: path,
-                problem: .invalidTOML(
-                    message: error.description, line: error.source.begin.line, column: error.source.begin.column))
+            root = try TOMLFile.parse(text)
         } catch {
-            throw AddressBookError(
-                path: path, problem: .invalidTOML(message: String(describing: error), line: nil, column: nil))
+            throw AddressBookError(path: path, problem: AddressBookError.Problem(error))
         }
 
         guard let addressesValue = root["addresses"] else { throw AddressBookError(path: path, problem: .empty) }
@@ -379,13 +358,7 @@ public struct AddressBookError: Error, Sendable, Equatable, CustomStringConverti
         case .notUTF8:
             return "the address book is not valid UTF-8"
         case .invalidTOML(let message, let line, let column):
-            var position = ""
-            if let line {
-                position = "line \(line)"
-                if let column { position += ", column \(column)" }
-                position += ": "
-            }
-            return "\(position)invalid TOML: \(message)"
+            return TOMLFile.describeInvalid(message: message, line: line, column: column)
         case .addressesNotAnArrayOfTables:
             return "'addresses' must be an array of tables ([[addresses]] with key and addr)"
         case .entryNotATable(let entry):
@@ -432,3 +405,5 @@ public struct AddressBookError: Error, Sendable, Equatable, CustomStringConverti
         return "entry \(entry) (the \(ordinal)\(suffix) [[addresses]] table)"
     }
 }
+
+extension AddressBookError.Problem: TOMLFileProblem {}

@@ -1,0 +1,79 @@
+import TOMLKit
+
+/// Reading one of our TOML files (users.toml, address-book.toml): the bytes, UTF-8, then the
+/// document, with the guards toml++ needs. Each file's reader turns a `Problem` into its own
+/// error, which names the file.
+public enum TOMLFile {
+    public enum Problem: Error, Sendable, Equatable {
+        /// The file exists but could not be read (`errno` and its message).
+        case unreadable(errno: Int32, message: String)
+        /// The file is not valid UTF-8.
+        case notUTF8
+        /// The text is not valid TOML (the position as the parser gives it).
+        case invalidTOML(message: String, line: Int?, column: Int?)
+    }
+
+    /// The text of `path`, or nil when there is no such file.
+    public static func readText(_ path: String) throws(Problem) -> String? {
+        let bytes: [UInt8]?
+        do {
+            bytes = try Files.readIfExists(path)
+        } catch {
+            throw .unreadable(errno: error.errno, message: error.message)
+        }
+        guard let bytes else { return nil }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw .notUTF8 }
+        return text
+    }
+
+    /// The document in `text`.
+    public static func parse(_ text: String) throws(Problem) -> TOMLTable {
+        // toml++ reads a C string: an embedded NUL would silently cut the document.
+        if text.utf8.contains(0) {
+            throw .invalidTOML(message: "the file contains a NUL byte", line: nil, column: nil)
+        }
+        // toml++ aborts the process on a table header that does not start with a key.
+        if let header = TOMLTableHeaderCheck.firstUnreadableHeader(in: text) {
+            throw .invalidTOML(
+                message: "a table header must start with a key", line: header.line, column: header.column)
+        }
+        do {
+            return try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw .invalidTOML(
+                message: error.description, line: error.source.begin.line, column: error.source.begin.column)
+        } catch {
+            throw .invalidTOML(message: String(describing: error), line: nil, column: nil)
+        }
+    }
+
+    /// `line 3, column 1: invalid TOML: MESSAGE`, as the file errors print it.
+    public static func describeInvalid(message: String, line: Int?, column: Int?) -> String {
+        var position = ""
+        if let line {
+            position = "line \(line)"
+            if let column { position += ", column \(column)" }
+            position += ": "
+        }
+        return "\(position)invalid TOML: \(message)"
+    }
+}
+
+/// The problems of a file error that reads TOML: its enum's cases of the same names take a
+/// `TOMLFile.Problem` as they are (`init(_:)`).
+public protocol TOMLFileProblem {
+    static func unreadable(errno: Int32, message: String) -> Self
+    static var notUTF8: Self { get }
+    static func invalidTOML(message: String, line: Int?, column: Int?) -> Self
+}
+
+extension TOMLFileProblem {
+    public init(_ problem: TOMLFile.Problem) {
+        switch problem {
+        case .unreadable(let errno, let message): self = .unreadable(errno: errno, message: message)
+        case .notUTF8: self = .notUTF8
+        case .invalidTOML(let message, let line, let column):
+            self = .invalidTOML(message: message, line: line, column: column)
+        }
+    }
+}
