@@ -48,6 +48,8 @@ let package = Package(
             pkgConfig: "libargon2",
             providers: [.apt(["libargon2-dev"])]
         ),
+        // The C allocator's controls (glibc's malloc_trim, for MemoryTrim).
+        .systemLibrary(name: "CMalloc"),
         // liblmdb (the node's ordered log, state rows and meta).
         .systemLibrary(
             name: "CLMDB",
@@ -109,6 +111,7 @@ let package = Package(
                 "FoxStore",
                 "FoxConsensus",
                 "FoxFiles",
+                "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

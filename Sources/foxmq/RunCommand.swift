@@ -81,6 +81,12 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Return the heap's free memory to the kernel every this many seconds (after a flood of "
+                + "connections or messages has gone); 0 for never.", valueName: "SECONDS"))
+    var memoryTrimInterval: Int = 60
+
+    @Option(
+        help: ArgumentHelp(
             "Also listen for MQTT over TLS here (needs --tls-cert and --tls-key).", valueName: "HOST:PORT"))
     var mqttsAddr: String?
 
@@ -263,6 +269,9 @@ struct RunCommand: AsyncParsableCommand {
         if let mqttsAddr { _ = try HostPort(mqttsAddr, option: "--mqtts-addr") }
         if let metricsAddr { _ = try HostPort(metricsAddr, option: "--metrics-addr") }
         guard (0...86_400).contains(sysInterval) else { throw ValidationError("--sys-interval must be 0...86400.") }
+        guard (0...86_400).contains(memoryTrimInterval) else {
+            throw ValidationError("--memory-trim-interval must be 0...86400.")
+        }
         if let wssAddr { _ = try HostPort(wssAddr, option: "--wss-addr") }
         if clusterCert == nil && (clusterRootCert != nil || !clusterAcceptPeerWithCert.isEmpty) {
             // Refused rather than ignored: a user who asked for TLS must not run without it.
@@ -339,6 +348,7 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         configuration.systemTopicsIntervalSeconds = sysInterval
+        configuration.memoryTrimIntervalSeconds = memoryTrimInterval
         configuration.softwareVersion = "foxmq \(FoxMQCommand.configuration.version)"
         // Before anything makes a metric: swift-metrics binds each to the factory it finds.
         let registry = PrometheusCollectorRegistry()

@@ -36,6 +36,9 @@ public struct NodeConfiguration: Sendable {
     /// How often the state gauges of the metrics (sessions, retained, in flight, queued) are
     /// sampled.
     public var metricsSampleIntervalMillis: Int64 = 5000
+    /// Every this many seconds the heap's free memory goes back to the kernel
+    /// (`--memory-trim-interval`, `MemoryTrim`); 0 for never.
+    public var memoryTrimIntervalSeconds = 60
 
     public init() {}
 }
@@ -401,6 +404,18 @@ public final class BrokerNode: Sendable {
             }
         }
         statisticsTasks.withLockedValue { $0.append(sampler) }
+        if configuration.memoryTrimIntervalSeconds > 0 {
+            let interval = TimeAmount.seconds(Int64(configuration.memoryTrimIntervalSeconds))
+            let (threadPool, logger) = (self.threadPool, self.logger)
+            let trimmer = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                // It holds each arena's lock while it walks it: off the event loops.
+                threadPool.submit { state in
+                    guard case .active = state else { return }
+                    MemoryTrim.run(logger: logger)
+                }
+            }
+            statisticsTasks.withLockedValue { $0.append(trimmer) }
+        }
         guard configuration.systemTopicsIntervalSeconds > 0 else { return }
         let interval = Int64(configuration.systemTopicsIntervalSeconds)
         let publisher = group.next().scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(interval)) {
