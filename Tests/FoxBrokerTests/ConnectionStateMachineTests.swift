@@ -32,7 +32,7 @@ struct MachineHarness {
 
     mutating func authenticated(_ accepted: Bool = true) -> [ConnectionStateMachine.Output] {
         var outputs: [ConnectionStateMachine.Output] = []
-        machine.authenticationCompleted(accepted: accepted, into: &outputs)
+        machine.authenticationCompleted(accepted: accepted, authorize: { _, _, _ in true }, into: &outputs)
         return outputs
     }
 
@@ -437,7 +437,7 @@ struct MachineHarness {
     @Test func connectDeadlineHoldsUntilConnAck() {
         var waiting = H()
         _ = waiting.receive(.connect(H.connect()))
-        _ = waiting.run { $0.authenticationCompleted(accepted: true, into: &$1) }
+        _ = waiting.run { $0.authenticationCompleted(accepted: true, authorize: { _, _, _ in true }, into: &$1) }
         #expect(
             waiting.run { $0.connectTimedOut(into: &$1) }
                 == [H.submitted(.sessionClose(H.connection, SessionClose(cause: .abnormal))), .close])
@@ -453,7 +453,7 @@ struct MachineHarness {
     @Test func refusedSubmissions() {
         var opening = H()
         _ = opening.receive(.connect(H.connect()))
-        _ = opening.run { $0.authenticationCompleted(accepted: true, into: &$1) }
+        _ = opening.run { $0.authenticationCompleted(accepted: true, authorize: { _, _, _ in true }, into: &$1) }
         #expect(
             opening.run { $0.submitRefused(.serverUnavailable, into: &$1) }
                 == [.send(.connAck(ConnAck(sessionPresent: false, reasonCode: .serverUnavailable))), .close])
@@ -671,10 +671,13 @@ extension ConnectionStateMachineTests {
         // exceed the limit) and no session opened.
         var tiny = H(limits: H.limits { $0.keepAliveMaximumSeconds = 60 })
         _ = tiny.receive(.connect(H.connect(configure: { $0.properties.maximumPacketSize = 5 })))
-        #expect(tiny.authenticated() == [.close])
+        #expect(tiny.authenticated() == [.refusedUnannounced(.packetTooLarge), .close])
         // Under the five bytes of a bare CONNACK, a refusal is the close alone.
         var tinier = H(limits: H.limits(anonymous: false))
-        #expect(tinier.receive(.connect(H.connect(configure: { $0.properties.maximumPacketSize = 4 }))) == [.close])
+        #expect(
+            tinier.receive(.connect(H.connect(configure: { $0.properties.maximumPacketSize = 4 }))) == [
+                .refusedUnannounced(.notAuthorized), .close,
+            ])
         var refused = H(limits: H.limits(anonymous: false))
         #expect(
             refused.receive(.connect(H.connect(configure: { $0.properties.maximumPacketSize = 5 }))) == [

@@ -28,6 +28,9 @@ struct ConnectionStateMachine {
         case watchKeepAlive(timeoutMillis: Int64)
         /// Close the socket (after the sends before it are written).
         case close
+        /// The CONNECT is refused for `reasonCode` without a CONNACK, which the client's Maximum
+        /// Packet Size could not hold (to log and count; a `close` follows).
+        case refusedUnannounced(ReasonCode)
     }
 
     enum State {
@@ -208,9 +211,7 @@ struct ConnectionStateMachine {
     /// The credential check finished. `authorize` decides whether the will may be published
     /// to its topic, as any PUBLISH of this user would be (the broker's `$SYS` included): a
     /// will is a publish made on the client's behalf, refused before the session opens.
-    mutating func authenticationCompleted(
-        accepted: Bool, authorize: Authorize = { _, _, _ in true }, into outputs: inout [Output]
-    ) {
+    mutating func authenticationCompleted(accepted: Bool, authorize: Authorize, into outputs: inout [Output]) {
         guard case .authenticating(let connect, let assigned) = state else { return }
         let version = connect.protocolVersion
         guard accepted else {
@@ -253,6 +254,7 @@ struct ConnectionStateMachine {
             // terms of its session, and no packet may exceed its limit [MQTT-3.1.2-24]: close
             // without a CONNACK, before any session is opened or taken over.
             state = .closed
+            outputs.append(.refusedUnannounced(.packetTooLarge))
             outputs.append(.close)
             return
         }
@@ -549,7 +551,7 @@ struct ConnectionStateMachine {
     private mutating func refuse(_ reasonCode: ReasonCode, version: ProtocolVersion, into outputs: inout [Output]) {
         let connAck = Packet.connAck(ConnAck(sessionPresent: false, reasonCode: reasonCode))
         // A limit under the five bytes of a bare CONNACK gets the close alone [MQTT-3.1.2-24].
-        if fitsClient(connAck) { outputs.append(.send(connAck)) }
+        outputs.append(fitsClient(connAck) ? .send(connAck) : .refusedUnannounced(reasonCode))
         state = .closed
         outputs.append(.close)
     }

@@ -201,13 +201,17 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 run { machine, outputs in machine.decodeFailed(error, into: &outputs) }
                 return
             }
+            // A refused PUBLISH is a dropped message; a refused will (a CONNECT authenticated by
+            // its certificate) is a refused connection, counted as such.
+            var isPublish = false
+            if case .publish = packet { isPublish = true }
             run { machine, outputs in
                 machine.received(
                     packet, makeIdentifier: services.makeClientIdentifier,
-                    authorize: { [services] request, username, clientIdentifier in
+                    authorize: { [services, isPublish] request, username, clientIdentifier in
                         let allowed = Self.authorize(
                             request, username: username, clientIdentifier: clientIdentifier, services: services)
-                        if !allowed, case .publish = request { services.metrics.droppedUnauthorized.increment() }
+                        if !allowed, isPublish { services.metrics.droppedUnauthorized.increment() }
                         return allowed
                     },
                     certificateIdentity: { [context] in
@@ -302,6 +306,11 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 connectDeadline = nil
                 flushOutbound()
                 context?.close(promise: nil)
+            case .refusedUnannounced(let reasonCode):
+                services.metrics.connectionRefused(reasonCode)
+                log(
+                    .info, "CONNECT refused without a CONNACK: the client's Maximum Packet Size cannot hold it",
+                    ["reason": "\(reasonCode)"])
             }
         }
     }

@@ -55,6 +55,8 @@ public final class ClientTLS: Sendable {
     /// Counts a connection whose TLS handshake failed (an untrusted, expired or missing client
     /// certificate, a protocol version refused, plain MQTT on the TLS port) as refused, reason
     /// `tls_handshake`; it passes everything on and leaves the pipeline once the handshake is done.
+    /// A peer that closes before finishing its part (a TCP health check, a port scan) was refused
+    /// nothing and is not counted.
     final class HandshakeWatch: ChannelInboundHandler, RemovableChannelHandler {
         typealias InboundIn = NIOAny
         private let metrics: BrokerMetrics
@@ -65,18 +67,30 @@ public final class ClientTLS: Sendable {
         }
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            // Passed on first: once removed, this context no longer reaches the next handler.
+            context.fireUserInboundEventTriggered(event)
             if case TLSUserEvent.handshakeCompleted = event {
                 context.pipeline.syncOperations.removeHandler(self, promise: nil)
             }
-            context.fireUserInboundEventTriggered(event)
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            if !counted, error is NIOSSLError || error is BoringSSLError {
+            if !counted, Self.isRefusal(error) {
                 counted = true
                 metrics.tlsHandshakeFailed()
             }
             context.fireErrorCaught(error)
+        }
+
+        static func isRefusal(_ error: any Error) -> Bool {
+            switch error {
+            case NIOSSLError.handshakeFailed(.sslError(let messages)) where messages == [.eofDuringHandshake]:
+                return false
+            case is NIOSSLError, is BoringSSLError:
+                return true
+            default:
+                return false
+            }
         }
     }
 

@@ -21,6 +21,7 @@ enum MemoryTrim {
 
     static func run(logger: Logger) {
         #if canImport(Glibc)
+            // mallinfo2: glibc 2.33 or later (Debian 12, Ubuntu 22.04).
             guard mallinfo2().fordblks >= freeBytesMin else { return }
             let before = residentAnonymousBytes()
             let started = DispatchTime.now().uptimeNanoseconds
