@@ -394,4 +394,30 @@ final class TestCluster: @unchecked Sendable {
         #expect(cluster.orderers[0]!.withState { $0.attachedIncarnation(of: 0) } == 1, "node 0's clients stay")
         await cluster.stopAll()
     }
+
+    /// A node back from isolation reaches a quorum again before its last link returns: the
+    /// straggler was unreachable from it for the whole partition, but only the time since it
+    /// regained a majority counts, so the straggler is not lost unless it stays away that long.
+    @Test func aNodeBackFromIsolationCountsOnlyTheTimeInTheMajority() async throws {
+        let cluster = try TestCluster(n: 4)
+        await cluster.waitUntilStarted([0, 1, 2, 3])
+        cluster.connect(node: 3, conn: 1, client: "on-three", expiry: 0)
+        #expect(await TestCluster.eventually { cluster.orderers[0]!.withState { $0.sessionCount } == 1 })
+        for peer: UInt16 in [1, 2, 3] { cluster.orderers[0]!.peerState(peer, connected: false) }
+        try await Task.sleep(nanoseconds: 400_000_000)
+        // Back: nodes 1 and 2 first (a quorum with itself), node 3 not yet.
+        cluster.orderers[0]!.peerState(1, connected: true)
+        cluster.orderers[0]!.peerState(2, connected: true)
+        cluster.orderers[0]!.tickIfDueAfter(failoverMillis: 300)
+        try await Task.sleep(nanoseconds: 300_000_000)
+        #expect(cluster.orderers[0]!.withState { $0.attachedIncarnation(of: 3) } == 1, "node 3 lost for the partition")
+        // Node 3 stays away for the failover time from now on: now it is lost.
+        try await Task.sleep(nanoseconds: 200_000_000)
+        cluster.orderers[0]!.tickIfDueAfter(failoverMillis: 300)
+        #expect(
+            await TestCluster.eventually {
+                cluster.orderers[0]!.withState { $0.attachedIncarnation(of: 3) } == nil
+            })
+        await cluster.stopAll()
+    }
 }

@@ -97,6 +97,9 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
     private var lossOrdered: [UInt16: UInt32] = [:]
     /// The peers the transport can send to now.
     private var reachablePeers: Set<UInt16> = []
+    /// Since when (local clock) this node has reached a quorum without a break; nil while it
+    /// does not. A peer is judged lost only for the time it was unreachable from a majority.
+    private var majoritySince: UInt64?
     private var forging = false
 
     // The broker state, applied on the core thread; read by others under `stateLock`.
@@ -301,12 +304,22 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
             reachablePeers.remove(peer)
             if unreachableSince[peer] == nil { unreachableSince[peer] = (clock.nowMillis(), attached) }
         }
+        updateMajority(now: clock.nowMillis())
         condition.unlock(withValue: wakeValue)
         if nudge {
             // A peer (re)joined: a no-op entry makes the cluster run a few rounds, so a node that
             // recovered by the amnesia rule (it may sign only above the last round it heard of)
             // finds blocks to build on even in an idle cluster.
             submit(.tick)
+        }
+    }
+
+    /// Under `condition`.
+    private func updateMajority(now: UInt64) {
+        if reachablePeers.count + 1 < quorum {
+            majoritySince = nil
+        } else if majoritySince == nil {
+            majoritySince = now
         }
     }
 
@@ -323,8 +336,15 @@ public final class ConsensusOrderer: Orderer, @unchecked Sendable {
         // Only a node that reaches a quorum decides that a peer is lost: a node that is itself
         // cut off (or on the short side of a partition) would otherwise order the loss of the
         // healthy majority, and its entry would commit once the partition heals.
-        let inMajority = reachablePeers.count + 1 >= quorum
-        let due = inMajority ? unreachableSince.filter { now >= $0.value.since &+ failoverMillis } : [:]
+        // And only for the time it has been in the majority: a node back from isolation that
+        // reaches a quorum again before its last link is back has seen every peer unreachable
+        // for the whole partition; the straggler must not be lost for that (the others never
+        // lost sight of it).
+        updateMajority(now: now)
+        let due =
+            majoritySince.map { majoritySince in
+                unreachableSince.filter { now >= max($0.value.since, majoritySince) &+ failoverMillis }
+            } ?? [:]
         condition.unlock(withValue: wakeValue)
         for (peer, unreachable) in due.sorted(by: { $0.key < $1.key }) {
             // The loss names the incarnation whose sessions were attached when the peer went
