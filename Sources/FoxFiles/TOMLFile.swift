@@ -32,6 +32,15 @@ public enum TOMLFile {
         if text.utf8.contains(0) {
             throw .invalidTOML(message: "the file contains a NUL byte", line: nil, column: nil)
         }
+        // No control character but tab, line feed and carriage return may appear literally
+        // anywhere in TOML (strings escape them), and toml++ aborts the process on some
+        // documents that hold one (`\u{07}a = [}`, found by `scripts/fuzz address-book`).
+        if let control = firstControlCharacter(in: text) {
+            let hex = String(control.byte, radix: 16, uppercase: true)
+            throw .invalidTOML(
+                message: "control character U+\(String(repeating: "0", count: 4 - hex.count) + hex) is not allowed",
+                line: control.line, column: control.column)
+        }
         // toml++ aborts the process on a table header that does not start with a key.
         if let header = TOMLTableHeaderCheck.firstUnreadableHeader(in: text) {
             throw .invalidTOML(
@@ -45,6 +54,25 @@ public enum TOMLFile {
         } catch {
             throw .invalidTOML(message: String(describing: error), line: nil, column: nil)
         }
+    }
+
+    /// The first control character other than tab, line feed and carriage return, with its line
+    /// and column (1-based; the column in UTF-8 bytes).
+    static func firstControlCharacter(in text: String) -> (byte: UInt8, line: Int, column: Int)? {
+        var line = 1
+        var column = 1
+        for byte in text.utf8 {
+            if byte == 0x0A {
+                line += 1
+                column = 1
+                continue
+            }
+            if (byte < 0x20 && byte != 0x09 && byte != 0x0D) || byte == 0x7F {
+                return (byte, line, column)
+            }
+            column += 1
+        }
+        return nil
     }
 
     /// `line 3, column 1: invalid TOML: MESSAGE`, as the file errors print it.

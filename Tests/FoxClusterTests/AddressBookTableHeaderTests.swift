@@ -19,4 +19,25 @@ import Testing
         }
         #expect(line == 1 && column == 3)
     }
+
+    /// toml++ also aborted (an assertion in parse_value) on `\u{07}a=[}`, a document with a
+    /// control character before an array it cannot read (found by `scripts/fuzz address-book`,
+    /// minimised). No control character but tab, LF and CR is valid anywhere in TOML: such a book
+    /// is refused, naming the character's line and column, before toml++ reads it.
+    @Test(arguments: [
+        ("\u{07}a=[}", 1, 1), ("key = 1\n\u{1C}\n", 2, 1), ("a = \"x\u{7F}\"\n", 1, 7), ("# \u{13}\n", 1, 3),
+    ])
+    func aControlCharacterIsRefused(text: String, line: Int, column: Int) throws {
+        let error = try #require(throws: AddressBookError.self) { try AddressBook.parse(text, path: "b.toml") }
+        guard case .invalidTOML(let message, let foundLine, let foundColumn) = error.problem else {
+            Issue.record("expected invalid TOML, got \(error.problem)")
+            return
+        }
+        #expect(message.hasPrefix("control character U+00"), "\(message)")
+        #expect(foundLine == line && foundColumn == column, "\(text.debugDescription)")
+        // Tabs and CRLF line ends are TOML's own.
+        let book = AddressBookFixtures.book([(AddressBookTests.keys[0], "127.0.0.1:19793")])
+        let tabbed = book.replacingOccurrences(of: "\n", with: "\t\r\n")
+        #expect(try AddressBook.parse(tabbed, path: "b.toml").entries.count == 1)
+    }
 }
