@@ -34,18 +34,15 @@ public enum TOMLFile {
         }
         // No control character but tab, line feed and carriage return may appear literally
         // anywhere in TOML (strings escape them): refused here with a position, before toml++.
-        // (Not the guard against toml++'s abort on `a=[}`, a `}` where an array value is
-        // expected, found by `scripts/fuzz address-book`: that one is still open.)
         if let control = firstControlCharacter(in: text) {
             let hex = String(control.byte, radix: 16, uppercase: true)
             throw .invalidTOML(
                 message: "control character U+\(String(repeating: "0", count: 4 - hex.count) + hex) is not allowed",
                 line: control.line, column: control.column)
         }
-        // toml++ aborts the process on a table header that does not start with a key.
-        if let header = TOMLTableHeaderCheck.firstUnreadableHeader(in: text) {
-            throw .invalidTOML(
-                message: "a table header must start with a key", line: header.line, column: header.column)
+        // Text on which toml++ would abort the process rather than report an error.
+        if let problem = TOMLAbortGuard.firstProblem(in: text) {
+            throw .invalidTOML(message: problem.message, line: problem.line, column: problem.column)
         }
         do {
             return try TOMLTable(string: text)

@@ -1,16 +1,27 @@
 /// toml++ 3.4 (inside TOMLKit 0.6) stops the process on an assertion (SIGABRT, in debug and
-/// release builds alike) when the key of a table header starts with anything but a bare key
-/// character or a quote: `[^a]`, `[é]`, `[[#]]`, a `[` alone on a line. The readers of
-/// users.toml and address-book.toml look for such a header first and refuse the file with an
-/// error instead. (Found by `scripts/fuzz users-toml`.)
+/// release builds alike) on three kinds of invalid text, found by `scripts/fuzz users-toml` and
+/// `scripts/fuzz address-book`:
 ///
-/// A header is a `[` that starts a line (after spaces and tabs) outside strings, comments and
-/// the arrays and inline tables of values: in a valid document that is exactly where toml++
-/// reads one, so no valid file is refused.
-public enum TOMLTableHeaderCheck {
-    /// The line and column (1-based; the column in UTF-8 bytes) of the first table header whose
-    /// key does not start as toml++ requires, or nil.
-    public static func firstUnreadableHeader(in text: String) -> (line: Int, column: Int)? {
+/// - a table header whose key starts with anything but a bare key character or a quote:
+///   `[^a]`, `[é]`, `[[#]]`, a `[` alone on a line;
+/// - a `}` where an array value is expected: `a=[}`, `a=[1,}`, `a={b=[}`;
+/// - a line separator that TOML does not know (U+0085, U+2028, U+2029) where an array value is
+///   expected.
+///
+/// The readers of users.toml and address-book.toml look for these first and refuse the file with
+/// an error instead. The guard is a scan that tracks strings, comments, and the arrays and inline
+/// tables of values, so it refuses only what no valid document contains:
+///
+/// - A header is a `[` that starts a line (after spaces and tabs) outside strings, comments and
+///   values: in a valid document that is exactly where toml++ reads one.
+/// - Outside strings and comments, a `}` only ever closes an inline table, which is then the
+///   innermost open value: a `}` whose innermost open value is an array is never valid.
+/// - TOML's only line break is LF (or CRLF) and its only blanks are space and tab, so the other
+///   Unicode line separators are valid only inside strings and comments.
+public enum TOMLAbortGuard {
+    /// The first text that would abort toml++, with its line and column (1-based; the column in
+    /// UTF-8 bytes) and what is wrong, or nil.
+    public static func firstProblem(in text: String) -> (message: String, line: Int, column: Int)? {
         let bytes = Array(text.utf8)
         let quote = UInt8(ascii: "\"")
         let apostrophe = UInt8(ascii: "'")
@@ -18,7 +29,8 @@ public enum TOMLTableHeaderCheck {
         var index = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         var line = 1
         var lineStart = 0
-        var depth = 0
+        /// The arrays (`[`) and inline tables (`{`) of values open at `index`, innermost last.
+        var openValues: [UInt8] = []
         var atLineStart = true
 
         func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
@@ -28,6 +40,16 @@ public enum TOMLTableHeaderCheck {
                 || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
                 || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
                 || byte == UInt8(ascii: "-") || byte == quote || byte == apostrophe
+        }
+        /// The name of the Unicode line separator that starts at `index` (U+0085 is C2 85,
+        /// U+2028 and U+2029 are E2 80 A8 and E2 80 A9), or nil.
+        func lineSeparator() -> String? {
+            if bytes[index] == 0xC2 && index + 1 < bytes.count && bytes[index + 1] == 0x85 { return "U+0085" }
+            if bytes[index] == 0xE2 && index + 2 < bytes.count && bytes[index + 1] == 0x80 {
+                if bytes[index + 2] == 0xA8 { return "U+2028" }
+                if bytes[index + 2] == 0xA9 { return "U+2029" }
+            }
+            return nil
         }
         /// Skips the string that starts at `index` (one of the four kinds), counting its lines.
         func skipString(_ delimiter: UInt8) {
@@ -85,7 +107,7 @@ public enum TOMLTableHeaderCheck {
             case quote, apostrophe:
                 atLineStart = false
                 skipString(byte)
-            case UInt8(ascii: "[") where depth == 0 && atLineStart:
+            case UInt8(ascii: "[") where openValues.isEmpty && atLineStart:
                 // A table header: `[`, blanks, maybe a second `[` and blanks, then the key.
                 atLineStart = false
                 index += 1
@@ -98,17 +120,23 @@ public enum TOMLTableHeaderCheck {
                     skipBlanks()
                 }
                 if index < bytes.count && bytes[index] != UInt8(ascii: "]") && !startsKey(bytes[index]) {
-                    return (line, index - lineStart + 1)
+                    return ("a table header must start with a key", line, index - lineStart + 1)
                 }
             case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
+                openValues.append(byte)
                 atLineStart = false
                 index += 1
+            case UInt8(ascii: "}") where openValues.last == UInt8(ascii: "["):
+                return ("expected a value or ']' in the array, saw '}'", line, index - lineStart + 1)
             case UInt8(ascii: "]"), UInt8(ascii: "}"):
-                depth = max(0, depth - 1)
+                // Outside values this is a header's `]` (or an error toml++ reports itself).
+                if !openValues.isEmpty { openValues.removeLast() }
                 atLineStart = false
                 index += 1
             default:
+                if let separator = lineSeparator() {
+                    return ("\(separator) is not a TOML line break or blank", line, index - lineStart + 1)
+                }
                 atLineStart = false
                 index += 1
             }
