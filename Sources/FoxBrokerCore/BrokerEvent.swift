@@ -91,6 +91,18 @@ public struct SessionClose: Hashable, Sendable {
         case disconnectWithWill
         /// Any other end: network loss, keep alive timeout, protocol error, server shutdown.
         case abnormal
+        /// An end that would publish the will (any of the two above), but the client's user may
+        /// no longer publish to the will's topic: the access rules changed since CONNECT, and a
+        /// will is checked again when it would be sent (as Mosquitto does). The will is discarded.
+        case willRefused
+
+        /// Whether the session's will is published (at once or after its delay).
+        public var publishesWill: Bool {
+            switch self {
+            case .disconnectWithWill, .abnormal: true
+            case .normalDisconnect, .willRefused: false
+            }
+        }
     }
 
     public var cause: Cause

@@ -83,7 +83,7 @@ extension BrokerState {
         session.will = nil
         sessions[clientIdentifier] = session
         detachedSessions.insert(clientIdentifier)
-        if close.cause != .normalDisconnect, let will {
+        if close.cause.publishesWill, let will {
             let delaySeconds = min(will.properties.willDelayIntervalSeconds ?? 0, session.expiryIntervalSeconds)
             if delaySeconds == 0 {
                 publishWill(will, of: clientIdentifier, into: &actions)

@@ -208,7 +208,7 @@ struct EventGenerator {
             attached[client] = nil
             ended.append(connection)
         }
-        let cause: SessionClose.Cause = random.pick([.abnormal, .normalDisconnect, .disconnectWithWill])
+        let cause: SessionClose.Cause = random.pick([.abnormal, .normalDisconnect, .disconnectWithWill, .willRefused])
         return .sessionClose(
             cid(connection),
             SessionClose(

@@ -16,11 +16,13 @@ import Testing
     }
 
     // Goal: an abnormal close publishes the will; a DISCONNECT 0x00 discards it; DISCONNECT
-    // 0x04 publishes it (MQTT 5.0 §3.1.2.5 [MQTT-3.1.2-8], [MQTT-3.1.2-10], §3.14.2.1).
+    // 0x04 publishes it (MQTT 5.0 §3.1.2.5 [MQTT-3.1.2-8], [MQTT-3.1.2-10], §3.14.2.1); a will
+    // its user may no longer publish (checked again at the close) is discarded.
     @Test(arguments: [
         (SessionClose.Cause.abnormal, true),
         (SessionClose.Cause.normalDisconnect, false),
         (SessionClose.Cause.disconnectWithWill, true),
+        (SessionClose.Cause.willRefused, false),
     ])
     func willOnClose(cause: SessionClose.Cause, published: Bool) {
         let broker = watched()

@@ -728,4 +728,43 @@ extension ConnectionStateMachineTests {
         }
         #expect(open.will?.topicName == "wills/client")
     }
+
+    // Goal: the access rules may change while a client is connected, so a close that would
+    // publish the will (a lost connection, a protocol error, keep alive expiry, DISCONNECT 0x04)
+    // asks for the will to be authorised again, naming its topic, user and client; DISCONNECT
+    // 0x00, which discards the will, and a connection without a will are submitted as they are.
+    @Test func aCloseThatWouldPublishTheWillHasItAuthorisedAgain() {
+        let withWill = H.connect(username: "alice") {
+            $0.will = Will(topicName: "wills/alice", payload: ByteBuffer(), qos: .atMostOnce, retain: false)
+            $0.properties.sessionExpiryIntervalSeconds = 10
+        }
+        let will = ConnectionStateMachine.WillPublish(
+            topicName: "wills/alice", username: "alice", clientIdentifier: "client")
+        func closing(_ connect: Connect, _ end: (inout H) -> [ConnectionStateMachine.Output])
+            -> ConnectionStateMachine.Output?
+        {
+            var harness = H()
+            harness.connected(connect)
+            return end(&harness).first { output in
+                if case .send = output { return false }
+                return output != .close
+            }
+        }
+        let lost: (inout H) -> [ConnectionStateMachine.Output] = { $0.run { $0.channelClosed(into: &$1) } }
+        #expect(closing(withWill, lost) == .submitCloseAuthorizingWill(SessionClose(cause: .abnormal), will))
+        #expect(
+            closing(withWill) { $0.run { $0.keepAliveExpired(into: &$1) } }
+                == .submitCloseAuthorizingWill(SessionClose(cause: .abnormal), will))
+        #expect(
+            closing(withWill) { $0.receive(H.publish("t", alias: 0)) }
+                == .submitCloseAuthorizingWill(SessionClose(cause: .abnormal), will))
+        #expect(
+            closing(withWill) { $0.receive(.disconnect(Disconnect(reasonCode: .disconnectWithWillMessage))) }
+                == .submitCloseAuthorizingWill(SessionClose(cause: .disconnectWithWill), will))
+        #expect(
+            closing(withWill) { $0.receive(.disconnect(Disconnect(reasonCode: .normalDisconnection))) }
+                == H.submitted(.sessionClose(H.connection, SessionClose(cause: .normalDisconnect))))
+        #expect(closing(H.connect(username: "alice"), lost) == H.abnormalClose)
+    }
 }
+

@@ -186,3 +186,34 @@ def test_will_to_a_denied_topic_refused_at_connect(secured, raw_factory, proto):
     dying.sock.close()
     got = watcher.expect(PUBLISH, timeout=5)
     assert got.topic == "wills/alice" and got.payload == b"gone"
+
+
+def test_a_will_whose_right_was_revoked_is_not_published(secured, raw_factory, proto):
+    """The rules may change while a client is connected: a will is authorised again when the
+    connection ends, as Mosquitto does, and one its user may no longer publish is discarded
+    (and logged). With the right given back, the same will is published, so the silence is the
+    revocation and not a lost will."""
+    added = foxmq("acl", "add", "--user", "alice", "--publish", "wills/alice", "-o", str(secured.dir))
+    rule_id = added.stdout.split()[2]
+    foxmq("acl", "add", "--user", "alice", "--subscribe", "#", "-o", str(secured.dir))
+    time.sleep(1.5)
+    watcher = raw_factory(secured, V5)
+    watcher.connect(uid(), username="alice", password=USERS["alice"])
+    watcher.subscribe([("wills/#", 0)])
+    dying = raw_factory(secured, proto)
+    dying.connect(uid(), username="alice", password=USERS["alice"],
+                  will={"topic": "wills/alice", "payload": b"revoked"})
+    foxmq("acl", "remove", rule_id, "-o", str(secured.dir))
+    time.sleep(1.5)
+    dying.sock.close()
+    watcher.expect_nothing(timeout=2.0)
+    assert eventually(lambda: "will discarded" in secured.log_tail(200))
+
+    foxmq("acl", "add", "--user", "alice", "--publish", "wills/alice", "-o", str(secured.dir))
+    time.sleep(1.5)
+    dying = raw_factory(secured, proto)
+    dying.connect(uid(), username="alice", password=USERS["alice"],
+                  will={"topic": "wills/alice", "payload": b"allowed"})
+    dying.sock.close()
+    got = watcher.expect(PUBLISH, timeout=5)
+    assert got.topic == "wills/alice" and got.payload == b"allowed"

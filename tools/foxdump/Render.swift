@@ -228,6 +228,7 @@ enum Render {
                 case .normalDisconnect: "normalDisconnect"
                 case .disconnectWithWill: "disconnectWithWill"
                 case .abnormal: "abnormal"
+                case .willRefused: "willRefused"
                 }
             var fields: [(String, JSON)] = [("connection", Render.connection(connection)), ("cause", .string(cause))]
             if let expiry = close.sessionExpiryIntervalSeconds {

@@ -286,18 +286,19 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             case .send(let packet):
                 encode(packet)
             case .submit(let event):
-                switch services.orderer.submit(event) {
-                case .accepted:
-                    break
-                case .busy:
-                    // Held, and nothing more is read, until the orderer takes it.
-                    blockedEvent = event
-                    scheduleRetry()
-                case .tooLarge:
-                    run { machine, outputs in machine.submitRefused(.packetTooLarge, into: &outputs) }
-                case .unavailable(let reasonCode):
-                    run { machine, outputs in machine.submitRefused(reasonCode, into: &outputs) }
+                submit(event)
+            case .submitCloseAuthorizingWill(var close, let will):
+                let allowed = Self.authorize(
+                    .publish(topicName: will.topicName), username: will.username,
+                    clientIdentifier: will.clientIdentifier, services: services)
+                if !allowed {
+                    close.cause = .willRefused
+                    services.metrics.droppedUnauthorized.increment()
+                    log(
+                        .info, "will discarded: its user may no longer publish to its topic",
+                        ["topic": "\(will.topicName)"])
                 }
+                submit(.sessionClose(machine.connection, close))
             case .authenticate(let username, let password):
                 authenticate(username: username, password: password)
             case .watchKeepAlive(let timeoutMillis):
@@ -312,6 +313,21 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                     .info, "CONNECT refused without a CONNACK: the client's Maximum Packet Size cannot hold it",
                     ["reason": "\(reasonCode)"])
             }
+        }
+    }
+
+    private func submit(_ event: BrokerEvent) {
+        switch services.orderer.submit(event) {
+        case .accepted:
+            break
+        case .busy:
+            // Held, and nothing more is read, until the orderer takes it.
+            blockedEvent = event
+            scheduleRetry()
+        case .tooLarge:
+            run { machine, outputs in machine.submitRefused(.packetTooLarge, into: &outputs) }
+        case .unavailable(let reasonCode):
+            run { machine, outputs in machine.submitRefused(reasonCode, into: &outputs) }
         }
     }
 

@@ -103,6 +103,7 @@ extension BrokerEvent {
                 case .normalDisconnect: 0
                 case .disconnectWithWill: 1
                 case .abnormal: 2
+                case .willRefused: 3
                 }
             buffer.writeInteger(cause)
             buffer.writeOptional(close.sessionExpiryIntervalSeconds) { $0.writeInteger($1) }
@@ -236,6 +237,7 @@ extension BrokerEvent {
             case 0: cause = .normalDisconnect
             case 1: cause = .disconnectWithWill
             case 2: cause = .abnormal
+            case 3: cause = .willRefused
             default: throw RecordDecodeError("sessionClose.cause", "unknown cause \(rawCause)")
             }
             let expiry = try reader.optional("sessionClose.sessionExpiryInterval") {

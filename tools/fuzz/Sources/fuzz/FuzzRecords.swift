@@ -257,6 +257,7 @@ func sampleBrokerHistory() -> (events: [BrokerEvent], state: BrokerState) {
         .systemPublish(node: 0, topicName: "$SYS/broker/uptime", payload: ByteBuffer(string: "42")),
         .sessionClose(second, SessionClose(cause: .abnormal, sessionExpiryIntervalSeconds: 60)),
         .sessionClose(first, SessionClose(cause: .disconnectWithWill)),
+        .sessionClose(second, SessionClose(cause: .willRefused)),
         .tick,
         .nodeLost(node: 1, incarnation: 3),
     ]
