@@ -767,4 +767,3 @@ extension ConnectionStateMachineTests {
         #expect(closing(H.connect(username: "alice"), lost) == H.abnormalClose)
     }
 }
-
