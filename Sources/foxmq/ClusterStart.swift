@@ -119,6 +119,7 @@ extension RunCommand {
         var ordererConfiguration = ConsensusOrderer.Configuration()
         ordererConfiguration.logRetentionRecords = logRetentionRecords
         ordererConfiguration.willFailoverMillis = willFailoverSeconds * 1000
+        if maxPendingBytes > 0 { ordererConfiguration.pendingBytesMax = maxPendingBytes }
         if ProcessEnvironment.all()["FOXMQ_TEST_BYZANTINE"] == "equivocate" {
             logger.warning("test Byzantine mode: this node signs two blocks for each of its rounds")
             ordererConfiguration.equivocationSigner = { digest in signer.sign(digest) }

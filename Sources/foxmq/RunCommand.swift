@@ -183,6 +183,13 @@ struct RunCommand: AsyncParsableCommand {
             valueName: "BYTES"))
     var maxOutboundBuffer: Int = 2_097_152
 
+    @Option(
+        help: ArgumentHelp(
+            "Bytes of client events taken but not yet on disk (in a cluster: not yet ordered) above which "
+                + "clients are not read until the store catches up; 0 = 64 MiB (32 MiB in a cluster).",
+            valueName: "BYTES"))
+    var maxPendingBytes: Int = 0
+
     @Option(help: ArgumentHelp("Network threads (event loops); 0 = one per core.", valueName: "N"))
     var threads: Int = 0
 
@@ -249,6 +256,9 @@ struct RunCommand: AsyncParsableCommand {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1.") }
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second.") }
         guard maxOutboundBuffer >= 4096 else { throw ValidationError("--max-outbound-buffer must be at least 4096.") }
+        guard maxPendingBytes == 0 || maxPendingBytes >= 65536 else {
+            throw ValidationError("--max-pending-bytes must be 0 (the default) or at least 65536.")
+        }
         guard (0...1024).contains(threads) else { throw ValidationError("--threads must be 0...1024.") }
         guard checkpointRecords >= 1, checkpointInterval >= 1 else {
             throw ValidationError("--checkpoint-records and --checkpoint-interval must be at least 1.")
@@ -580,6 +590,7 @@ extension RunCommand {
         }
         ordererConfiguration.checkpointRecordCount = checkpointRecords
         ordererConfiguration.checkpointIntervalMillis = checkpointInterval
+        if maxPendingBytes > 0 { ordererConfiguration.pendingBytesMax = maxPendingBytes }
         let node = NodeStorage.durable(
             store: store, recovered: RecoveredStateBox(recovered), incarnation: incarnation,
             configuration: ordererConfiguration)

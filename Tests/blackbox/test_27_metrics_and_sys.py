@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import re
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -15,8 +16,8 @@ import urllib.request
 import pytest
 
 from conftest import (
-    PACKET_NAMES, P_MESSAGE_EXPIRY, P_SESSION_EXPIRY, PUBACK, PUBLISH, SUBACK, V5, PahoClient, RawClient, connect_packet,
-    free_port, subscribe_packet, uid,
+    FOXMQ_BIN, PACKET_NAMES, P_MESSAGE_EXPIRY, P_SESSION_EXPIRY, PUBACK, PUBLISH, SUBACK, V5, PahoClient, RawClient,
+    connect_packet, free_port, publish_packet, subscribe_packet, uid,
 )
 
 pytestmark = pytest.mark.foxmq_only
@@ -551,3 +552,38 @@ def test_metrics_store_sync_and_log_size(broker_factory, raw_factory):
     assert value(after, "foxmq_log_entries") >= 6, "a connect and 5 publishes at least"
     assert value(after, "foxmq_log_bytes") >= 5 * 3000, "the 5 payloads at least"
     assert value(after, "foxmq_store_sync_seconds_sum") > 0
+
+
+def test_a_small_pending_bound_holds_publishers_and_loses_nothing(broker_factory, raw_factory):
+    """With --max-pending-bytes 65536, publishers that write faster than the store syncs find the
+    orderer busy: their connections are held unread, each hold counted in
+    foxmq_orderer_busy_total, and nothing is lost: every QoS 1 message is acknowledged once and
+    delivered once, in each publisher's order. A bound under 64 KiB is refused at start-up."""
+    refused = subprocess.run([FOXMQ_BIN, "run", "--max-pending-bytes", "100"], capture_output=True, text=True,
+                             timeout=30)
+    assert refused.returncode != 0 and "--max-pending-bytes" in refused.stderr
+    b = metrics_broker(broker_factory, "--max-pending-bytes", "65536")
+    sub = raw_factory(b, V5)
+    sub.connect(uid())
+    sub.subscribe("load/#", qos=1)
+    publishers = [raw_factory(b, V5) for _ in range(3)]
+    for p in publishers:
+        p.connect(uid())
+    count, payload = 150, b"x" * 16384
+    for n in range(1, count + 1):
+        for i, p in enumerate(publishers):
+            p.send(publish_packet(f"load/{i}", payload + n.to_bytes(4, "big"), qos=1, packet_id=n))
+    seen: dict[str, list[int]] = collections.defaultdict(list)
+    for _ in range(count * len(publishers)):
+        pkt = sub.expect(PUBLISH, timeout=30)
+        seen[pkt.topic].append(int.from_bytes(pkt.payload[-4:], "big"))
+        sub.ack(pkt)
+    sub.expect_nothing(0.3)
+    assert {topic: numbers for topic, numbers in seen.items()} \
+        == {f"load/{i}": list(range(1, count + 1)) for i in range(len(publishers))}
+    for p in publishers:
+        acks = [p.expect(PUBACK, timeout=30) for _ in range(count)]
+        assert [a.packet_id for a in acks] == list(range(1, count + 1))
+        assert all(a.reason in (0, None) for a in acks)
+    _, text = scrape(b.metrics_port)
+    assert value(text, "foxmq_orderer_busy_total") >= 1

@@ -322,6 +322,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             break
         case .busy:
             // Held, and nothing more is read, until the orderer takes it.
+            services.metrics.ordererBusy.increment()
             blockedEvent = event
             scheduleRetry()
         case .tooLarge:

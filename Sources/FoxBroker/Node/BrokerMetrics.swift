@@ -27,6 +27,9 @@ public final class BrokerMetrics: Sendable {
     let droppedUnauthorized: Counter
     let droppedQueueFull: Counter
     let droppedExpired: Counter
+    /// Events the orderer answered busy (its pending bytes at `--max-pending-bytes`): each
+    /// held its connection unread until the orderer took it.
+    let ordererBusy: Counter
     // The state, sampled.
     let retainedMessages: Gauge
     let sessionsConnected: Gauge
@@ -85,6 +88,7 @@ public final class BrokerMetrics: Sendable {
         droppedUnauthorized = Counter(label: "foxmq_messages_dropped_total", dimensions: [("reason", "unauthorized")])
         droppedQueueFull = Counter(label: "foxmq_messages_dropped_total", dimensions: [("reason", "queue_full")])
         droppedExpired = Counter(label: "foxmq_messages_dropped_total", dimensions: [("reason", "expired")])
+        ordererBusy = Counter(label: "foxmq_orderer_busy_total")
         retainedMessages = Gauge(label: "foxmq_retained_messages")
         sessionsConnected = Gauge(label: "foxmq_sessions", dimensions: [("state", "connected")])
         sessionsOffline = Gauge(label: "foxmq_sessions", dimensions: [("state", "offline")])
