@@ -162,6 +162,22 @@ def test_config_set_on_a_running_node_orders_new_limits(broker, raw_factory):
     assert "settings changed" in broker.log_tail(200)
 
 
+def will_watcher(secured, raw_factory):
+    """alice, subscribed to wills/#."""
+    watcher = raw_factory(secured, V5)
+    watcher.connect(uid(), username="alice", password=USERS["alice"])
+    watcher.subscribe([("wills/#", 0)])
+    return watcher
+
+
+def connect_alice_with_will(secured, raw_factory, proto, payload: bytes):
+    """alice, connected with a will to wills/alice."""
+    client = raw_factory(secured, proto)
+    client.connect(uid(), username="alice", password=USERS["alice"],
+                   will={"topic": "wills/alice", "payload": payload})
+    return client
+
+
 def test_will_to_a_denied_topic_refused_at_connect(secured, raw_factory, proto):
     """A will is a publish made on the client's behalf: one to a topic the rules do not let the
     user publish to, or to the broker's own `$SYS`, refuses the CONNECT (0x87 in 5.0, 0x05 in
@@ -177,13 +193,8 @@ def test_will_to_a_denied_topic_refused_at_connect(secured, raw_factory, proto):
                         will={"topic": topic, "payload": b"forged", "retain": True})
         assert ack.reason == refused, f"will on {topic}: {ack!r}"
         assert not c.is_open()
-    watcher = raw_factory(secured, V5)
-    watcher.connect(uid(), username="alice", password=USERS["alice"])
-    watcher.subscribe([("wills/#", 0)])
-    dying = raw_factory(secured, proto)
-    dying.connect(uid(), username="alice", password=USERS["alice"],
-                  will={"topic": "wills/alice", "payload": b"gone"})
-    dying.sock.close()
+    watcher = will_watcher(secured, raw_factory)
+    connect_alice_with_will(secured, raw_factory, proto, b"gone").sock.close()
     got = watcher.expect(PUBLISH, timeout=5)
     assert got.topic == "wills/alice" and got.payload == b"gone"
 
@@ -197,12 +208,8 @@ def test_a_will_whose_right_was_revoked_is_not_published(secured, raw_factory, p
     rule_id = added.stdout.split()[2]
     foxmq("acl", "add", "--user", "alice", "--subscribe", "#", "-o", str(secured.dir))
     time.sleep(1.5)
-    watcher = raw_factory(secured, V5)
-    watcher.connect(uid(), username="alice", password=USERS["alice"])
-    watcher.subscribe([("wills/#", 0)])
-    dying = raw_factory(secured, proto)
-    dying.connect(uid(), username="alice", password=USERS["alice"],
-                  will={"topic": "wills/alice", "payload": b"revoked"})
+    watcher = will_watcher(secured, raw_factory)
+    dying = connect_alice_with_will(secured, raw_factory, proto, b"revoked")
     foxmq("acl", "remove", rule_id, "-o", str(secured.dir))
     time.sleep(1.5)
     dying.sock.close()
@@ -211,9 +218,6 @@ def test_a_will_whose_right_was_revoked_is_not_published(secured, raw_factory, p
 
     foxmq("acl", "add", "--user", "alice", "--publish", "wills/alice", "-o", str(secured.dir))
     time.sleep(1.5)
-    dying = raw_factory(secured, proto)
-    dying.connect(uid(), username="alice", password=USERS["alice"],
-                  will={"topic": "wills/alice", "payload": b"allowed"})
-    dying.sock.close()
+    connect_alice_with_will(secured, raw_factory, proto, b"allowed").sock.close()
     got = watcher.expect(PUBLISH, timeout=5)
     assert got.topic == "wills/alice" and got.payload == b"allowed"
