@@ -638,14 +638,11 @@ public final class ClusterTransport: Sendable {
 
     // MARK: - Failures
 
-    /// Counts and logs a refused handshake. Refusals after `stop()` are the transport's own.
+    /// Logs and counts a refused handshake, in that order: whoever sees the count can read the
+    /// log line. Refusals after `stop()` are the transport's own.
     func recordRefusal(_ refusal: ClusterRefusal, connection: String) {
-        let running = state.withLock { state in
-            guard state.isRunning else { return false }
-            state.metrics.handshakeFailures[refusal.reason, default: 0] += 1
-            return true
-        }
-        guard running else { return }
+        guard state.withLock({ $0.isRunning }) else { return }
+        defer { state.withLock { $0.metrics.handshakeFailures[refusal.reason, default: 0] += 1 } }
         switch refusal.reason {
         case .closed:
             logger.info("\(connection) closed during the handshake (\(refusal.detail))")
@@ -657,12 +654,12 @@ public final class ClusterTransport: Sendable {
     }
 
     /// An authenticated connection broke the protocol (an oversize frame, or a frame on an
-    /// outbound connection); it is being closed.
+    /// outbound connection); it is being closed. Logged before it is counted, as a refusal is.
     func recordViolation(oversize: Bool, connection: String, detail: String) {
+        logger.warning("closing \(connection): \(detail)")
         state.withLock { state in
             if oversize { state.metrics.oversizeFrames += 1 } else { state.metrics.unexpectedFrames += 1 }
         }
-        logger.warning("closing \(connection): \(detail)")
     }
 
     // MARK: - Addresses
