@@ -36,7 +36,7 @@ public struct ApplicationMessage: Sendable {
         var properties = publish.properties
         properties.topicAlias = nil
         properties.subscriptionIdentifiers = []
-        let expiry = properties.messageExpiryIntervalSeconds.map { nowMillis + UInt64($0) * 1000 }
+        let expiry = properties.messageExpiryIntervalSeconds.map { nowMillis.millisAdding(seconds: $0) }
         self.init(
             topicName: publish.topicName, payload: publish.payload, qos: publish.qos,
             retain: publish.retain, properties: properties, expiryDeadlineMillis: expiry,
@@ -59,8 +59,9 @@ public struct ApplicationMessage: Sendable {
         var properties = self.properties
         if let deadline = expiryDeadlineMillis {
             let remainingMillis = deadline > nowMillis ? deadline - nowMillis : 0
+            // Rounded up, without `+ 999`: a deadline may be "never" (`UInt64.max`).
             properties.messageExpiryIntervalSeconds = UInt32(
-                clamping: (remainingMillis + 999) / 1000)
+                clamping: remainingMillis / 1000 + (remainingMillis % 1000 == 0 ? 0 : 1))
         }
         properties.subscriptionIdentifiers = subscriptionIdentifiers
         return Publish(

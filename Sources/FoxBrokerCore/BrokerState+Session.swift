@@ -90,7 +90,7 @@ extension BrokerState {
             } else {
                 sessions[clientIdentifier]?.pendingWill = PendingWill(
                     will: will, protocolVersion: session.protocolVersion,
-                    deadlineMillis: nowMillis + UInt64(delaySeconds) * 1000)
+                    deadlineMillis: nowMillis.millisAdding(seconds: delaySeconds))
             }
         }
         if session.expiryIntervalSeconds == 0 {
@@ -227,7 +227,7 @@ extension BrokerState {
         let message = ApplicationMessage(
             topicName: will.topicName, payload: will.payload, qos: will.qos, retain: will.retain,
             properties: properties,
-            expiryDeadlineMillis: properties.messageExpiryIntervalSeconds.map { nowMillis + UInt64($0) * 1000 },
+            expiryDeadlineMillis: properties.messageExpiryIntervalSeconds.map { nowMillis.millisAdding(seconds: $0) },
             originClientIdentifier: clientIdentifier)
         if will.retain && (will.payload.readableBytes == 0 || retained.admits(message, limits: limits)) {
             storeRetained(message)

@@ -60,7 +60,7 @@ struct Session {
         guard let since = disconnectedAtMillis, expiryIntervalSeconds != UInt32.max else {
             return nil
         }
-        return since + UInt64(expiryIntervalSeconds) * 1000
+        return since.millisAdding(seconds: expiryIntervalSeconds)
     }
 }
 

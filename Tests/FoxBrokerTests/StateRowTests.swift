@@ -214,6 +214,44 @@ import Testing
         #expect(session.subscriptions.count == 1)
     }
 
+    // Goal: times are checked for form, not sense: a session row disconnected at the end of
+    // time (2^64 - 252 ms) with a 60 s expiry interval decodes, loads and lives through ticks,
+    // its deadline saturated to "never", instead of trapping on the overflow; and a message
+    // whose deadline is "never" is sent with the largest expiry interval. (The row is the
+    // `scripts/fuzz records` crash input without its two selector bytes, with its CRC-32C.)
+    @Test func timesAtTheEndOfTimeSaturate() throws {
+        let hex =
+            "0100000002633200040000003c000001ffffffffffffff04000000000000000200010000000003612f78000000087265"
+            + "7461696e656401010000001211020000025809000201022600016b0001760100000000000932840100000002633201"
+            + "000000000000020000000003612f7800000001310200000000010000010000000263320200000000020000000003612f"
+            + "7900000000000000000003000000020000000200000000000000000000000000"
+        let body = stride(from: 0, to: hex.count, by: 2).map { offset in
+            UInt8(hex.dropFirst(offset).prefix(2), radix: 16)!
+        }
+        var row = ByteBuffer(bytes: body)
+        row.writeInteger(CRC32C.checksum(body))
+        let session = try Session.decodeRow(row)
+        #expect(session.disconnectedAtMillis == UInt64.max - 251)
+        #expect(session.expiryDeadlineMillis == UInt64.max)
+        let summary = try SessionSummary.decode(key: RowKey.key(session.clientIdentifier.utf8), value: row)
+        #expect(summary.expiryDeadlineMillis == UInt64.max)
+        let state = try BrokerState.load(
+            meta: StateMeta(appliedIndex: 1, nowMillis: 1_765_000_000_000, limits: BrokerLimits()),
+            sessions: [(key: RowKey.key(session.clientIdentifier.utf8), value: row)], retained: [], cursors: [])
+        var actions: [BrokerAction] = []
+        state.apply(.tick, atMillis: 1_765_000_100_000, into: &actions)
+        #expect(state.sessions[ExactString(session.clientIdentifier)] != nil)
+
+        let never = ApplicationMessage(
+            topicName: "t", payload: ByteBuffer(), qos: .atMostOnce, retain: false, properties: Properties(),
+            expiryDeadlineMillis: UInt64.max, originClientIdentifier: nil)
+        let publish = never.publish(
+            qos: .atMostOnce, retain: false, packetIdentifier: nil, subscriptionIdentifiers: [], nowMillis: 5)
+        #expect(publish.properties.messageExpiryIntervalSeconds == UInt32.max)
+        #expect(UInt64.max.millisAdding(seconds: 1) == UInt64.max)
+        #expect(UInt64(1_000).millisAdding(seconds: 2) == 3_000)
+    }
+
     // Goal: damaged fixtures are refused with the error that names the damage, never decoded
     // into something else.
     @Test func damagedFixturesAreRefused() throws {
