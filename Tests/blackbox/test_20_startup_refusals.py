@@ -1,7 +1,7 @@
 """Start-up refuses what it cannot trust (FoxMQ only), with a message naming the file and the
 problem, and never answers with an empty broker: a damaged store, an admin database whose
 recorded migration is not the one this binary embeds, one made by a newer foxmq, and a second
-node on the same data directory."""
+node on the same data directory; and a limit option out of its range."""
 
 import sqlite3
 import subprocess
@@ -78,3 +78,11 @@ def test_a_second_node_on_the_same_data_directory_is_refused(durable):
     assert run.returncode != 0
     assert "in use by another foxmq process" in message and str(broker.proc.pid) in message, message
     assert broker.alive()
+
+
+def test_a_pending_bound_under_64_kib_is_refused(tmp_path):
+    """--max-pending-bytes below 65536 (other than 0, the default) stops the start, naming the
+    option, before the data directory is touched."""
+    run = run_foxmq(tmp_path / "node", "--max-pending-bytes", "100")
+    assert run.returncode != 0 and "--max-pending-bytes" in run.stderr
+    assert not (tmp_path / "node").exists()

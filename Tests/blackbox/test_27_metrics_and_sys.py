@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import re
 import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +15,7 @@ import urllib.request
 import pytest
 
 from conftest import (
-    FOXMQ_BIN, PACKET_NAMES, P_MESSAGE_EXPIRY, P_SESSION_EXPIRY, PUBACK, PUBLISH, SUBACK, V5, PahoClient, RawClient,
+    PACKET_NAMES, P_MESSAGE_EXPIRY, P_SESSION_EXPIRY, PUBACK, PUBLISH, SUBACK, V5, PahoClient, RawClient,
     connect_packet, free_port, publish_packet, subscribe_packet, uid,
 )
 
@@ -558,10 +557,7 @@ def test_a_small_pending_bound_holds_publishers_and_loses_nothing(broker_factory
     """With --max-pending-bytes 65536, publishers that write faster than the store syncs find the
     orderer busy: their connections are held unread, each hold counted in
     foxmq_orderer_busy_total, and nothing is lost: every QoS 1 message is acknowledged once and
-    delivered once, in each publisher's order. A bound under 64 KiB is refused at start-up."""
-    refused = subprocess.run([FOXMQ_BIN, "run", "--max-pending-bytes", "100"], capture_output=True, text=True,
-                             timeout=30)
-    assert refused.returncode != 0 and "--max-pending-bytes" in refused.stderr
+    delivered once, in each publisher's order."""
     b = metrics_broker(broker_factory, "--max-pending-bytes", "65536")
     sub = raw_factory(b, V5)
     sub.connect(uid())
